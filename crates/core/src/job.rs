@@ -1,0 +1,133 @@
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Identifies one job, in PostgreSQL, in the queue and in URLs.
+/// UUIDv7, so ids sort by creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(pub Uuid);
+
+impl JobId {
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for JobId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown {what} {value:?}")]
+pub struct ParseEnumError {
+    what: &'static str,
+    value: String,
+}
+
+/// Declares a fieldless enum stored as snake_case text in PostgreSQL and JSON.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseEnumError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(ParseEnumError { what: $what, value: s.to_owned() }),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// What a job does.
+    JobKind, "job kind", {
+        Register => "register",
+        Recognize => "recognize",
+    }
+);
+
+text_enum!(
+    /// Where a job is in its life. `queued` → `processing` → one of the terminal states.
+    JobStatus, "job status", {
+        Queued => "queued",
+        Processing => "processing",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Canceled => "canceled",
+    }
+);
+
+impl JobStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Canceled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_through_text_and_json() {
+        for s in JobStatus::ALL {
+            assert_eq!(s.as_str().parse::<JobStatus>().unwrap(), *s);
+            assert_eq!(serde_json::to_string(s).unwrap(), format!("\"{s}\""));
+        }
+        for k in JobKind::ALL {
+            assert_eq!(k.as_str().parse::<JobKind>().unwrap(), *k);
+        }
+        assert!("done".parse::<JobStatus>().is_err());
+    }
+
+    #[test]
+    fn only_finished_states_are_terminal() {
+        let terminal: Vec<_> = JobStatus::ALL.iter().filter(|s| s.is_terminal()).collect();
+        assert_eq!(terminal, [&JobStatus::Succeeded, &JobStatus::Failed, &JobStatus::Canceled]);
+    }
+
+    #[test]
+    fn job_ids_parse_and_sort_by_creation() {
+        let a = JobId::new();
+        let b = JobId::new();
+        assert!(a.0 < b.0);
+        assert_eq!(a.to_string().parse::<JobId>().unwrap(), a);
+        assert!("not-a-uuid".parse::<JobId>().is_err());
+    }
+}

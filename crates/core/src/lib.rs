@@ -1,0 +1,21 @@
+//! Domain types shared by every facerec crate: job ids, kinds and statuses,
+//! validated request parameters, job results and stable error codes.
+//!
+//! Owns no I/O and no runtime: no tokio, sqlx, axum or ort. Everything here is
+//! plain data, parsed once at the edge ("parse, don't validate") and trusted inside.
+
+mod codes;
+mod job;
+mod params;
+mod result;
+
+pub use codes::JobErrorCode;
+pub use job::{JobId, JobKind, JobStatus, ParseEnumError};
+pub use params::{
+    CollectionName, JobParams, ParamError, RecognizeParams, RegisterParams, SubjectName,
+    Threshold, TopK,
+};
+pub use result::{BBox, BestMatch, FaceMatch, RecognizeResult, RecognizedFace, RegisterResult};
+
+/// Length of every face embedding we store and compare (SFace).
+pub const EMBEDDING_DIM: usize = 128;

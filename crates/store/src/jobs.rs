@@ -1,0 +1,241 @@
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use facerec_core::{JobErrorCode, JobId, JobKind, JobParams, JobStatus};
+use sqlx::{FromRow, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::error::QueryContext;
+use crate::{Store, StoreError};
+
+/// A job as submitted, with its upload.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: JobId,
+    pub params: JobParams,
+    pub request_id: Option<String>,
+    pub callback_url: Option<String>,
+    pub content_type: String,
+    pub input: Vec<u8>,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub kind: JobKind,
+    pub status: JobStatus,
+    pub params: JobParams,
+    pub attempts: i32,
+    pub result: Option<serde_json::Value>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub request_id: Option<String>,
+    pub callback_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Proof that this worker holds a job: only the holder of the token may finish it.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub job: JobRecord,
+    pub token: Uuid,
+    pub input: Vec<u8>,
+}
+
+#[derive(FromRow)]
+struct JobRow {
+    id: Uuid,
+    kind: String,
+    status: String,
+    params: sqlx::types::Json<serde_json::Value>,
+    attempts: i32,
+    result: Option<sqlx::types::Json<serde_json::Value>>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    request_id: Option<String>,
+    callback_url: Option<String>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+const JOB_COLUMNS: &str = "id, kind, status, params, attempts, result, error_code, error_message, \
+     request_id, callback_url, created_at, started_at, finished_at";
+
+fn corrupt<E: std::error::Error + Send + Sync + 'static>(what: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::Corrupt { what, source: Box::new(e) }
+}
+
+impl TryFrom<JobRow> for JobRecord {
+    type Error = StoreError;
+    fn try_from(r: JobRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: JobId(r.id),
+            kind: r.kind.parse().map_err(corrupt("job kind"))?,
+            status: r.status.parse().map_err(corrupt("job status"))?,
+            params: serde_json::from_value(r.params.0).map_err(corrupt("job params"))?,
+            attempts: r.attempts,
+            result: r.result.map(|j| j.0),
+            error_code: r.error_code,
+            error_message: r.error_message,
+            request_id: r.request_id,
+            callback_url: r.callback_url,
+            created_at: r.created_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+        })
+    }
+}
+
+impl Store {
+    /// Records a queued job and its upload, atomically.
+    pub async fn insert_job(&self, job: &NewJob) -> Result<(), StoreError> {
+        let params = serde_json::to_value(&job.params)
+            .map_err(|e| StoreError::Corrupt { what: "job params", source: Box::new(e) })?;
+        let mut tx = self.pool.begin().await.context("begin insert job")?;
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, status, params, request_id, callback_url) \
+             VALUES ($1, $2, 'queued', $3, $4, $5)",
+        )
+        .bind(job.id.0)
+        .bind(job.params.kind().as_str())
+        .bind(sqlx::types::Json(params))
+        .bind(&job.request_id)
+        .bind(&job.callback_url)
+        .execute(&mut *tx)
+        .await
+        .context("insert job")?;
+        sqlx::query("INSERT INTO job_inputs (job_id, content_type, bytes) VALUES ($1, $2, $3)")
+            .bind(job.id.0)
+            .bind(&job.content_type)
+            .bind(&job.input)
+            .execute(&mut *tx)
+            .await
+            .context("insert job input")?;
+        tx.commit().await.context("commit insert job")
+    }
+
+    /// Removes a job that was never queued (its enqueue failed), input included.
+    pub async fn delete_unqueued_job(&self, id: JobId) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM jobs WHERE id = $1 AND status = 'queued' AND attempts = 0")
+            .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .context("delete unqueued job")?;
+        Ok(())
+    }
+
+    pub async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+        let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .context("get job")?;
+        row.map(JobRecord::try_from).transpose()
+    }
+
+    /// Takes a job for processing: `queued` → `processing`, or a `processing` job
+    /// whose holder's lease ran out. `None` when the job is gone, finished or held.
+    pub async fn claim_job(&self, id: JobId, lease: Duration) -> Result<Option<Claim>, StoreError> {
+        let token = Uuid::new_v4();
+        let sql = format!(
+            "UPDATE jobs SET status = 'processing', attempts = attempts + 1, \
+                 started_at = coalesce(started_at, now()), claim_token = $2, \
+                 lease_expires_at = now() + make_interval(secs => $3) \
+             WHERE id = $1 AND (status = 'queued' OR (status = 'processing' AND lease_expires_at < now())) \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let mut tx = self.pool.begin().await.context("begin claim")?;
+        let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id.0)
+            .bind(token)
+            .bind(lease.as_secs_f64())
+            .fetch_optional(&mut *tx)
+            .await
+            .context("claim job")?;
+        let Some(row) = row else { return Ok(None) };
+        let input: Option<Vec<u8>> = sqlx::query_scalar("SELECT bytes FROM job_inputs WHERE job_id = $1")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("read job input")?;
+        let job = JobRecord::try_from(row)?;
+        let Some(input) = input else {
+            // A processing job without input can only fail; do it here so it never sticks.
+            finish(&mut tx, id, token, JobStatus::Failed, None, Some((JobErrorCode::Internal, "job input is missing"))).await?;
+            tx.commit().await.context("commit claim")?;
+            return Ok(None);
+        };
+        tx.commit().await.context("commit claim")?;
+        Ok(Some(Claim { job, token, input }))
+    }
+
+    /// Gives a claimed job back to the queue after a transient failure.
+    pub async fn release_job(&self, claim: &Claim) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'queued', claim_token = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND claim_token = $2 AND status = 'processing'",
+        )
+        .bind(claim.job.id.0)
+        .bind(claim.token)
+        .execute(&self.pool)
+        .await
+        .context("release job")?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends a claimed job as failed. False when the claim was lost meanwhile.
+    pub async fn fail_job(&self, claim: &Claim, code: JobErrorCode, message: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.context("begin fail job")?;
+        let ok = finish(&mut tx, claim.job.id, claim.token, JobStatus::Failed, None, Some((code, message))).await?;
+        tx.commit().await.context("commit fail job")?;
+        Ok(ok)
+    }
+
+    /// Ends a claimed job as succeeded with `result`. False when the claim was lost meanwhile.
+    pub async fn succeed_job(&self, claim: &Claim, result: &serde_json::Value) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.context("begin succeed job")?;
+        let ok = finish(&mut tx, claim.job.id, claim.token, JobStatus::Succeeded, Some(result), None).await?;
+        tx.commit().await.context("commit succeed job")?;
+        Ok(ok)
+    }
+}
+
+/// Moves a held job to a terminal state and drops its input. Returns false,
+/// writing nothing, when `token` no longer holds the job.
+pub(crate) async fn finish(
+    tx: &mut Transaction<'_, Postgres>,
+    id: JobId,
+    token: Uuid,
+    status: JobStatus,
+    result: Option<&serde_json::Value>,
+    error: Option<(JobErrorCode, &str)>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE jobs SET status = $3, result = $4, error_code = $5, error_message = $6, \
+             finished_at = now(), claim_token = NULL, lease_expires_at = NULL \
+         WHERE id = $1 AND claim_token = $2 AND status = 'processing'",
+    )
+    .bind(id.0)
+    .bind(token)
+    .bind(status.as_str())
+    .bind(result.map(sqlx::types::Json))
+    .bind(error.map(|(c, _)| c.as_str()))
+    .bind(error.map(|(_, m)| m))
+    .execute(&mut **tx)
+    .await
+    .context("finish job")?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM job_inputs WHERE job_id = $1")
+        .bind(id.0)
+        .execute(&mut **tx)
+        .await
+        .context("delete job input")?;
+    Ok(true)
+}

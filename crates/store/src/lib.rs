@@ -1,0 +1,62 @@
+//! PostgreSQL access for facerec: the connection pool, migrations, and every
+//! query, returning domain types from `facerec-core`.
+//!
+//! PostgreSQL is the source of truth for jobs and the gallery. Job state moves
+//! only through conditional updates here (`queued` → `processing` by a claim
+//! with a lease; `processing` → terminal only by the claim holder), and each
+//! result is written in the same transaction as its status change.
+//! Async (sqlx on tokio); no business logic beyond keeping those rules.
+
+mod error;
+mod gallery;
+mod jobs;
+
+pub use error::StoreError;
+pub use gallery::{NewFace, SearchHit};
+pub use jobs::{Claim, JobRecord, NewJob};
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+/// The embedded migrations from the repository's `migrations/` folder.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = url.parse().map_err(StoreError::Connect)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Connect)?;
+        Ok(Self { pool })
+    }
+
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies pending migrations; safe to run from several processes at once
+    /// (sqlx takes an advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(StoreError::Migrate)
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}

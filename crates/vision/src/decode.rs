@@ -1,0 +1,83 @@
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+
+use crate::VisionError;
+
+/// Bounds on what the decoder may allocate, checked from the header before decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    pub max_pixels: u64,
+    pub max_alloc_bytes: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self { max_pixels: 40_000_000, max_alloc_bytes: 512 * 1024 * 1024 }
+    }
+}
+
+/// Decodes JPEG, PNG or WebP bytes into 8-bit RGB, upright (EXIF orientation applied).
+/// Grayscale, alpha (dropped), 16-bit and palette images are converted.
+pub fn decode_image(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, VisionError> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| VisionError::Decode(image::ImageError::IoError(e)))?;
+    let mut image_limits = image::Limits::default();
+    image_limits.max_alloc = Some(limits.max_alloc_bytes);
+    reader.limits(image_limits);
+    let mut decoder = reader.into_decoder().map_err(VisionError::Decode)?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(VisionError::TooManyPixels { width, height, max_pixels: limits.max_pixels });
+    }
+    let orientation = decoder.orientation().map_err(VisionError::Decode)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(VisionError::Decode)?;
+    image.apply_orientation(orientation);
+    Ok(image.into_rgb8())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageFormat, Luma, LumaA, Rgba};
+
+    fn encode(image: DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        image.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn converts_unusual_pixel_formats_to_rgb() {
+        let gray = DynamicImage::ImageLuma8(image::ImageBuffer::from_pixel(4, 3, Luma([200u8])));
+        let rgb = decode_image(&encode(gray, ImageFormat::Png), DecodeLimits::default()).unwrap();
+        assert_eq!((rgb.width(), rgb.height()), (4, 3));
+        assert_eq!(rgb.get_pixel(1, 1).0, [200, 200, 200]);
+
+        let gray16 = DynamicImage::ImageLuma16(image::ImageBuffer::from_pixel(2, 2, Luma([65535u16])));
+        let rgb = decode_image(&encode(gray16, ImageFormat::Png), DecodeLimits::default()).unwrap();
+        assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
+
+        let alpha = DynamicImage::ImageRgba8(image::ImageBuffer::from_pixel(2, 2, Rgba([10, 20, 30, 0])));
+        let rgb = decode_image(&encode(alpha, ImageFormat::Png), DecodeLimits::default()).unwrap();
+        assert_eq!(rgb.get_pixel(0, 0).0, [10, 20, 30]);
+
+        let la = DynamicImage::ImageLumaA8(image::ImageBuffer::from_pixel(2, 2, LumaA([7, 255])));
+        assert!(decode_image(&encode(la, ImageFormat::Png), DecodeLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn refuses_garbage_and_oversized_images_with_bad_input_errors() {
+        let err = decode_image(b"definitely not an image", DecodeLimits::default()).unwrap_err();
+        assert!(err.is_bad_input(), "{err:?}");
+
+        let png = encode(DynamicImage::new_rgb8(100, 100), ImageFormat::Png);
+        let err = decode_image(&png[..png.len() / 2], DecodeLimits::default()).unwrap_err();
+        assert!(matches!(err, VisionError::Decode(_)), "{err:?}");
+
+        let limits = DecodeLimits { max_pixels: 9_999, ..DecodeLimits::default() };
+        let err = decode_image(&png, limits).unwrap_err();
+        assert!(matches!(err, VisionError::TooManyPixels { width: 100, height: 100, .. }), "{err:?}");
+    }
+}

@@ -1,0 +1,37 @@
+use image::RgbImage;
+
+use crate::VisionError;
+
+/// Turns an aligned face crop into an L2-normalised embedding.
+pub trait Embedder: Send {
+    /// Stable model identifier recorded with every embedding, e.g. `sface_2021dec`.
+    fn model_id(&self) -> &str;
+    /// Side of the square crop the model expects (112 for SFace).
+    fn input_size(&self) -> u32;
+    /// Where the five landmarks must land in the crop.
+    fn template(&self) -> &[[f32; 2]; 5];
+    fn embed(&mut self, aligned: &RgbImage) -> Result<Vec<f32>, VisionError>;
+}
+
+/// Scales `v` to unit length in place; a zero vector stays zero.
+pub fn l2_normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_to_unit_length_and_keeps_direction() {
+        let mut v = vec![3.0, 4.0];
+        l2_normalize(&mut v);
+        assert_eq!(v, [0.6, 0.8]);
+        let mut zero = vec![0.0; 3];
+        l2_normalize(&mut zero);
+        assert_eq!(zero, [0.0; 3]);
+    }
+}

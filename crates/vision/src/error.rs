@@ -1,0 +1,26 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong between bytes and an embedding.
+#[derive(Debug, thiserror::Error)]
+pub enum VisionError {
+    /// The bytes are not a decodable image (corrupt, truncated, unknown format).
+    #[error("cannot decode image")]
+    Decode(#[source] image::ImageError),
+    #[error("image is {width}x{height} pixels, over the limit of {max_pixels} pixels")]
+    TooManyPixels { width: u32, height: u32, max_pixels: u64 },
+    #[error("cannot load ONNX Runtime from {path}")]
+    RuntimeLoad { path: PathBuf, #[source] source: ort::LoadDynamicError },
+    #[error("cannot load model {path}")]
+    ModelLoad { path: PathBuf, #[source] source: ort::Error },
+    #[error("inference failed in {model}")]
+    Inference { model: &'static str, #[source] source: ort::Error },
+    #[error("{model} produced unexpected output: {detail}")]
+    UnexpectedOutput { model: &'static str, detail: String },
+}
+
+impl VisionError {
+    /// True when the input itself is at fault, so retrying cannot help.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, Self::Decode(_) | Self::TooManyPixels { .. })
+    }
+}

@@ -1,0 +1,70 @@
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use apalis::prelude::{BackendExt, Monitor, WorkerBuilder, WorkerBuilderExt};
+use facerec_queue::JobQueue;
+use facerec_store::Store;
+use tracing::{info, warn};
+
+use crate::Settings;
+use crate::handler::{JobContext, handle_job};
+use crate::pool::PipelinePool;
+
+/// A worker process: connections and models loaded, ready to run.
+pub struct Worker {
+    settings: Arc<Settings>,
+    store: Store,
+    queue: JobQueue,
+    pool: PipelinePool,
+}
+
+impl Worker {
+    /// Connects to PostgreSQL (applying migrations) and Redis, and loads the models.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let concurrency = settings.concurrency.max(1);
+        let store = Store::connect(&settings.database_url, concurrency as u32 * 2 + 2)
+            .await
+            .context("connecting to PostgreSQL")?;
+        store.migrate().await.context("migrating the database")?;
+        let queue = JobQueue::connect(&settings.redis_url, &settings.queue).await.context("connecting to Redis")?;
+        let config = settings.pipeline_config();
+        let pool = tokio::task::spawn_blocking(move || PipelinePool::load(&config, concurrency))
+            .await?
+            .context("loading the models")?;
+        info!(model = pool.model_id(), concurrency, queue = queue.name(), "worker ready");
+        Ok(Self { settings: Arc::new(settings), store, queue, pool })
+    }
+
+    /// Processes jobs until `shutdown` completes, then finishes the jobs in hand.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let ctx = JobContext { store: self.store, pool: self.pool, settings: self.settings.clone() };
+        let queue = self.queue;
+        let concurrency = self.settings.concurrency.max(1);
+        let poll = Duration::from_millis(self.settings.poll_interval_ms.max(10));
+        // apalis-redis refuses a worker name seen within the last heartbeat, so
+        // every process and every restart gets its own.
+        let instance = format!("facerec-worker-{}", uuid::Uuid::new_v4().simple());
+        Monitor::new()
+            .register(move |restarts| {
+                WorkerBuilder::new(format!("{instance}-{restarts}"))
+                    .backend(queue.storage().poll_with_interval(poll))
+                    .concurrency(concurrency)
+                    .data(ctx.clone())
+                    .build(handle_job)
+            })
+            .should_restart(|worker, error| {
+                warn!(worker = worker.name(), %error, "queue consumer stopped; restarting it");
+                true
+            })
+            .shutdown_timeout(Duration::from_secs(30))
+            .run_with_signal(async move {
+                shutdown.await;
+                info!("shutting down: finishing jobs in hand");
+                Ok(())
+            })
+            .await
+            .context("running the queue consumer")
+    }
+}

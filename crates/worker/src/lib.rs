@@ -1,0 +1,19 @@
+//! The facerec worker: takes job messages from Redis (apalis), claims each job
+//! in PostgreSQL, runs face detection and embedding, and writes the outcome.
+//!
+//! Threading model: apalis drives jobs on the tokio runtime, at most
+//! `concurrency` at a time; inference runs on blocking threads, each job
+//! borrowing one [`FacePipeline`](facerec_vision::FacePipeline) from a pool
+//! loaded once at start. Database and Redis I/O stay async.
+//!
+//! Failure policy: bad input (no face, corrupt image…) fails the job at once
+//! with a stable code; anything else is transient: the job goes back to
+//! `queued` and the message is retried later, until `max_attempts`.
+
+mod app;
+mod handler;
+mod pool;
+mod settings;
+
+pub use app::Worker;
+pub use settings::Settings;

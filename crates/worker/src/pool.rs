@@ -1,0 +1,54 @@
+use std::sync::{Arc, Mutex};
+
+use facerec_vision::{FacePipeline, PipelineConfig, VisionError};
+use tokio::sync::Semaphore;
+
+/// A fixed set of loaded pipelines; a job borrows one for its inference.
+#[derive(Clone)]
+pub struct PipelinePool {
+    idle: Arc<Mutex<Vec<FacePipeline>>>,
+    available: Arc<Semaphore>,
+    model_id: Arc<str>,
+}
+
+impl PipelinePool {
+    pub fn load(config: &PipelineConfig, size: usize) -> Result<Self, VisionError> {
+        let pipelines = (0..size.max(1)).map(|_| FacePipeline::load(config)).collect::<Result<Vec<_>, _>>()?;
+        let model_id = Arc::from(pipelines[0].model_id());
+        Ok(Self {
+            available: Arc::new(Semaphore::new(pipelines.len())),
+            idle: Arc::new(Mutex::new(pipelines)),
+            model_id,
+        })
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    /// Runs `f` with a pipeline on a blocking thread, in the caller's tracing span.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut FacePipeline) -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        let _permit = self.available.acquire().await.expect("pool semaphore is never closed");
+        let idle = self.idle.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let pipeline = idle.lock().unwrap_or_else(|e| e.into_inner()).pop().expect("a permit means an idle pipeline");
+            // Puts the pipeline back when dropped, even if `f` panics.
+            struct Return<'a>(&'a Mutex<Vec<FacePipeline>>, Option<FacePipeline>);
+            impl Drop for Return<'_> {
+                fn drop(&mut self) {
+                    if let Some(p) = self.1.take() {
+                        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+                    }
+                }
+            }
+            let mut guard = Return(&idle, Some(pipeline));
+            f(guard.1.as_mut().expect("set just above"))
+        })
+        .await
+    }
+}

