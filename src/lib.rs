@@ -1,1 +1,257 @@
-//! placeholder
+//! End-to-end test harness for facerec: [`TestApp::spawn`] starts the real
+//! api (on a free port) and a real worker in-process, against a fresh
+//! PostgreSQL database and a private Redis queue, with the real models.
+//! Each test gets its own; [`TestApp::stop`] removes both again.
+//!
+//! Configuration comes from the same environment as the binaries
+//! (`DATABASE_URL` names the server, not the database; `REDIS_URL`,
+//! `ORT_DYLIB_PATH`, model paths), which `make test` sets.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::Value;
+use sqlx::{Connection, Executor, PgConnection};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use reqwest;
+pub use serde_json;
+
+/// A running api + worker pair on a private database and queue.
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    /// Connection URL of this test's own database.
+    pub database_url: String,
+    pub db: sqlx::PgPool,
+    pub queue: String,
+    redis_url: String,
+    admin_url: String,
+    database: String,
+    stop: Vec<oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Adjusts settings before the app starts.
+pub type Tweak<'a, T> = &'a dyn Fn(&mut T);
+
+impl TestApp {
+    pub async fn spawn() -> anyhow::Result<Self> {
+        Self::spawn_with(&|_| {}, &|_| {}).await
+    }
+
+    pub async fn spawn_with(
+        api: Tweak<'_, facerec_api::Settings>,
+        worker: Tweak<'_, facerec_worker::Settings>,
+    ) -> anyhow::Result<Self> {
+        facerec_telemetry::init_tracing("facerec-tests");
+        let server_url = std::env::var("DATABASE_URL").context("DATABASE_URL must be set (make test sets it)")?;
+        let (admin_url, database_url, database) = fresh_database_urls(&server_url);
+        let mut admin = PgConnection::connect(&admin_url).await.context("connecting to PostgreSQL")?;
+        drop_stale_test_databases(&mut admin).await?;
+        admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\""))).await?;
+        let queue = format!("facerec-test-{}", uuid::Uuid::new_v4().simple());
+
+        let mut api_settings = facerec_api::Settings::parse_from(["facerec-api"]);
+        api_settings.addr = "127.0.0.1:0".parse()?;
+        api_settings.database_url = database_url.clone();
+        api_settings.queue = queue.clone();
+        api(&mut api_settings);
+        let redis_url = api_settings.redis_url.clone();
+
+        let mut worker_settings = facerec_worker::Settings::parse_from(["facerec-worker"]);
+        worker_settings.database_url = database_url.clone();
+        worker_settings.queue = queue.clone();
+        worker_settings.intra_threads = 1;
+        worker_settings.poll_interval_ms = 20;
+        worker(&mut worker_settings);
+
+        let api = facerec_api::Api::build(api_settings).await?;
+        let base_url = format!("http://{}", api.local_addr());
+        let worker = facerec_worker::Worker::build(worker_settings).await?;
+        let (api_stop, api_rx) = oneshot::channel();
+        let (worker_stop, worker_rx) = oneshot::channel();
+        let tasks = vec![
+            tokio::spawn(api.run_until(async move {
+                let _ = api_rx.await;
+            })),
+            tokio::spawn(worker.run_until(async move {
+                let _ = worker_rx.await;
+            })),
+        ];
+        let db = sqlx::PgPool::connect(&database_url).await?;
+        Ok(Self {
+            base_url,
+            client: reqwest::Client::new(),
+            database_url,
+            db,
+            queue,
+            redis_url,
+            admin_url,
+            database,
+            stop: vec![api_stop, worker_stop],
+            tasks,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Posts a multipart form with `image` (as a file part) and text fields.
+    pub async fn post_form(&self, path: &str, image: Option<Vec<u8>>, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new();
+        if let Some(bytes) = image {
+            form = form.part("image", reqwest::multipart::Part::bytes(bytes).file_name("upload"));
+        }
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        self.client.post(self.url(path)).multipart(form).send().await.expect("request reaches the api")
+    }
+
+    /// Submits a job and returns its id, asserting the `202` answer.
+    pub async fn submit(&self, path: &str, image: Vec<u8>, fields: &[(&str, &str)]) -> String {
+        let resp = self.post_form(path, Some(image), fields).await;
+        assert_eq!(resp.status(), 202, "submission refused: {}", resp.text().await.unwrap_or_default());
+        let location = resp.headers()["location"].to_str().unwrap().to_owned();
+        let body: Value = resp.json().await.unwrap();
+        let id = body["job_id"].as_str().expect("job_id in body").to_owned();
+        assert_eq!(location, format!("/v1/jobs/{id}"));
+        assert_eq!(body["status"], "queued");
+        id
+    }
+
+    pub async fn get_job(&self, id: &str) -> (u16, Value) {
+        let resp = self.client.get(self.url(&format!("/v1/jobs/{id}"))).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls the job, as a client would, until it reaches a terminal state (60 s at most).
+    pub async fn wait_for_job(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, job) = self.get_job(id).await;
+            assert_eq!(status, 200, "GET job {id}: {job}");
+            if matches!(job["status"].as_str(), Some("succeeded" | "failed" | "canceled")) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {id} not finished after 60 s: {job}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Submits and waits: the finished job.
+    pub async fn run_job(&self, path: &str, image: Vec<u8>, fields: &[(&str, &str)]) -> Value {
+        let id = self.submit(path, image, fields).await;
+        self.wait_for_job(&id).await
+    }
+
+    /// Number of rows in `table` of this test's database.
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
+    /// Number of job messages waiting in this test's Redis queue.
+    pub async fn queued_messages(&self) -> usize {
+        let client = redis::Client::open(self.redis_url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("LLEN").arg(format!("{}:active", self.queue)).query_async(&mut conn).await.unwrap()
+    }
+
+    /// Stops the api and the worker, then drops the database and the queue's keys.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        for s in self.stop.drain(..) {
+            let _ = s.send(());
+        }
+        for t in self.tasks.drain(..) {
+            t.await??;
+        }
+        self.db.close().await;
+        let mut admin = PgConnection::connect(&self.admin_url).await?;
+        admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database))).await?;
+        let client = redis::Client::open(self.redis_url.as_str())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}*", self.queue)).query_async(&mut conn).await?;
+        if !keys.is_empty() {
+            redis::cmd("DEL").arg(keys).query_async::<()>(&mut conn).await?;
+        }
+        Ok(())
+    }
+}
+
+/// (admin URL, URL of a new uniquely named database, its name) on the server of `server_url`.
+fn fresh_database_urls(server_url: &str) -> (String, String, String) {
+    let (base, query) = match server_url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (server_url, String::new()),
+    };
+    let server = base.rsplit_once('/').map_or(base, |(s, _)| s);
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let name = format!("facerec_test_{secs}_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    (format!("{server}/postgres{query}"), format!("{server}/{name}{query}"), name)
+}
+
+/// Test databases left by runs that crashed more than an hour ago.
+async fn drop_stale_test_databases(admin: &mut PgConnection) -> anyhow::Result<()> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'facerec\\_test\\_%'").fetch_all(&mut *admin).await?;
+    for name in names {
+        let created = name.split('_').nth(2).and_then(|s| s.parse::<u64>().ok()).unwrap_or(now);
+        if now.saturating_sub(created) > 3600 {
+            admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A test photo fetched by `scripts/fetch_assets.py photos` (never committed).
+pub fn photo(name: &str) -> Vec<u8> {
+    let dir = std::env::var("FACEREC_PHOTOS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos"));
+    let path = dir.join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; run `make test` to fetch the test photos", path.display()))
+}
+
+/// Encodes an image as JPEG (quality 92).
+pub fn jpeg(image: &image::RgbImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92).encode_image(image).expect("encode JPEG");
+    out.into_inner()
+}
+
+/// Two photos side by side, scaled to the same height: a photo with two people.
+pub fn side_by_side(left: &[u8], right: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let (l, r) = (image::load_from_memory(left)?.to_rgb8(), image::load_from_memory(right)?.to_rgb8());
+    let height = l.height().min(r.height());
+    let scale = |img: &image::RgbImage| {
+        let w = (img.width() as u64 * height as u64 / img.height() as u64) as u32;
+        image::imageops::resize(img, w, height, image::imageops::FilterType::Triangle)
+    };
+    let (l, r) = (scale(&l), scale(&r));
+    let mut out = image::RgbImage::new(l.width() + r.width(), height);
+    image::imageops::replace(&mut out, &l, 0, 0);
+    image::imageops::replace(&mut out, &r, l.width() as i64, 0);
+    if out.width() == 0 {
+        bail!("empty composition");
+    }
+    Ok(jpeg(&out))
+}
+
+/// A synthetic photo with no face: smooth gradients and a few shapes.
+pub fn faceless_image() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(640, 480, |x, y| {
+        let in_box = (100..250).contains(&x) && (120..300).contains(&y);
+        if in_box { image::Rgb([30, 90, 200]) } else { image::Rgb([(x / 3) as u8, (y / 2) as u8, 128]) }
+    });
+    jpeg(&img)
+}

@@ -1,1 +1,28 @@
-//! placeholder
+//! The facerec HTTP api (axum): accepts uploads, records each job and its
+//! input in PostgreSQL, enqueues it in Redis, answers `202` with the job id,
+//! and serves job status. It never runs inference and never links ONNX Runtime.
+//!
+//! Threading model: plain async handlers on tokio; the only CPU work is
+//! reading an image header to check its type and size.
+
+mod app;
+mod error;
+mod routes;
+mod settings;
+mod upload;
+
+pub use app::{Api, router};
+pub use error::ApiError;
+pub use settings::Settings;
+
+use facerec_queue::JobQueue;
+use facerec_store::Store;
+use std::sync::Arc;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub queue: JobQueue,
+    pub settings: Arc<Settings>,
+}

@@ -5,6 +5,7 @@
 //! plain data, parsed once at the edge ("parse, don't validate") and trusted inside.
 
 mod codes;
+mod float;
 mod job;
 mod params;
 mod result;

@@ -6,9 +6,13 @@ use uuid::Uuid;
 /// A face box in pixels of the uploaded image as decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BBox {
+    #[serde(serialize_with = "crate::float::f32_short")]
     pub x: f32,
+    #[serde(serialize_with = "crate::float::f32_short")]
     pub y: f32,
+    #[serde(serialize_with = "crate::float::f32_short")]
     pub width: f32,
+    #[serde(serialize_with = "crate::float::f32_short")]
     pub height: f32,
 }
 
@@ -24,8 +28,10 @@ pub struct RegisterResult {
     pub collection: String,
     pub face_id: Uuid,
     pub bbox: BBox,
+    #[serde(serialize_with = "crate::float::f32_short")]
     pub detection_score: f32,
     /// Eyes (image-left, image-right), nose tip, mouth corners (image-left, image-right).
+    #[serde(serialize_with = "crate::float::points_short")]
     pub landmarks: [[f32; 2]; 5],
     /// Which detector and embedder produced the stored embedding.
     pub model: String,
@@ -36,18 +42,21 @@ pub struct FaceMatch {
     pub subject: String,
     pub face_id: Uuid,
     /// Cosine similarity in [-1, 1]; higher is more alike.
+    #[serde(serialize_with = "crate::float::f32_short")]
     pub similarity: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BestMatch {
     pub subject: String,
+    #[serde(serialize_with = "crate::float::f32_short")]
     pub similarity: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecognizedFace {
     pub bbox: BBox,
+    #[serde(serialize_with = "crate::float::f32_short")]
     pub detection_score: f32,
     /// Sorted by similarity, highest first; at most `top_k`.
     pub matches: Vec<FaceMatch>,
@@ -59,6 +68,7 @@ pub struct RecognizedFace {
 pub struct RecognizeResult {
     /// One entry per detected face, largest first.
     pub faces: Vec<RecognizedFace>,
+    #[serde(serialize_with = "crate::float::f32_short")]
     pub threshold: f32,
     pub model: String,
 }

@@ -143,11 +143,13 @@ mod tests {
 
     #[test]
     fn half_pixel_shift_interpolates_bilinearly() {
-        let src = RgbImage::from_fn(4, 1, |x, _| Rgb([x as u8 * 100, 0, 0]));
+        let src = RgbImage::from_fn(4, 1, |x, _| Rgb([x as u8 * 60, 0, 0]));
         let shift = Similarity { a: 1.0, b: 0.0, tx: -0.5, ty: 0.0 };
-        let out = warp_affine(&src, &shift, 3, 1);
-        assert_eq!(out.get_pixel(0, 0).0[0], 50);
-        assert_eq!(out.get_pixel(1, 0).0[0], 150);
+        let out = warp_affine(&src, &shift, 4, 1);
+        assert_eq!(out.get_pixel(0, 0).0[0], 30);
+        assert_eq!(out.get_pixel(2, 0).0[0], 150);
+        // Half of the last sample lies outside the image, which counts as black.
+        assert_eq!(out.get_pixel(3, 0).0[0], 90);
     }
 
     #[test]

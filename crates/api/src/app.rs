@@ -1,0 +1,84 @@
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, ensure};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
+use axum::routing::{get, post};
+use facerec_queue::JobQueue;
+use facerec_store::Store;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::info;
+
+use crate::routes::{health, jobs, submit};
+use crate::{ApiError, AppState, Settings};
+
+/// Room for the text fields and multipart framing around the image.
+const FORM_OVERHEAD_BYTES: usize = 64 * 1024;
+
+/// The HTTP router with every route and middleware.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings.max_upload_bytes + FORM_OVERHEAD_BYTES;
+    Router::new()
+        .route("/v1/register", post(submit::register))
+        .route("/v1/recognize", post(submit::recognize))
+        .route("/v1/jobs/{id}", get(jobs::get_job))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+            }),
+        )
+        // Outermost: accept the client's x-request-id or make one, and echo it back.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// A bound, connected api server, ready to run.
+pub struct Api {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Api {
+    /// Connects to PostgreSQL (applying migrations) and Redis, and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        ensure!(
+            (-1.0..=1.0).contains(&settings.default_threshold),
+            "FACEREC_DEFAULT_THRESHOLD must be in [-1, 1], got {}",
+            settings.default_threshold
+        );
+        let store = Store::connect(&settings.database_url, 16).await.context("connecting to PostgreSQL")?;
+        store.migrate().await.context("migrating the database")?;
+        let queue = JobQueue::connect(&settings.redis_url, &settings.queue).await.context("connecting to Redis")?;
+        let listener = TcpListener::bind(settings.addr).await.with_context(|| format!("binding {}", settings.addr))?;
+        let state = AppState { store, queue, settings: Arc::new(settings) };
+        Ok(Self { listener, router: router(state) })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then lets requests in flight finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        info!(addr = %self.local_addr(), "api listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                info!("shutting down: finishing requests in flight");
+            })
+            .await
+            .context("serving http")
+    }
+}

@@ -1,0 +1,98 @@
+//! `POST /v1/register` and `POST /v1/recognize`: parse the form, record the
+//! job with its input, enqueue it, answer `202`.
+
+use axum::Json;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use facerec_core::{
+    CollectionName, JobId, JobParams, JobStatus, ParamError, RecognizeParams, RegisterParams, SubjectName, Threshold,
+    TopK,
+};
+use facerec_queue::JobMessage;
+use facerec_store::NewJob;
+use serde_json::json;
+use tracing::{error, info};
+
+use crate::upload::Form;
+use crate::{ApiError, AppState};
+
+pub async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let form = Form::read(multipart, &state.settings).await?;
+    let subject = form.text("subject").ok_or_else(|| ApiError::invalid("missing_subject", "the form has no subject"))?;
+    let params = RegisterParams {
+        subject: SubjectName::parse(subject).map_err(|e| invalid_param("invalid_subject", e))?,
+        collection: collection(&form)?,
+    };
+    submit(&state, &headers, form, JobParams::Register(params)).await
+}
+
+pub async fn recognize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let form = Form::read(multipart, &state.settings).await?;
+    let top_k = match form.text("top_k") {
+        Some(v) => TopK::parse(v).map_err(|e| invalid_param("invalid_top_k", e))?,
+        None => TopK::DEFAULT,
+    };
+    let threshold = match form.text("threshold") {
+        Some(v) => Threshold::parse(v).map_err(|e| invalid_param("invalid_threshold", e))?,
+        None => Threshold::new(state.settings.default_threshold).expect("checked at start-up"),
+    };
+    let params = RecognizeParams { collection: collection(&form)?, top_k, threshold };
+    submit(&state, &headers, form, JobParams::Recognize(params)).await
+}
+
+fn invalid_param(code: &'static str, e: ParamError) -> ApiError {
+    ApiError::invalid(code, e.to_string())
+}
+
+fn collection(form: &Form) -> Result<CollectionName, ApiError> {
+    match form.text("collection") {
+        Some(c) => CollectionName::parse(c).map_err(|e| invalid_param("invalid_collection", e)),
+        None => Ok(CollectionName::default()),
+    }
+}
+
+fn callback_url(form: &Form) -> Result<Option<String>, ApiError> {
+    let Some(raw) = form.text("callback_url") else { return Ok(None) };
+    let bad = || ApiError::invalid("invalid_callback_url", "callback_url must be an absolute http(s) URL");
+    let url = url::Url::parse(raw).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || raw.len() > 2048 {
+        return Err(bad());
+    }
+    Ok(Some(url.into()))
+}
+
+/// Records the job and its input, then enqueues it. If the enqueue fails the
+/// job is deleted again, so a client never holds the id of a job nobody will run.
+async fn submit(state: &AppState, headers: &HeaderMap, form: Form, params: JobParams) -> Result<Response, ApiError> {
+    let kind = params.kind();
+    let job = NewJob {
+        id: JobId::new(),
+        callback_url: callback_url(&form)?,
+        params,
+        request_id: headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        content_type: form.image.content_type.to_owned(),
+        input: form.image.bytes.to_vec(),
+    };
+    state.store.insert_job(&job).await?;
+    if let Err(e) = state.queue.push(JobMessage::new(job.id, kind)).await {
+        error!(error = %e, source = ?std::error::Error::source(&e), job_id = %job.id, "enqueue failed");
+        if let Err(e) = state.store.delete_unqueued_job(job.id).await {
+            error!(error = %e, job_id = %job.id, "could not remove the unqueued job");
+        }
+        return Err(ApiError::unavailable("queue_unavailable", "the job queue is unavailable; try again later"));
+    }
+    info!(job_id = %job.id, %kind, bytes = job.input.len(), "job queued");
+    let location = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).expect("a UUID path is a valid header");
+    let body = json!({"job_id": job.id, "kind": kind, "status": JobStatus::Queued});
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response())
+}

@@ -1,0 +1,29 @@
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+/// Api configuration: defaults, overridden by environment variables, overridden by flags.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "facerec-api", version, about = "facerec HTTP api")]
+pub struct Settings {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "FACEREC_API_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres:postgres@127.0.0.1:5432/facerec")]
+    pub database_url: String,
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/")]
+    pub redis_url: String,
+    /// Redis key prefix of the job queue; workers must use the same.
+    #[arg(long, env = "FACEREC_QUEUE", default_value = facerec_queue::DEFAULT_QUEUE)]
+    pub queue: String,
+    /// Largest accepted image, in bytes.
+    #[arg(long, env = "FACEREC_MAX_UPLOAD_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
+    /// Images with more pixels (read from the header) are refused.
+    #[arg(long, env = "FACEREC_MAX_PIXELS", default_value_t = 40_000_000)]
+    pub max_pixels: u64,
+    /// Default cosine-similarity threshold for a recognize match to count as `best`.
+    /// 0.363 is OpenCV's published threshold for SFace; see the README for our measurements.
+    #[arg(long, env = "FACEREC_DEFAULT_THRESHOLD", default_value_t = 0.363)]
+    pub default_threshold: f32,
+}
