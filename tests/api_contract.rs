@@ -35,28 +35,109 @@ async fn job_ids_are_polled_and_bad_ids_get_404_or_400() {
     app.stop().await.unwrap();
 }
 
+/// A request that must be refused with `status` and error `code`.
+struct BadUpload<'a> {
+    path: &'a str,
+    image: Option<Vec<u8>>,
+    fields: Vec<(&'a str, &'a str)>,
+    status: u16,
+    code: &'a str,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plainly_wrong_uploads_are_refused_at_once_and_never_queued() {
     let app = TestApp::spawn_with(&|api| api.max_upload_bytes = 200_000, &|_| {}).await.unwrap();
     let face = photo("obama2.jpg"); // 184 KB, under the limit
     let long_subject = "x".repeat(129);
-    let cases: Vec<(&str, Option<Vec<u8>>, Vec<(&str, &str)>, u16, &str)> = vec![
-        ("/v1/register", None, vec![("subject", "a")], 400, "missing_image"),
-        ("/v1/register", Some(face.clone()), vec![], 400, "missing_subject"),
-        ("/v1/register", Some(face.clone()), vec![("subject", "")], 400, "invalid_subject"),
-        ("/v1/register", Some(face.clone()), vec![("subject", long_subject.as_str())], 400, "invalid_subject"),
-        ("/v1/register", Some(face.clone()), vec![("subject", "a"), ("collection", "no spaces")], 400, "invalid_collection"),
-        ("/v1/register", Some(face.clone()), vec![("subject", "a"), ("callback_url", "ftp://x")], 400, "invalid_callback_url"),
-        ("/v1/register", Some(b"GIF89a not supported".to_vec()), vec![("subject", "a")], 415, "unsupported_media_type"),
-        ("/v1/register", Some(photo("obama.jpg")), vec![("subject", "a")], 413, "payload_too_large"),
-        ("/v1/register", Some(face[..20].to_vec()), vec![("subject", "a")], 422, "corrupt_image"),
-        ("/v1/recognize", Some(face.clone()), vec![("top_k", "0")], 400, "invalid_top_k"),
-        ("/v1/recognize", Some(face.clone()), vec![("top_k", "many")], 400, "invalid_top_k"),
-        ("/v1/recognize", Some(face.clone()), vec![("threshold", "1.5")], 400, "invalid_threshold"),
+    let cases: Vec<BadUpload> = vec![
+        BadUpload {
+            path: "/v1/register",
+            image: None,
+            fields: vec![("subject", "a")],
+            status: 400,
+            code: "missing_image",
+        },
+        BadUpload {
+            path: "/v1/register",
+            image: Some(face.clone()),
+            fields: vec![],
+            status: 400,
+            code: "missing_subject",
+        },
+        BadUpload {
+            path: "/v1/register",
+            image: Some(face.clone()),
+            fields: vec![("subject", "")],
+            status: 400,
+            code: "invalid_subject",
+        },
+        BadUpload {
+            path: "/v1/register",
+            image: Some(face.clone()),
+            fields: vec![("subject", long_subject.as_str())],
+            status: 400,
+            code: "invalid_subject",
+        },
+        BadUpload {
+            path: "/v1/register",
+            image: Some(face.clone()),
+            fields: vec![("subject", "a"), ("collection", "no spaces")],
+            status: 400,
+            code: "invalid_collection",
+        },
+        BadUpload {
+            path: "/v1/register",
+            image: Some(face.clone()),
+            fields: vec![("subject", "a"), ("callback_url", "ftp://x")],
+            status: 400,
+            code: "invalid_callback_url",
+        },
+        BadUpload {
+            path: "/v1/register",
+            image: Some(b"GIF89a not supported".to_vec()),
+            fields: vec![("subject", "a")],
+            status: 415,
+            code: "unsupported_media_type",
+        },
+        BadUpload {
+            path: "/v1/register",
+            image: Some(photo("obama.jpg")),
+            fields: vec![("subject", "a")],
+            status: 413,
+            code: "payload_too_large",
+        },
+        BadUpload {
+            path: "/v1/register",
+            image: Some(face[..20].to_vec()),
+            fields: vec![("subject", "a")],
+            status: 422,
+            code: "corrupt_image",
+        },
+        BadUpload {
+            path: "/v1/recognize",
+            image: Some(face.clone()),
+            fields: vec![("top_k", "0")],
+            status: 400,
+            code: "invalid_top_k",
+        },
+        BadUpload {
+            path: "/v1/recognize",
+            image: Some(face.clone()),
+            fields: vec![("top_k", "many")],
+            status: 400,
+            code: "invalid_top_k",
+        },
+        BadUpload {
+            path: "/v1/recognize",
+            image: Some(face.clone()),
+            fields: vec![("threshold", "1.5")],
+            status: 400,
+            code: "invalid_threshold",
+        },
     ];
-    for (path, image, fields, status, code) in cases {
-        let resp = app.post_form(path, image, &fields).await;
-        assert_eq!(error_of(resp).await, (status, code.to_owned()), "{path} {fields:?}");
+    for case in cases {
+        let resp = app.post_form(case.path, case.image, &case.fields).await;
+        assert_eq!(error_of(resp).await, (case.status, case.code.to_owned()), "{} {:?}", case.path, case.fields);
     }
     let not_multipart = app.client.post(app.url("/v1/register")).body("hello").send().await.unwrap();
     assert_eq!(error_of(not_multipart).await, (400, "invalid_multipart".into()));
@@ -67,14 +148,8 @@ async fn plainly_wrong_uploads_are_refused_at_once_and_never_queued() {
     // The limit is not a fixed cap: an upload under it is accepted.
     let id = app.submit("/v1/register", face, &[("subject", "a"), ("callback_url", "https://example.com/hook")]).await;
     assert_eq!(app.wait_for_job(&id).await["status"], "succeeded");
-    let stored: Option<String> = facerec_e2e_callback(&app, &id).await;
-    assert_eq!(stored.as_deref(), Some("https://example.com/hook"));
+    assert_eq!(app.job_column(&id, "callback_url").await.as_deref(), Some("https://example.com/hook"));
     app.stop().await.unwrap();
-}
-
-async fn facerec_e2e_callback(app: &TestApp, id: &str) -> Option<String> {
-    let id: uuid::Uuid = id.parse().unwrap();
-    sqlx::query_scalar("SELECT callback_url FROM jobs WHERE id = $1").bind(id).fetch_one(&app.db).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,27 +170,14 @@ async fn health_request_ids_and_json_errors_for_unknown_routes() {
     assert!(resp.headers().contains_key("x-request-id"), "a request id is generated when absent");
     assert_eq!(error_of(resp).await, (405, "method_not_allowed".into()));
 
-    let id = app.submit_with_request_id("req-123").await;
-    let id: uuid::Uuid = id.parse().unwrap();
-    let stored: Option<String> =
-        sqlx::query_scalar("SELECT request_id FROM jobs WHERE id = $1").bind(id).fetch_one(&app.db).await.unwrap();
-    assert_eq!(stored.as_deref(), Some("req-123"));
+    let resp =
+        app.post_form_with_headers("/v1/recognize", Some(faceless_image()), &[], &[("x-request-id", "req-123")]).await;
+    assert_eq!(resp.status(), 202);
+    assert_eq!(resp.headers()["x-request-id"], "req-123");
+    let body: Value = resp.json().await.unwrap();
+    let id = body["job_id"].as_str().unwrap();
+    assert_eq!(app.job_column(id, "request_id").await.as_deref(), Some("req-123"));
     app.stop().await.unwrap();
-}
-
-trait SubmitWithRequestId {
-    async fn submit_with_request_id(&self, request_id: &str) -> String;
-}
-
-impl SubmitWithRequestId for TestApp {
-    async fn submit_with_request_id(&self, request_id: &str) -> String {
-        let form = facerec_e2e::reqwest::multipart::Form::new()
-            .part("image", facerec_e2e::reqwest::multipart::Part::bytes(faceless_image()).file_name("x.jpg"));
-        let resp = self.client.post(self.url("/v1/recognize")).header("x-request-id", request_id).multipart(form).send().await.unwrap();
-        assert_eq!(resp.status(), 202);
-        let body: Value = resp.json().await.unwrap();
-        body["job_id"].as_str().unwrap().to_owned()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,7 +74,8 @@ async fn recognize_reports_every_face_largest_first_with_top_k_and_threshold() {
     let job = app.run_job("/v1/recognize", two, &[("threshold", "0.999")]).await;
     let faces = job["result"]["faces"].as_array().unwrap();
     assert!(faces.iter().all(|f| f["best"].is_null() && f["matches"].as_array().unwrap().len() == 2), "{job}");
-    let sims: Vec<f64> = faces[0]["matches"].as_array().unwrap().iter().map(|m| m["similarity"].as_f64().unwrap()).collect();
+    let sims: Vec<f64> =
+        faces[0]["matches"].as_array().unwrap().iter().map(|m| m["similarity"].as_f64().unwrap()).collect();
     assert!(sims[0] >= sims[1], "matches not sorted: {sims:?}");
     app.stop().await.unwrap();
 }

@@ -36,6 +36,9 @@ mod tests {
     fn prints_shortest_text_even_through_value() {
         let t = T { x: 0.363, p: [[329.198, 1.0]; 5] };
         let v = serde_json::to_value(&t).unwrap();
-        assert_eq!(v.to_string(), r#"{"p":[[329.198,1.0],[329.198,1.0],[329.198,1.0],[329.198,1.0],[329.198,1.0]],"x":0.363}"#);
+        assert_eq!(
+            v.to_string(),
+            r#"{"p":[[329.198,1.0],[329.198,1.0],[329.198,1.0],[329.198,1.0],[329.198,1.0]],"x":0.363}"#
+        );
     }
 }

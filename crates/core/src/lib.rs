@@ -13,8 +13,7 @@ mod result;
 pub use codes::JobErrorCode;
 pub use job::{JobId, JobKind, JobStatus, ParseEnumError};
 pub use params::{
-    CollectionName, JobParams, ParamError, RecognizeParams, RegisterParams, SubjectName,
-    Threshold, TopK,
+    CollectionName, JobParams, ParamError, RecognizeParams, RegisterParams, SubjectName, Threshold, TopK,
 };
 pub use result::{BBox, BestMatch, FaceMatch, RecognizeResult, RecognizedFace, RegisterResult};
 

@@ -47,8 +47,7 @@ impl CollectionName {
     pub const DEFAULT: &'static str = "default";
 
     pub fn parse(s: &str) -> Result<Self, ParamError> {
-        let ok = (1..=64).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let ok = (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if ok { Ok(Self(s.to_owned())) } else { Err(ParamError::Collection(s.to_owned())) }
     }
     pub fn as_str(&self) -> &str {

@@ -42,7 +42,11 @@ pub enum QueueError {
     #[error("cannot connect to Redis")]
     Connect(#[source] apalis_redis::RedisError),
     #[error("cannot enqueue job {job_id}")]
-    Push { job_id: JobId, #[source] source: Box<dyn std::error::Error + Send + Sync> },
+    Push {
+        job_id: JobId,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// A handle on the job queue in Redis; cheap to clone.

@@ -5,9 +5,17 @@ pub enum StoreError {
     #[error("cannot apply database migrations")]
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("database query failed: {context}")]
-    Query { context: &'static str, #[source] source: sqlx::Error },
+    Query {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("stored {what} is not valid")]
-    Corrupt { what: &'static str, #[source] source: Box<dyn std::error::Error + Send + Sync> },
+    Corrupt {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 pub(crate) trait QueryContext<T> {

@@ -130,11 +130,8 @@ impl Store {
 
     pub async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
-        let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await
-            .context("get job")?;
+        let row: Option<JobRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id.0).fetch_optional(&self.pool).await.context("get job")?;
         row.map(JobRecord::try_from).transpose()
     }
 
@@ -166,7 +163,8 @@ impl Store {
         let job = JobRecord::try_from(row)?;
         let Some(input) = input else {
             // A processing job without input can only fail; do it here so it never sticks.
-            finish(&mut tx, id, token, JobStatus::Failed, None, Some((JobErrorCode::Internal, "job input is missing"))).await?;
+            finish(&mut tx, id, token, JobStatus::Failed, None, Some((JobErrorCode::Internal, "job input is missing")))
+                .await?;
             tx.commit().await.context("commit claim")?;
             return Ok(None);
         };

@@ -35,13 +35,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let b = face.bbox;
             println!(
                 "{{\"photo\":{:?},\"bbox\":[{},{},{},{}],\"landmarks\":{:?},\"score\":{},\"embedding\":{:?}}}",
-                path.rsplit('/').next().unwrap_or(&path), b.x, b.y, b.width, b.height, face.landmarks, face.score, embedding
+                path.rsplit('/').next().unwrap_or(&path),
+                b.x,
+                b.y,
+                b.width,
+                b.height,
+                face.landmarks,
+                face.score,
+                embedding
             );
         }
         let t3 = Instant::now();
         eprintln!(
             "{path}: {}x{} decode {:?} detect {:?} embed {:?} ({} faces)",
-            image.width(), image.height(), t1 - t0, t2 - t1, t3 - t2, faces.len()
+            image.width(),
+            image.height(),
+            t1 - t0,
+            t2 - t1,
+            t3 - t2,
+            faces.len()
         );
     }
     Ok(())

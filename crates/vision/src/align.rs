@@ -6,13 +6,8 @@ use image::{Rgb, RgbImage};
 
 /// Landmark positions in the 112×112 crop that SFace (and ArcFace) expect,
 /// in YuNet's landmark order. Same values as OpenCV's `FaceRecognizerSF::alignCrop`.
-pub const SFACE_TEMPLATE: [[f32; 2]; 5] = [
-    [38.2946, 51.6963],
-    [73.5318, 51.5014],
-    [56.0252, 71.7366],
-    [41.5493, 92.3655],
-    [70.7299, 92.2041],
-];
+pub const SFACE_TEMPLATE: [[f32; 2]; 5] =
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]];
 
 /// `dst = [a -b; b a] · src + t`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -113,10 +108,8 @@ mod tests {
         let truth = Similarity { a: 0.8, b: -0.3, tx: 12.0, ty: -7.5 };
         let inv = truth.inverse().unwrap();
         // Points that `truth` maps onto the template.
-        let src: Vec<[f32; 2]> = SFACE_TEMPLATE
-            .iter()
-            .map(|p| inv.apply([p[0] as f64, p[1] as f64]).map(|v| v as f32))
-            .collect();
+        let src: Vec<[f32; 2]> =
+            SFACE_TEMPLATE.iter().map(|p| inv.apply([p[0] as f64, p[1] as f64]).map(|v| v as f32)).collect();
         let m = estimate_similarity(&src, &SFACE_TEMPLATE).unwrap();
         assert!((m.a - truth.a).abs() < 1e-5 && (m.b - truth.b).abs() < 1e-5, "{m:?}");
         assert!((m.tx - truth.tx).abs() < 1e-3 && (m.ty - truth.ty).abs() < 1e-3, "{m:?}");

@@ -9,11 +9,23 @@ pub enum VisionError {
     #[error("image is {width}x{height} pixels, over the limit of {max_pixels} pixels")]
     TooManyPixels { width: u32, height: u32, max_pixels: u64 },
     #[error("cannot load ONNX Runtime from {path}")]
-    RuntimeLoad { path: PathBuf, #[source] source: ort::LoadDynamicError },
+    RuntimeLoad {
+        path: PathBuf,
+        #[source]
+        source: ort::LoadDynamicError,
+    },
     #[error("cannot load model {path}")]
-    ModelLoad { path: PathBuf, #[source] source: ort::Error },
+    ModelLoad {
+        path: PathBuf,
+        #[source]
+        source: ort::Error,
+    },
     #[error("inference failed in {model}")]
-    Inference { model: &'static str, #[source] source: ort::Error },
+    Inference {
+        model: &'static str,
+        #[source]
+        source: ort::Error,
+    },
     #[error("{model} produced unexpected output: {detail}")]
     UnexpectedOutput { model: &'static str, detail: String },
 }

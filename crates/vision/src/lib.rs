@@ -13,10 +13,10 @@ mod embedder;
 mod error;
 mod pipeline;
 mod runtime;
-pub mod yunet;
 mod sface;
+pub mod yunet;
 
-pub use align::{Similarity, SFACE_TEMPLATE, align_face, estimate_similarity, warp_affine};
+pub use align::{SFACE_TEMPLATE, Similarity, align_face, estimate_similarity, warp_affine};
 pub use decode::{DecodeLimits, decode_image};
 pub use detector::{Detection, Detector};
 pub use embedder::{Embedder, l2_normalize};

@@ -3,7 +3,8 @@ use std::time::{Duration, Instant};
 
 use apalis::prelude::{BoxDynError, Data};
 use facerec_core::{
-    JobErrorCode, JobParams, RecognizeParams, RecognizeResult, RecognizedFace, RegisterParams, RegisterResult, FaceMatch,
+    FaceMatch, JobErrorCode, JobParams, RecognizeParams, RecognizeResult, RecognizedFace, RegisterParams,
+    RegisterResult,
 };
 use facerec_queue::{JobMessage, MESSAGE_VERSION};
 use facerec_store::{Claim, NewFace, Store};
@@ -100,7 +101,9 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
 async fn with_faces<T: Send + 'static>(
     ctx: &JobContext,
     input: Vec<u8>,
-    f: impl FnOnce(&mut facerec_vision::FacePipeline, &image::RgbImage, Vec<Detection>) -> Result<T, Failure> + Send + 'static,
+    f: impl FnOnce(&mut facerec_vision::FacePipeline, &image::RgbImage, Vec<Detection>) -> Result<T, Failure>
+    + Send
+    + 'static,
 ) -> Result<T, Failure> {
     let limits = ctx.settings.decode_limits();
     ctx.pool

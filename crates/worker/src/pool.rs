@@ -36,7 +36,8 @@ impl PipelinePool {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let pipeline = idle.lock().unwrap_or_else(|e| e.into_inner()).pop().expect("a permit means an idle pipeline");
+            let pipeline =
+                idle.lock().unwrap_or_else(|e| e.into_inner()).pop().expect("a permit means an idle pipeline");
             // Puts the pipeline back when dropped, even if `f` panics.
             struct Return<'a>(&'a Mutex<Vec<FacePipeline>>, Option<FacePipeline>);
             impl Drop for Return<'_> {

@@ -57,7 +57,11 @@ impl Settings {
             runtime_library: self.onnxruntime_library.clone(),
             detector_model: self.detector_model.clone(),
             embedder_model: self.embedder_model.clone(),
-            detector: YuNetConfig { score_threshold: self.detection_threshold, intra_threads, ..YuNetConfig::default() },
+            detector: YuNetConfig {
+                score_threshold: self.detection_threshold,
+                intra_threads,
+                ..YuNetConfig::default()
+            },
             intra_threads,
         }
     }

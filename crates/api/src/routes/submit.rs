@@ -24,7 +24,8 @@ pub async fn register(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let form = Form::read(multipart, &state.settings).await?;
-    let subject = form.text("subject").ok_or_else(|| ApiError::invalid("missing_subject", "the form has no subject"))?;
+    let subject =
+        form.text("subject").ok_or_else(|| ApiError::invalid("missing_subject", "the form has no subject"))?;
     let params = RegisterParams {
         subject: SubjectName::parse(subject).map_err(|e| invalid_param("invalid_subject", e))?,
         collection: collection(&form)?,

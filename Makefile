@@ -1,0 +1,31 @@
+# facerec: `make up` runs the service, `make test` runs every test.
+# Both set up whatever is missing first (scripts/setup.sh) and are idempotent.
+SHELL := /bin/bash
+ENV := source scripts/env.sh &&
+CARGO_TEST_FLAGS ?=
+
+.PHONY: up test setup build lint fmt help
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+up: setup build ## Set up, build (release) and run the api + FACEREC_WORKERS workers in the foreground
+	@bash scripts/run.sh
+
+test: ## Set up (with test photos) and run every test
+	@bash scripts/setup.sh --with-test-photos
+	@bash scripts/test.sh $(CARGO_TEST_FLAGS)
+
+setup: ## Install or start PostgreSQL+pgvector and Redis, fetch runtime and models, create the database
+	@bash scripts/setup.sh
+
+build: ## Build the release binaries
+	@$(ENV) cargo build --release --bins
+
+lint: ## rustfmt and clippy, warnings as errors
+	@cargo fmt --all --check
+	@$(ENV) cargo clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	@cargo fmt --all
