@@ -21,7 +21,7 @@ setup: ## Install or start PostgreSQL+pgvector and Redis, fetch runtime and mode
 	@bash scripts/setup.sh
 
 build: ## Build the release binaries
-	@$(ENV) cargo build --release --bins
+	@$(ENV) cargo build --release --workspace --bins
 
 lint: ## rustfmt and clippy, warnings as errors
 	@cargo fmt --all --check

@@ -16,4 +16,8 @@ trap stop INT TERM EXIT
 "$bin/facerec-api" & pids+=($!)
 for _ in $(seq "$workers"); do "$bin/facerec-worker" & pids+=($!); done
 echo "facerec: api on http://${FACEREC_API_ADDR:-127.0.0.1:8080} with $workers worker(s); Ctrl-C stops them"
-wait -n "${pids[@]}" || true
+set +e
+wait -n "${pids[@]}"
+status=$?
+stop
+exit "$status"

@@ -20,11 +20,18 @@ apt_install() {
     || { $SUDO apt-get update -q >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null; }
 }
 
-# Parse DATABASE_URL once: host, port and an admin URL on the maintenance database.
-DB_NAME="${DATABASE_URL##*/}"; DB_NAME="${DB_NAME%%\?*}"
-ADMIN_URL="${DATABASE_URL%/*}/postgres"
-DB_HOSTPORT="${DATABASE_URL#*@}"; DB_HOSTPORT="${DB_HOSTPORT%%/*}"
-DB_HOST="${DB_HOSTPORT%%:*}"; DB_PORT="${DB_HOSTPORT##*:}"; [ "$DB_PORT" != "$DB_HOSTPORT" ] || DB_PORT=5432
+# Parse DATABASE_URL (postgres://[user[:password]@]host[:port]/db[?query]) once.
+DB_QUERY=""; case "$DATABASE_URL" in *\?*) DB_QUERY="?${DATABASE_URL#*\?}" ;; esac
+DB_BASE="${DATABASE_URL%%\?*}"
+DB_NAME="${DB_BASE##*/}"
+ADMIN_URL="${DB_BASE%/*}/postgres$DB_QUERY"
+DB_AUTHORITY="${DB_BASE#*://}"; DB_AUTHORITY="${DB_AUTHORITY%%/*}"
+DB_CREDS=""; case "$DB_AUTHORITY" in *@*) DB_CREDS="${DB_AUTHORITY%@*}" ;; esac
+DB_HOSTPORT="${DB_AUTHORITY##*@}"
+DB_HOST="${DB_HOSTPORT%%:*}"; DB_HOST="${DB_HOST:-localhost}"
+DB_PORT="${DB_HOSTPORT##*:}"; [ "$DB_PORT" != "$DB_HOSTPORT" ] && [ -n "$DB_PORT" ] || DB_PORT=5432
+# Runs a command as the postgres OS user (root has runuser, others sudo).
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
 
 tools() {
   command -v cargo >/dev/null || die "cargo not found: install Rust 1.85+ (https://rustup.rs)"
@@ -47,17 +54,22 @@ postgres() {
   if ! psql "$ADMIN_URL" -Atqc 'select 1' >/dev/null 2>&1; then
     # A fresh distribution install only lets the postgres OS user in: give the
     # role in DATABASE_URL the password the URL names.
-    local user pass creds="${DATABASE_URL#*://}"; creds="${creds%%@*}"
-    user="${creds%%:*}"; pass="${creds#*:}"
+    [ -n "$DB_CREDS" ] || die "cannot connect to $ADMIN_URL; name a user and password in DATABASE_URL"
+    local user="${DB_CREDS%%:*}" pass=""
+    [ "$DB_CREDS" = "$user" ] || pass="${DB_CREDS#*:}"
+    case "$DB_CREDS" in *%*) die "percent-encoded credentials in DATABASE_URL: create the role yourself" ;; esac
     log "setting the password of PostgreSQL role $user"
-    $SUDO -u postgres psql -qc "ALTER ROLE \"$user\" WITH LOGIN SUPERUSER PASSWORD '$pass'" 2>/dev/null \
-      || $SUDO -u postgres psql -qc "CREATE ROLE \"$user\" WITH LOGIN SUPERUSER PASSWORD '$pass'"
+    as_pg psql -qc "ALTER ROLE \"$user\" WITH LOGIN SUPERUSER PASSWORD '$pass'" 2>/dev/null \
+      || as_pg psql -qc "CREATE ROLE \"$user\" WITH LOGIN SUPERUSER PASSWORD '$pass'"
     psql "$ADMIN_URL" -Atqc 'select 1' >/dev/null || die "cannot connect to $ADMIN_URL"
   fi
 }
 
 pgvector() {
-  [ "$(psql "$ADMIN_URL" -Atqc "select count(*) from pg_available_extensions where name = 'vector'")" = 1 ] && return
+  # 0.8.0 or later: recognize relies on HNSW iterative scans (hnsw.iterative_scan).
+  local have; have=$(psql "$ADMIN_URL" -Atqc "select default_version from pg_available_extensions where name = 'vector'")
+  if [ -n "$have" ] && [ "$(printf '%s\n0.8.0\n' "$have" | sort -V | head -1)" = "0.8.0" ]; then return; fi
+  [ -z "$have" ] || log "pgvector $have is older than 0.8.0"
   case "$DB_HOST" in 127.0.0.1|localhost) ;; *) die "the PostgreSQL server at $DB_HOST lacks the pgvector extension" ;; esac
   local major; major=$(( $(psql "$ADMIN_URL" -Atqc 'show server_version_num') / 10000 ))
   log "building pgvector for PostgreSQL $major from Debian's source package"

@@ -37,6 +37,17 @@ pub struct JobRecord {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// What a claim attempt found.
+#[derive(Debug)]
+pub enum ClaimOutcome {
+    /// The job is ours until the lease runs out.
+    Claimed(Claim),
+    /// Another worker holds an unexpired lease: try again after it runs out.
+    Held,
+    /// Nothing to do: the job is finished, canceled or does not exist.
+    Done,
+}
+
 /// Proof that this worker holds a job: only the holder of the token may finish it.
 #[derive(Debug, Clone)]
 pub struct Claim {
@@ -118,14 +129,17 @@ impl Store {
         tx.commit().await.context("commit insert job")
     }
 
-    /// Removes a job that was never queued (its enqueue failed), input included.
-    pub async fn delete_unqueued_job(&self, id: JobId) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM jobs WHERE id = $1 AND status = 'queued' AND attempts = 0")
-            .bind(id.0)
-            .execute(&self.pool)
-            .await
-            .context("delete unqueued job")?;
-        Ok(())
+    /// Removes a job whose enqueue failed, input included, unless a worker has
+    /// already taken it (the message may have reached Redis after all).
+    /// True when the job was removed.
+    pub async fn delete_unqueued_job(&self, id: JobId) -> Result<bool, StoreError> {
+        let deleted: Option<uuid::Uuid> =
+            sqlx::query_scalar("DELETE FROM jobs WHERE id = $1 AND status = 'queued' AND attempts = 0 RETURNING id")
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await
+                .context("delete unqueued job")?;
+        Ok(deleted.is_some())
     }
 
     pub async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
@@ -136,8 +150,8 @@ impl Store {
     }
 
     /// Takes a job for processing: `queued` → `processing`, or a `processing` job
-    /// whose holder's lease ran out. `None` when the job is gone, finished or held.
-    pub async fn claim_job(&self, id: JobId, lease: Duration) -> Result<Option<Claim>, StoreError> {
+    /// whose holder's lease ran out.
+    pub async fn claim_job(&self, id: JobId, lease: Duration) -> Result<ClaimOutcome, StoreError> {
         let token = Uuid::new_v4();
         let sql = format!(
             "UPDATE jobs SET status = 'processing', attempts = attempts + 1, \
@@ -154,7 +168,17 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await
             .context("claim job")?;
-        let Some(row) = row else { return Ok(None) };
+        let Some(row) = row else {
+            let status: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .context("read job status")?;
+            return Ok(match status.as_deref() {
+                Some("processing" | "queued") => ClaimOutcome::Held,
+                _ => ClaimOutcome::Done,
+            });
+        };
         let input: Option<Vec<u8>> = sqlx::query_scalar("SELECT bytes FROM job_inputs WHERE job_id = $1")
             .bind(id.0)
             .fetch_optional(&mut *tx)
@@ -166,10 +190,10 @@ impl Store {
             finish(&mut tx, id, token, JobStatus::Failed, None, Some((JobErrorCode::Internal, "job input is missing")))
                 .await?;
             tx.commit().await.context("commit claim")?;
-            return Ok(None);
+            return Ok(ClaimOutcome::Done);
         };
         tx.commit().await.context("commit claim")?;
-        Ok(Some(Claim { job, token, input }))
+        Ok(ClaimOutcome::Claimed(Claim { job, token, input }))
     }
 
     /// Gives a claimed job back to the queue after a transient failure.

@@ -13,7 +13,7 @@ mod jobs;
 
 pub use error::StoreError;
 pub use gallery::{NewFace, SearchHit};
-pub use jobs::{Claim, JobRecord, NewJob};
+pub use jobs::{Claim, ClaimOutcome, JobRecord, NewJob};
 
 use std::time::Duration;
 

@@ -166,7 +166,8 @@ pub fn decode(heads: &Heads, pad_w: usize, pad_h: usize, score_threshold: f32) -
             let cls = heads.cls[i][idx].clamp(0.0, 1.0);
             let obj = heads.obj[i][idx].clamp(0.0, 1.0);
             let score = (cls * obj).sqrt();
-            if score < score_threshold {
+            // A NaN score (a broken model) never counts as a face.
+            if score.is_nan() || score < score_threshold {
                 continue;
             }
             let (c, r) = ((idx % cols) as f32, (idx / cols) as f32);
@@ -255,6 +256,8 @@ mod tests {
         h.obj[0][3] = 0.3;
         h.cls[2][0] = 1.7; // out of range: clamped to 1
         h.obj[2][0] = 1.0;
+        h.cls[1][0] = f32::NAN;
+        h.obj[1][0] = 1.0;
         let faces = decode(&h, 64, 32, 0.5).unwrap();
         assert_eq!(faces.len(), 1);
         assert_eq!(faces[0].score, 1.0);

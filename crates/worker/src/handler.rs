@@ -7,7 +7,7 @@ use facerec_core::{
     RegisterResult,
 };
 use facerec_queue::{JobMessage, MESSAGE_VERSION};
-use facerec_store::{Claim, NewFace, Store};
+use facerec_store::{Claim, ClaimOutcome, NewFace, Store};
 use facerec_vision::{Detection, VisionError, decode_image};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 use uuid::Uuid;
@@ -41,6 +41,9 @@ impl From<facerec_store::StoreError> for Failure {
 impl From<VisionError> for Failure {
     fn from(e: VisionError) -> Self {
         match &e {
+            VisionError::Decode(image::ImageError::Limits(_)) => {
+                Self::Permanent(JobErrorCode::ImageTooLarge, format!("{e}: {}", source_text(&e)))
+            }
             VisionError::Decode(_) => Self::Permanent(JobErrorCode::CorruptImage, format!("{e}: {}", source_text(&e))),
             VisionError::TooManyPixels { .. } => Self::Permanent(JobErrorCode::ImageTooLarge, e.to_string()),
             _ => Self::Transient(Box::new(e)),
@@ -60,14 +63,20 @@ pub(crate) async fn handle_job(message: JobMessage, ctx: Data<JobContext>) -> Re
 
 async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynError> {
     if message.version != MESSAGE_VERSION {
-        // Left queued in PostgreSQL for a worker that understands it.
-        error!(version = message.version, "unsupported job message version; skipping");
-        return Ok(());
+        // Not acknowledged: redelivered until a worker that understands it takes it.
+        error!(version = message.version, "unsupported job message version");
+        return Err(format!("unsupported job message version {}", message.version).into());
     }
     let lease = Duration::from_secs(ctx.settings.lease_secs);
-    let Some(mut claim) = ctx.store.claim_job(message.job_id, lease).await? else {
-        debug!("job already taken, finished or gone");
-        return Ok(());
+    let mut claim = match ctx.store.claim_job(message.job_id, lease).await? {
+        ClaimOutcome::Claimed(claim) => claim,
+        ClaimOutcome::Done => {
+            debug!("job already finished or gone");
+            return Ok(());
+        }
+        // Its holder may have died: have the message redelivered after a delay,
+        // by which time the lease may have run out.
+        ClaimOutcome::Held => return Err("job is held by another worker's lease".into()),
     };
     let started = Instant::now();
     let input = std::mem::take(&mut claim.input);

@@ -35,8 +35,10 @@ pub struct Settings {
     /// Images with more pixels are refused before decoding.
     #[arg(long, env = "FACEREC_MAX_PIXELS", default_value_t = 40_000_000)]
     pub max_pixels: u64,
-    /// How long a claimed job stays ours before another worker may take it over.
-    #[arg(long, env = "FACEREC_JOB_LEASE_SECS", default_value_t = 300)]
+    /// How long a claimed job stays ours before another worker may take it
+    /// over. Jobs take well under a second; a redelivered message waits this long
+    /// for a crashed worker's lease to run out.
+    #[arg(long, env = "FACEREC_JOB_LEASE_SECS", default_value_t = 60)]
     pub lease_secs: u64,
     /// Attempts before a job that keeps failing transiently is failed for good.
     #[arg(long, env = "FACEREC_JOB_MAX_ATTEMPTS", default_value_t = 3)]

