@@ -41,7 +41,7 @@ pub struct JobRecord {
 #[derive(Debug)]
 pub enum ClaimOutcome {
     /// The job is ours until the lease runs out.
-    Claimed(Claim),
+    Claimed(Box<Claim>),
     /// Another worker holds an unexpired lease: try again after it runs out.
     Held,
     /// Nothing to do: the job is finished, canceled or does not exist.
@@ -193,7 +193,7 @@ impl Store {
             return Ok(ClaimOutcome::Done);
         };
         tx.commit().await.context("commit claim")?;
-        Ok(ClaimOutcome::Claimed(Claim { job, token, input }))
+        Ok(ClaimOutcome::Claimed(Box::new(Claim { job, token, input })))
     }
 
     /// Gives a claimed job back to the queue after a transient failure.
