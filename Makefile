@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 CARGO_TEST_FLAGS ?=
 
-.PHONY: up test setup build lint fmt help
+.PHONY: up test setup build lint fmt bench help
 .DEFAULT_GOAL := help
 
 help: ## List the targets
@@ -29,3 +29,7 @@ lint: ## rustfmt and clippy, warnings as errors
 
 fmt: ## Format the code
 	@cargo fmt --all
+
+bench: ## Per-stage vision timings on the test photos (release build)
+	@bash scripts/setup.sh --with-test-photos
+	@$(ENV) cargo run -q --release -p facerec-vision --example bench -- --rounds 10 $$FACEREC_PHOTOS_DIR/*.jpg

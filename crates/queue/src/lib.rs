@@ -7,7 +7,11 @@
 
 use std::time::Duration;
 
-use apalis::prelude::TaskSink;
+mod poll;
+
+pub use poll::TickStrategy;
+
+use apalis::prelude::{BackendExt, PollWith, TaskSink};
 use apalis_redis::{Config, ConnectionManager, RedisStorage};
 use facerec_core::{JobId, JobKind};
 use serde::{Deserialize, Serialize};
@@ -79,9 +83,11 @@ impl JobQueue {
         storage.push(message).await.map_err(|e| QueueError::Push { job_id, source: Box::new(e) })
     }
 
-    /// A storage for a worker to consume from.
-    pub fn storage(&self) -> JobStorage {
-        RedisStorage::new(self.conn.clone()).with_config(self.config.clone())
+    /// A storage for a worker to consume from, looking for new jobs every `poll` when idle.
+    pub fn consumer(&self, poll: Duration) -> PollWith<JobStorage, TickStrategy> {
+        RedisStorage::new(self.conn.clone())
+            .with_config(self.config.clone())
+            .poll_with_strategy(TickStrategy::new(poll))
     }
 
     pub fn name(&self) -> &str {

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use apalis::prelude::{BackendExt, Monitor, WorkerBuilder, WorkerBuilderExt};
+use apalis::prelude::{Monitor, WorkerBuilder, WorkerBuilderExt};
 use facerec_queue::JobQueue;
 use facerec_store::Store;
 use tracing::{info, warn};
@@ -49,7 +49,7 @@ impl Worker {
         Monitor::new()
             .register(move |restarts| {
                 WorkerBuilder::new(format!("{instance}-{restarts}"))
-                    .backend(queue.storage().poll_with_interval(poll))
+                    .backend(queue.consumer(poll))
                     .concurrency(concurrency)
                     .data(ctx.clone())
                     .build(handle_job)

@@ -44,7 +44,7 @@ pub struct Settings {
     #[arg(long, env = "FACEREC_JOB_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: i32,
     /// How often an idle worker looks for new jobs, in milliseconds.
-    #[arg(long, env = "FACEREC_POLL_INTERVAL_MS", default_value_t = 100)]
+    #[arg(long, env = "FACEREC_POLL_INTERVAL_MS", default_value_t = 25)]
     pub poll_interval_ms: u64,
 }
 
