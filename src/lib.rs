@@ -190,6 +190,15 @@ impl TestApp {
         redis::cmd("LLEN").arg(format!("{}:active", self.queue)).query_async(&mut conn).await.unwrap()
     }
 
+    /// Number of Redis keys this test's queue holds per message (apalis's `:meta:*`).
+    pub async fn message_keys(&self) -> usize {
+        let client = redis::Client::open(self.redis_url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{}:meta:*", self.queue)).query_async(&mut conn).await.unwrap();
+        keys.len()
+    }
+
     /// Stops the api and the worker, then drops the database and the queue's keys.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         for s in self.stop.drain(..) {

@@ -251,3 +251,25 @@ async fn readyz_answers_503_when_redis_goes_away() {
     server.await.unwrap().unwrap();
     app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_remove_finished_messages_from_redis() {
+    let app = TestApp::spawn_with(&|_| {}, &|worker| {
+        worker.vacuum_secs = 1;
+        worker.queue_retention_secs = 0;
+    })
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        let id = app.submit("/v1/recognize", faceless_image(), &[]).await;
+        assert_eq!(app.wait_for_job(&id).await["status"], "succeeded");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while app.message_keys().await > 0 {
+        assert!(std::time::Instant::now() < deadline, "finished messages still in Redis after 20 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The jobs themselves stay in PostgreSQL.
+    assert_eq!(app.count("jobs").await, 3);
+    app.stop().await.unwrap();
+}

@@ -12,6 +12,7 @@ mod poll;
 pub use poll::TickStrategy;
 
 use apalis::prelude::{BackendExt, PollWith, TaskSink};
+use apalis_core::backend::Vacuum;
 use apalis_redis::{Config, ConnectionManager, RedisStorage};
 use facerec_core::{JobId, JobKind};
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,8 @@ pub type JobStorage = RedisStorage<JobMessage>;
 pub enum QueueError {
     #[error("cannot connect to Redis")]
     Connect(#[source] apalis_redis::RedisError),
+    #[error("cannot clean finished messages from Redis")]
+    Vacuum(#[source] apalis_redis::Error),
     #[error("cannot enqueue job {job_id}")]
     Push {
         job_id: JobId,
@@ -77,10 +80,17 @@ impl JobQueue {
         Ok(Self { storage, conn, config, name: queue.to_owned() })
     }
 
+    /// Enqueues a message, trying twice: the first command after Redis
+    /// restarted fails while the connection manager reconnects. A message that
+    /// did arrive the first time is harmless twice (workers claim jobs in PostgreSQL).
     pub async fn push(&self, message: JobMessage) -> Result<(), QueueError> {
         let job_id = message.job_id;
         let mut storage = self.storage.clone();
-        storage.push(message).await.map_err(|e| QueueError::Push { job_id, source: Box::new(e) })
+        if let Err(e) = storage.push(message.clone()).await {
+            tracing::warn!(%job_id, error = %e, "enqueue failed; retrying once");
+            return storage.push(message).await.map_err(|e| QueueError::Push { job_id, source: Box::new(e) });
+        }
+        Ok(())
     }
 
     /// A storage for a worker to consume from, looking for new jobs every `poll` when idle.
@@ -88,6 +98,14 @@ impl JobQueue {
         RedisStorage::new(self.conn.clone())
             .with_config(self.config.clone())
             .poll_with_strategy(TickStrategy::new(poll))
+    }
+
+    /// Deletes the payloads and bookkeeping that apalis keeps in Redis for
+    /// every message, for messages finished more than `older_than` ago (the job
+    /// itself lives on in PostgreSQL). Returns how many were removed.
+    pub async fn vacuum(&self, older_than: Duration) -> Result<usize, QueueError> {
+        let mut storage = self.storage.clone();
+        storage.vacuum_before(older_than).await.map_err(QueueError::Vacuum)
     }
 
     pub fn name(&self) -> &str {

@@ -43,6 +43,12 @@ pub struct Settings {
     /// Attempts before a job that keeps failing transiently is failed for good.
     #[arg(long, env = "FACEREC_JOB_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: i32,
+    /// How often this worker removes finished messages from Redis, in seconds (0: never).
+    #[arg(long, env = "FACEREC_QUEUE_VACUUM_SECS", default_value_t = 60)]
+    pub vacuum_secs: u64,
+    /// How long finished messages stay in Redis before the vacuum removes them, in seconds.
+    #[arg(long, env = "FACEREC_QUEUE_RETENTION_SECS", default_value_t = 600)]
+    pub queue_retention_secs: u64,
     /// How often an idle worker looks for new jobs, in milliseconds.
     #[arg(long, env = "FACEREC_POLL_INTERVAL_MS", default_value_t = 25)]
     pub poll_interval_ms: u64,
