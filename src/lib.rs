@@ -199,6 +199,15 @@ impl TestApp {
         keys.len()
     }
 
+    /// The JSON payloads of every message this test's queue has carried.
+    pub async fn queue_payloads(&self) -> Vec<Value> {
+        let client = redis::Client::open(self.redis_url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let raw: Vec<Vec<u8>> =
+            redis::cmd("HVALS").arg(format!("{}:data", self.queue)).query_async(&mut conn).await.unwrap();
+        raw.iter().map(|bytes| serde_json::from_slice(bytes).expect("JSON message")).collect()
+    }
+
     /// Stops the api and the worker, then drops the database and the queue's keys.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         for s in self.stop.drain(..) {

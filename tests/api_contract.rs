@@ -273,3 +273,25 @@ async fn workers_remove_finished_messages_from_redis() {
     assert_eq!(app.count("jobs").await, 3);
     app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_message_carries_the_clients_trace_to_the_worker() {
+    let app = TestApp::spawn().await.unwrap();
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let header = format!("00-{trace}-00f067aa0ba902b7-01");
+    let resp =
+        app.post_form_with_headers("/v1/recognize", Some(faceless_image()), &[], &[("traceparent", &header)]).await;
+    assert_eq!(resp.status(), 202);
+    let body: Value = resp.json().await.unwrap();
+    let messages = app.queue_payloads().await;
+    let message = messages.iter().find(|m| m["job_id"] == body["job_id"]).expect("the job's message is in Redis");
+    assert_eq!(message["version"], 1);
+    let carried = message["traceparent"].as_str().expect("a traceparent in the message");
+    assert!(carried.starts_with(&format!("00-{trace}-")), "{carried}");
+    // Without a client trace the api starts its own, and the message still carries one.
+    let id = app.submit("/v1/recognize", faceless_image(), &[]).await;
+    let messages = app.queue_payloads().await;
+    let own = messages.iter().find(|m| m["job_id"] == id.as_str()).unwrap();
+    assert!(own["traceparent"].as_str().is_some_and(|t| !t.contains(trace)), "{own}");
+    app.stop().await.unwrap();
+}

@@ -34,7 +34,19 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+            let span = tracing::info_span!(
+                "request",
+                method = %req.method(),
+                path = %req.uri().path(),
+                request_id,
+                trace_id = tracing::field::Empty,
+            );
+            // A client's own W3C trace context is continued, not replaced.
+            if let Some(traceparent) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
+                facerec_telemetry::continue_trace(&span, traceparent);
+            }
+            span.record("trace_id", facerec_telemetry::trace_id(&span));
+            span
         }))
         // Outermost: accept the client's x-request-id or make one, and echo it back.
         .layer(PropagateRequestIdLayer::x_request_id())

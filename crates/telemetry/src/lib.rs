@@ -46,3 +46,80 @@ pub async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
+
+/// The W3C `traceparent` of the current span, to carry a trace across the
+/// queue; `None` outside any traced span.
+pub fn current_traceparent() -> Option<String> {
+    use opentelemetry::propagation::TextMapPropagator;
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let cx = tracing::Span::current().context();
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    let mut carrier = std::collections::HashMap::new();
+    opentelemetry_sdk::propagation::TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` part of the trace named by `traceparent` (as produced by
+/// [`current_traceparent`], possibly in another process). Ignores malformed values.
+pub fn continue_trace(span: &tracing::Span, traceparent: &str) {
+    use opentelemetry::propagation::TextMapPropagator;
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let carrier = std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let cx = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&carrier);
+    if cx.span().span_context().is_valid() {
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// The trace id of `span`, for log lines and error reports.
+pub fn trace_id(span: &tracing::Span) -> String {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    span.context().span().span_context().trace_id().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    fn traced<T>(f: impl FnOnce() -> T) -> T {
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, f)
+    }
+
+    #[test]
+    fn a_span_continued_from_a_traceparent_joins_that_trace() {
+        traced(|| {
+            let request = tracing::info_span!("request");
+            let traceparent = request.in_scope(current_traceparent).expect("a traced span has a traceparent");
+            assert!(traceparent.starts_with("00-"), "{traceparent}");
+            let request_trace = trace_id(&request);
+            assert!(traceparent.contains(&request_trace));
+
+            let job = tracing::info_span!("job");
+            let unrelated = trace_id(&tracing::info_span!("other"));
+            continue_trace(&job, &traceparent);
+            assert_eq!(trace_id(&job), request_trace);
+            assert_ne!(unrelated, request_trace);
+        });
+    }
+
+    #[test]
+    fn malformed_traceparents_are_ignored_and_no_span_has_none() {
+        traced(|| {
+            assert_eq!(current_traceparent(), None);
+            let job = tracing::info_span!("job");
+            continue_trace(&job, "garbage");
+            assert_eq!(trace_id(&job).len(), 32);
+        });
+    }
+}

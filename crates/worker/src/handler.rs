@@ -57,7 +57,12 @@ fn source_text(e: &dyn std::error::Error) -> String {
 
 /// The apalis handler: one call per job message.
 pub(crate) async fn handle_job(message: JobMessage, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
-    let span = info_span!("job", job_id = %message.job_id, kind = %message.kind);
+    let span = info_span!("job", job_id = %message.job_id, kind = %message.kind, trace_id = tracing::field::Empty);
+    // Join the trace of the request that submitted the job.
+    if let Some(traceparent) = &message.traceparent {
+        facerec_telemetry::continue_trace(&span, traceparent);
+    }
+    span.record("trace_id", facerec_telemetry::trace_id(&span));
     process(message, &ctx).instrument(span).await
 }
 

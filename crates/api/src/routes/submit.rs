@@ -85,7 +85,8 @@ async fn submit(state: &AppState, headers: &HeaderMap, form: Form, params: JobPa
         input: form.image.bytes.to_vec(),
     };
     state.store.insert_job(&job).await?;
-    if let Err(e) = state.queue.push(JobMessage::new(job.id, kind)).await {
+    let message = JobMessage { traceparent: facerec_telemetry::current_traceparent(), ..JobMessage::new(job.id, kind) };
+    if let Err(e) = state.queue.push(message).await {
         error!(error = %e, source = ?std::error::Error::source(&e), job_id = %job.id, "enqueue failed");
         match state.store.delete_unqueued_job(job.id).await {
             Ok(true) => {
