@@ -183,17 +183,20 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A connection to the Redis that carries this test's queue.
+    async fn redis(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        redis::Client::open(self.redis_url.as_str())?.get_multiplexed_async_connection().await
+    }
+
     /// Number of job messages waiting in this test's Redis queue.
     pub async fn queued_messages(&self) -> usize {
-        let client = redis::Client::open(self.redis_url.as_str()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut conn = self.redis().await.unwrap();
         redis::cmd("LLEN").arg(format!("{}:active", self.queue)).query_async(&mut conn).await.unwrap()
     }
 
     /// Number of Redis keys this test's queue holds per message (apalis's `:meta:*`).
     pub async fn message_keys(&self) -> usize {
-        let client = redis::Client::open(self.redis_url.as_str()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut conn = self.redis().await.unwrap();
         let keys: Vec<String> =
             redis::cmd("KEYS").arg(format!("{}:meta:*", self.queue)).query_async(&mut conn).await.unwrap();
         keys.len()
@@ -201,8 +204,7 @@ impl TestApp {
 
     /// The JSON payloads of every message this test's queue has carried.
     pub async fn queue_payloads(&self) -> Vec<Value> {
-        let client = redis::Client::open(self.redis_url.as_str()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut conn = self.redis().await.unwrap();
         let raw: Vec<Vec<u8>> =
             redis::cmd("HVALS").arg(format!("{}:data", self.queue)).query_async(&mut conn).await.unwrap();
         raw.iter().map(|bytes| serde_json::from_slice(bytes).expect("JSON message")).collect()
@@ -221,8 +223,7 @@ impl TestApp {
         admin
             .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database)))
             .await?;
-        let client = redis::Client::open(self.redis_url.as_str())?;
-        let mut conn = client.get_multiplexed_async_connection().await?;
+        let mut conn = self.redis().await?;
         let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}*", self.queue)).query_async(&mut conn).await?;
         if !keys.is_empty() {
             redis::cmd("DEL").arg(keys).query_async::<()>(&mut conn).await?;
