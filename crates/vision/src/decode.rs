@@ -26,15 +26,29 @@ pub fn decode_image(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, Visi
     let mut image_limits = image::Limits::default();
     image_limits.max_alloc = Some(limits.max_alloc_bytes);
     reader.limits(image_limits);
-    let mut decoder = reader.into_decoder().map_err(VisionError::Decode)?;
+    let mut decoder = reader.into_decoder().map_err(decode_error)?;
     let (width, height) = decoder.dimensions();
     if u64::from(width) * u64::from(height) > limits.max_pixels {
         return Err(VisionError::TooManyPixels { width, height, max_pixels: limits.max_pixels });
     }
-    let orientation = decoder.orientation().map_err(VisionError::Decode)?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(VisionError::Decode)?;
+    // `into_decoder` skips the reservation `ImageReader::decode` makes for the
+    // output buffer, so the allocation limit is checked here.
+    if decoder.total_bytes() > limits.max_alloc_bytes {
+        let kind = image::error::LimitErrorKind::InsufficientMemory;
+        return Err(VisionError::OverMemoryLimit(image::ImageError::Limits(image::error::LimitError::from_kind(kind))));
+    }
+    let orientation = decoder.orientation().map_err(decode_error)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
     image.apply_orientation(orientation);
     Ok(image.into_rgb8())
+}
+
+/// Tells an image over the decoder's memory limit from a broken one.
+fn decode_error(e: image::ImageError) -> VisionError {
+    match e {
+        image::ImageError::Limits(_) => VisionError::OverMemoryLimit(e),
+        e => VisionError::Decode(e),
+    }
 }
 
 #[cfg(test)]
@@ -79,5 +93,11 @@ mod tests {
         let limits = DecodeLimits { max_pixels: 9_999, ..DecodeLimits::default() };
         let err = decode_image(&png, limits).unwrap_err();
         assert!(matches!(err, VisionError::TooManyPixels { width: 100, height: 100, .. }), "{err:?}");
+
+        // 100x100 RGB needs 30,000 bytes: over a 10,000-byte allocation limit.
+        let limits = DecodeLimits { max_alloc_bytes: 10_000, ..DecodeLimits::default() };
+        let err = decode_image(&png, limits).unwrap_err();
+        assert!(matches!(err, VisionError::OverMemoryLimit(_)), "{err:?}");
+        assert!(err.is_bad_input());
     }
 }

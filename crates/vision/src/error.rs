@@ -8,6 +8,9 @@ pub enum VisionError {
     Decode(#[source] image::ImageError),
     #[error("image is {width}x{height} pixels, over the limit of {max_pixels} pixels")]
     TooManyPixels { width: u32, height: u32, max_pixels: u64 },
+    /// Decoding would need more memory than the decoder may allocate.
+    #[error("decoding the image would exceed the decoder's memory limit")]
+    OverMemoryLimit(#[source] image::ImageError),
     #[error("cannot load ONNX Runtime from {path}")]
     RuntimeLoad {
         path: PathBuf,
@@ -33,6 +36,6 @@ pub enum VisionError {
 impl VisionError {
     /// True when the input itself is at fault, so retrying cannot help.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Self::Decode(_) | Self::TooManyPixels { .. })
+        matches!(self, Self::Decode(_) | Self::TooManyPixels { .. } | Self::OverMemoryLimit(_))
     }
 }

@@ -41,11 +41,10 @@ impl From<facerec_store::StoreError> for Failure {
 impl From<VisionError> for Failure {
     fn from(e: VisionError) -> Self {
         match &e {
-            VisionError::Decode(image::ImageError::Limits(_)) => {
-                Self::Permanent(JobErrorCode::ImageTooLarge, format!("{e}: {}", source_text(&e)))
-            }
             VisionError::Decode(_) => Self::Permanent(JobErrorCode::CorruptImage, format!("{e}: {}", source_text(&e))),
-            VisionError::TooManyPixels { .. } => Self::Permanent(JobErrorCode::ImageTooLarge, e.to_string()),
+            VisionError::TooManyPixels { .. } | VisionError::OverMemoryLimit(_) => {
+                Self::Permanent(JobErrorCode::ImageTooLarge, e.to_string())
+            }
             _ => Self::Transient(Box::new(e)),
         }
     }
