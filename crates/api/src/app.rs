@@ -2,7 +2,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::{Context, ensure};
+use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
@@ -63,11 +63,6 @@ pub struct Api {
 impl Api {
     /// Connects to PostgreSQL (applying migrations) and Redis, and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        ensure!(
-            (-1.0..=1.0).contains(&settings.default_threshold),
-            "FACEREC_DEFAULT_THRESHOLD must be in [-1, 1], got {}",
-            settings.default_threshold
-        );
         let store = Store::connect(&settings.database_url, 16).await.context("connecting to PostgreSQL")?;
         store.migrate().await.context("migrating the database")?;
         let queue = JobQueue::connect(&settings.redis_url, &settings.queue).await.context("connecting to Redis")?;

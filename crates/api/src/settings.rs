@@ -1,6 +1,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use facerec_core::Threshold;
 
 /// Api configuration: defaults, overridden by environment variables, overridden by flags.
 #[derive(Debug, Clone, Parser)]
@@ -24,6 +25,10 @@ pub struct Settings {
     pub max_pixels: u64,
     /// Default cosine-similarity threshold for a recognize match to count as `best`.
     /// 0.363 is OpenCV's published threshold for SFace; see the README for our measurements.
-    #[arg(long, env = "FACEREC_DEFAULT_THRESHOLD", default_value_t = 0.363)]
-    pub default_threshold: f32,
+    #[arg(long, env = "FACEREC_DEFAULT_THRESHOLD", default_value = "0.363", value_parser = parse_threshold)]
+    pub default_threshold: Threshold,
+}
+
+fn parse_threshold(s: &str) -> Result<Threshold, String> {
+    Threshold::parse(s).map_err(|e| e.to_string())
 }

@@ -45,7 +45,7 @@ pub async fn recognize(
     };
     let threshold = match form.text("threshold") {
         Some(v) => Threshold::parse(v).map_err(|e| invalid_param("invalid_threshold", e))?,
-        None => Threshold::new(state.settings.default_threshold).expect("checked at start-up"),
+        None => state.settings.default_threshold,
     };
     let params = RecognizeParams { collection: collection(&form)?, top_k, threshold };
     submit(&state, &headers, form, JobParams::Recognize(params)).await
@@ -88,22 +88,16 @@ async fn submit(state: &AppState, headers: &HeaderMap, form: Form, params: JobPa
     let message = JobMessage { traceparent: facerec_telemetry::current_traceparent(), ..JobMessage::new(job.id, kind) };
     if let Err(e) = state.queue.push(message).await {
         error!(error = %e, source = ?std::error::Error::source(&e), job_id = %job.id, "enqueue failed");
-        match state.store.delete_unqueued_job(job.id).await {
-            Ok(true) => {
-                return Err(ApiError::unavailable(
-                    "queue_unavailable",
-                    "the job queue is unavailable; try again later",
-                ));
-            }
-            // A worker took it: the message did arrive, so the job is running.
-            Ok(false) => {}
+        // If a worker already took the job, the message did arrive and the job runs.
+        let taken_by_worker = match state.store.delete_unqueued_job(job.id).await {
+            Ok(removed) => !removed,
             Err(e) => {
                 error!(error = %e, job_id = %job.id, "could not remove the unqueued job");
-                return Err(ApiError::unavailable(
-                    "queue_unavailable",
-                    "the job queue is unavailable; try again later",
-                ));
+                false
             }
+        };
+        if !taken_by_worker {
+            return Err(ApiError::unavailable("queue_unavailable", "the job queue is unavailable; try again later"));
         }
     }
     info!(job_id = %job.id, %kind, bytes = job.input.len(), "job queued");
