@@ -5,14 +5,11 @@
 //! (paths from `ORT_DYLIB_PATH`, `FACEREC_DETECTOR_MODEL`, `FACEREC_EMBEDDER_MODEL`;
 //! `make bench` runs it on the test photos).
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use facerec_vision::{DecodeLimits, FacePipeline, PipelineConfig, YuNetConfig, decode_image};
-
-fn env_path(name: &str) -> PathBuf {
-    PathBuf::from(std::env::var(name).unwrap_or_else(|_| panic!("set {name}")))
-}
+use facerec_vision::{DecodeLimits, FacePipeline, decode_image};
 
 fn summary(name: &str, mut samples: Vec<Duration>) {
     samples.sort();
@@ -42,14 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let threads = take("--threads", 1);
     let rounds = take("--rounds", 10);
-    let config = PipelineConfig {
-        runtime_library: env_path("ORT_DYLIB_PATH"),
-        detector_model: env_path("FACEREC_DETECTOR_MODEL"),
-        embedder_model: env_path("FACEREC_EMBEDDER_MODEL"),
-        detector: YuNetConfig { intra_threads: threads, ..YuNetConfig::default() },
-        intra_threads: threads,
-    };
-    let mut pipeline = FacePipeline::load(&config)?;
+    let mut pipeline = FacePipeline::load(&common::pipeline_config_from_env(threads))?;
     let photos: Vec<(String, Vec<u8>)> =
         args.iter().map(|p| Ok((p.clone(), std::fs::read(p)?))).collect::<std::io::Result<_>>()?;
     let (mut decode, mut detect, mut embed) = (Vec::new(), Vec::new(), Vec::new());

@@ -5,31 +5,16 @@
 //! `cargo run -p facerec-vision --example faces -- PHOTO...` (model paths from
 //! `ORT_DYLIB_PATH`, `FACEREC_DETECTOR_MODEL`, `FACEREC_EMBEDDER_MODEL`).
 
-use std::path::PathBuf;
-use std::time::Instant;
+mod common;
 
-use facerec_vision::{DecodeLimits, FacePipeline, PipelineConfig, YuNetConfig, decode_image};
-
-fn env_path(name: &str) -> PathBuf {
-    PathBuf::from(std::env::var(name).unwrap_or_else(|_| panic!("set {name}")))
-}
+use facerec_vision::{DecodeLimits, FacePipeline, decode_image};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = PipelineConfig {
-        runtime_library: env_path("ORT_DYLIB_PATH"),
-        detector_model: env_path("FACEREC_DETECTOR_MODEL"),
-        embedder_model: env_path("FACEREC_EMBEDDER_MODEL"),
-        detector: YuNetConfig::default(),
-        intra_threads: 1,
-    };
-    let mut pipeline = FacePipeline::load(&config)?;
+    let mut pipeline = FacePipeline::load(&common::pipeline_config_from_env(1))?;
     for path in std::env::args().skip(1) {
         let bytes = std::fs::read(&path)?;
-        let t0 = Instant::now();
         let image = decode_image(&bytes, DecodeLimits::default())?;
-        let t1 = Instant::now();
         let faces = pipeline.detect(&image)?;
-        let t2 = Instant::now();
         for face in &faces {
             let embedding = pipeline.embed(&image, face)?;
             let b = face.bbox;
@@ -45,16 +30,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 embedding
             );
         }
-        let t3 = Instant::now();
-        eprintln!(
-            "{path}: {}x{} decode {:?} detect {:?} embed {:?} ({} faces)",
-            image.width(),
-            image.height(),
-            t1 - t0,
-            t2 - t1,
-            t3 - t2,
-            faces.len()
-        );
     }
     Ok(())
 }
