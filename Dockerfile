@@ -23,6 +23,6 @@ COPY --from=build /src/target/release/facerec-worker /usr/local/bin/
 COPY --from=assets /src/.cache/onnxruntime/ /opt/facerec/onnxruntime/
 COPY --from=assets /src/models/ /opt/facerec/models/
 ENV ORT_DYLIB_PATH=/opt/facerec/onnxruntime/libonnxruntime.so.1.31.1 \
-    FACEREC_DETECTOR_MODEL=/opt/facerec/models/face_detection_yunet_2023mar.onnx \
+    FACEREC_DETECTOR_MODEL=/opt/facerec/models/face_detection_yunet_2023mar_dynamic.onnx \
     FACEREC_EMBEDDER_MODEL=/opt/facerec/models/face_recognition_sface_2021dec.onnx
 ENTRYPOINT ["facerec-worker"]

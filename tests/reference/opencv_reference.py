@@ -19,19 +19,23 @@ def main():
         img = cv2.imread(path)  # BGR, EXIF orientation applied
         h, w = img.shape[:2]
         scale = min(1.0, MAX_SIDE / max(w, h))
-        small = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR) if scale < 1 else img
+        # Rounds halves up, like the Rust side's f64::round.
+        size = (int(w * scale + 0.5), int(h * scale + 0.5))
+        small = cv2.resize(img, size, interpolation=cv2.INTER_LINEAR) if scale < 1 else img
         sh, sw = small.shape[:2]
         detector = cv2.FaceDetectorYN.create(det_path, "", (sw, sh), 0.6, 0.3, 5000)
         _, faces = detector.detect(small)
         for f in faces if faces is not None else []:
-            f = f.copy()
-            f[0:14:2] /= sw / w
-            f[1:14:2] /= sh / h
+            # Back to full-size pixels, in f64 then rounded to f32 like the Rust side.
+            f = f.astype(np.float64)
+            f[0:14:2] *= w / sw
+            f[1:14:2] *= h / sh
+            f = f.astype(np.float32)
             crop = recognizer.alignCrop(img, f)
             emb = recognizer.feature(crop).flatten()
             emb = emb / np.linalg.norm(emb)
             print(json.dumps({
-                "photo": path.rsplit("/", 1)[-1],
+                "photo": path,
                 "bbox": [float(v) for v in f[0:4]],
                 "landmarks": [[float(f[4 + 2 * i]), float(f[5 + 2 * i])] for i in range(5)],
                 "score": float(f[14]),

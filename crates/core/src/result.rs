@@ -20,6 +20,15 @@ impl BBox {
     pub fn area(&self) -> f32 {
         self.width.max(0.0) * self.height.max(0.0)
     }
+
+    /// Intersection over union, in [0, 1]; 0 for disjoint or empty boxes.
+    pub fn iou(&self, other: &BBox) -> f32 {
+        let ix = ((self.x + self.width).min(other.x + other.width) - self.x.max(other.x)).max(0.0);
+        let iy = ((self.y + self.height).min(other.y + other.height) - self.y.max(other.y)).max(0.0);
+        let inter = ix * iy;
+        let union = self.area() + other.area() - inter;
+        if union > 0.0 { inter / union } else { 0.0 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,15 +1,13 @@
 use image::RgbImage;
 
-use crate::VisionError;
+use crate::{FaceTemplate, VisionError};
 
 /// Turns an aligned face crop into an L2-normalised embedding.
 pub trait Embedder: Send {
     /// Stable model identifier recorded with every embedding, e.g. `sface_2021dec`.
     fn model_id(&self) -> &str;
-    /// Side of the square crop the model expects (112 for SFace).
-    fn input_size(&self) -> u32;
-    /// Where the five landmarks must land in the crop.
-    fn template(&self) -> &[[f32; 2]; 5];
+    /// The square crop the model expects and where the five landmarks must land in it.
+    fn template(&self) -> &FaceTemplate;
     fn embed(&mut self, aligned: &RgbImage) -> Result<Vec<f32>, VisionError>;
 }
 

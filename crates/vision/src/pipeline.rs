@@ -49,8 +49,7 @@ impl FacePipeline {
 
     /// Aligns one detected face and returns its L2-normalised embedding.
     pub fn embed(&mut self, image: &RgbImage, face: &Detection) -> Result<Vec<f32>, VisionError> {
-        let size = self.embedder.input_size();
-        let crop = align_face(image, &face.landmarks, self.embedder.template(), size);
+        let crop = align_face(image, &face.landmarks, self.embedder.template());
         self.embedder.embed(&crop)
     }
 }

@@ -9,10 +9,10 @@ use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 
-use crate::{Embedder, SFACE_TEMPLATE, VisionError, l2_normalize};
+use crate::{Embedder, FaceTemplate, SFACE_TEMPLATE, VisionError, l2_normalize};
 
 const MODEL: &str = "sface_2021dec";
-const SIZE: u32 = 112;
+const SIZE: u32 = SFACE_TEMPLATE.size;
 
 /// Opens an ONNX model with a fixed intra-op thread count. Sequential execution
 /// and full graph optimisation: deterministic and fastest for these small models.
@@ -50,11 +50,7 @@ impl Embedder for SFace {
         MODEL
     }
 
-    fn input_size(&self) -> u32 {
-        SIZE
-    }
-
-    fn template(&self) -> &[[f32; 2]; 5] {
+    fn template(&self) -> &FaceTemplate {
         &SFACE_TEMPLATE
     }
 

@@ -2,18 +2,20 @@
 //!
 //! Pre- and post-processing follow OpenCV's `FaceDetectorYN` so that our boxes
 //! and landmarks match the reference: BGR float input in 0..255, right/bottom
-//! zero padding to a multiple of 32, per-stride decoding, greedy NMS.
+//! zero padding to a multiple of 32, per-stride decoding, greedy NMS on
+//! integer boxes. Photos larger than `max_side` are downscaled with OpenCV's
+//! exact bilinear resize and the results mapped back to full-size pixels.
 
 use std::path::Path;
 
 use facerec_core::BBox;
-use image::{RgbImage, imageops};
+use image::RgbImage;
 use ndarray::Array4;
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use crate::{Detection, Detector, VisionError};
+use crate::{Detection, Detector, VisionError, resize_linear};
 
 const MODEL: &str = "yunet_2023mar";
 const STRIDES: [usize; 3] = [8, 16, 32];
@@ -68,7 +70,7 @@ impl Detector for YuNet {
         let net_image = if (sw, sh) == (w, h) {
             image
         } else {
-            small = imageops::resize(image, sw, sh, imageops::FilterType::Triangle);
+            small = resize_linear(image, sw, sh);
             &small
         };
         let (pad_w, pad_h) = self.fixed_input.unwrap_or((pad32(sw), pad32(sh)));
@@ -90,9 +92,9 @@ impl Detector for YuNet {
         let heads = Heads::from_vec(heads);
         let mut faces = decode(&heads, pad_w, pad_h, self.config.score_threshold)?;
         faces = nms(faces, self.config.nms_threshold);
-        let (fx, fy) = (w as f32 / sw as f32, h as f32 / sh as f32);
-        for f in &mut faces {
-            rescale(f, fx, fy);
+        if (sw, sh) != (w, h) {
+            let (fx, fy) = (f64::from(w) / f64::from(sw), f64::from(h) / f64::from(sh));
+            faces.iter_mut().for_each(|f| rescale(f, fx, fy));
         }
         Ok(faces)
     }
@@ -186,31 +188,41 @@ pub fn decode(heads: &Heads, pad_w: usize, pad_h: usize, score_threshold: f32) -
     Ok(faces)
 }
 
-pub fn iou(a: &BBox, b: &BBox) -> f32 {
-    let ix = ((a.x + a.width).min(b.x + b.width) - a.x.max(b.x)).max(0.0);
-    let iy = ((a.y + a.height).min(b.y + b.height) - a.y.max(b.y)).max(0.0);
-    let inter = ix * iy;
-    let union = a.area() + b.area() - inter;
-    if union > 0.0 { inter / union } else { 0.0 }
+/// IoU of two boxes truncated to integers, as OpenCV's `NMSBoxes` sees YuNet's boxes.
+fn integer_iou(a: &BBox, b: &BBox) -> f64 {
+    let int = |v: f32| v as i64;
+    let (ax, ay, aw, ah) = (int(a.x), int(a.y), int(a.width), int(a.height));
+    let (bx, by, bw, bh) = (int(b.x), int(b.y), int(b.width), int(b.height));
+    let iw = (ax + aw).min(bx + bw) - ax.max(bx);
+    let ih = (ay + ah).min(by + bh) - ay.max(by);
+    let (area_a, area_b) = (aw * ah, bw * bh);
+    if area_a + area_b <= 0 {
+        return 1.0;
+    }
+    let inter = if iw > 0 && ih > 0 { (iw * ih) as f64 } else { 0.0 };
+    inter / ((area_a + area_b) as f64 - inter)
 }
 
-/// Greedy non-maximum suppression: best score first, drop boxes overlapping a kept one by more than `threshold`.
+/// Greedy non-maximum suppression: best score first (stable), drop boxes whose
+/// integer IoU with a kept one exceeds `threshold`, as OpenCV's `NMSBoxes` does.
 pub fn nms(mut faces: Vec<Detection>, threshold: f32) -> Vec<Detection> {
     faces.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut kept: Vec<Detection> = Vec::with_capacity(faces.len());
     for f in faces {
-        if kept.iter().all(|k| iou(&k.bbox, &f.bbox) <= threshold) {
+        if kept.iter().all(|k| integer_iou(&k.bbox, &f.bbox) <= f64::from(threshold)) {
             kept.push(f);
         }
     }
     kept
 }
 
-fn rescale(f: &mut Detection, fx: f32, fy: f32) {
-    f.bbox = BBox { x: f.bbox.x * fx, y: f.bbox.y * fy, width: f.bbox.width * fx, height: f.bbox.height * fy };
+/// Maps a detection from the downscaled network input back to full-size pixels.
+fn rescale(f: &mut Detection, fx: f64, fy: f64) {
+    let sx = |v: f32| (f64::from(v) * fx) as f32;
+    let sy = |v: f32| (f64::from(v) * fy) as f32;
+    f.bbox = BBox { x: sx(f.bbox.x), y: sy(f.bbox.y), width: sx(f.bbox.width), height: sy(f.bbox.height) };
     for p in &mut f.landmarks {
-        p[0] *= fx;
-        p[1] *= fy;
+        *p = [sx(p[0]), sy(p[1])];
     }
 }
 
@@ -285,9 +297,9 @@ mod tests {
     #[test]
     fn iou_of_identical_disjoint_and_half_overlapping_boxes() {
         let a = BBox { x: 0.0, y: 0.0, width: 10.0, height: 10.0 };
-        assert_eq!(iou(&a, &a), 1.0);
-        assert_eq!(iou(&a, &BBox { x: 20.0, ..a }), 0.0);
-        assert!((iou(&a, &BBox { x: 5.0, ..a }) - 50.0 / 150.0).abs() < 1e-6);
+        assert_eq!(a.iou(&a), 1.0);
+        assert_eq!(a.iou(&BBox { x: 20.0, ..a }), 0.0);
+        assert!((a.iou(&BBox { x: 5.0, ..a }) - 50.0 / 150.0).abs() < 1e-6);
     }
 
     #[test]

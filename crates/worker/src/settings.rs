@@ -22,7 +22,7 @@ pub struct Settings {
     pub intra_threads: usize,
     #[arg(long, env = "ORT_DYLIB_PATH", default_value = ".cache/onnxruntime/libonnxruntime.so")]
     pub onnxruntime_library: PathBuf,
-    #[arg(long, env = "FACEREC_DETECTOR_MODEL", default_value = "models/face_detection_yunet_2023mar.onnx")]
+    #[arg(long, env = "FACEREC_DETECTOR_MODEL", default_value = "models/face_detection_yunet_2023mar_dynamic.onnx")]
     pub detector_model: PathBuf,
     #[arg(long, env = "FACEREC_EMBEDDER_MODEL", default_value = "models/face_recognition_sface_2021dec.onnx")]
     pub embedder_model: PathBuf,

@@ -1,11 +1,12 @@
-//! Shared by the examples: the pipeline configured from the same environment
-//! variables the worker reads.
+//! Shared by the examples and the integration tests: the pipeline configured
+//! from the same environment variables the worker reads, and the test photos.
+#![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use facerec_vision::{PipelineConfig, YuNetConfig};
 
-fn env_path(name: &str) -> PathBuf {
+pub fn env_path(name: &str) -> PathBuf {
     PathBuf::from(std::env::var(name).unwrap_or_else(|_| panic!("set {name} (`source scripts/env.sh`)")))
 }
 
@@ -19,4 +20,22 @@ pub fn pipeline_config_from_env(threads: usize) -> PipelineConfig {
         detector: YuNetConfig { intra_threads: threads, ..YuNetConfig::default() },
         intra_threads: threads,
     }
+}
+
+/// Every JPEG and PNG under `FACEREC_PHOTOS_DIR`, sorted.
+pub fn test_photos() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e} (run `make test`)", dir.display())) {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "jpg" || e == "png") {
+                out.push(path);
+            }
+        }
+    }
+    let mut photos = Vec::new();
+    walk(&env_path("FACEREC_PHOTOS_DIR"), &mut photos);
+    photos.sort();
+    photos
 }
