@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/register", post(submit::register))
         .route("/v1/recognize", post(submit::recognize))
+        .route("/v1/embed", post(submit::embed))
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -13,6 +13,16 @@ pub enum JobErrorCode {
     CorruptImage,
     /// The image has more pixels than the configured limit.
     ImageTooLarge,
+    /// Register: the face's eyes are closer together than the minimum (too few pixels).
+    FaceTooSmall,
+    /// Register: the detector's score is below the register minimum.
+    LowDetectionScore,
+    /// Register: the aligned face is too blurred (variance of the Laplacian).
+    FaceBlurred,
+    /// Register: the head is turned too far from frontal (landmark geometry).
+    FaceTurnedAway,
+    /// Register: too much of the face lies outside the image.
+    FaceCutOff,
     /// The job failed for a reason on our side, after all retries.
     #[serde(rename = "internal_error")]
     Internal,
@@ -25,6 +35,11 @@ impl JobErrorCode {
             Self::MultipleFaces => "multiple_faces",
             Self::CorruptImage => "corrupt_image",
             Self::ImageTooLarge => "image_too_large",
+            Self::FaceTooSmall => "face_too_small",
+            Self::LowDetectionScore => "low_detection_score",
+            Self::FaceBlurred => "face_blurred",
+            Self::FaceTurnedAway => "face_turned_away",
+            Self::FaceCutOff => "face_cut_off",
             Self::Internal => "internal_error",
         }
     }
@@ -47,6 +62,11 @@ mod tests {
             JobErrorCode::MultipleFaces,
             JobErrorCode::CorruptImage,
             JobErrorCode::ImageTooLarge,
+            JobErrorCode::FaceTooSmall,
+            JobErrorCode::LowDetectionScore,
+            JobErrorCode::FaceBlurred,
+            JobErrorCode::FaceTurnedAway,
+            JobErrorCode::FaceCutOff,
             JobErrorCode::Internal,
         ] {
             assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{code}\""));

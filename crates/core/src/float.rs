@@ -22,6 +22,14 @@ pub fn points_short<S: Serializer>(points: &[[f32; 2]; 5], s: S) -> Result<S::Ok
     seq.end()
 }
 
+pub fn vec_short<S: Serializer>(values: &[f32], s: S) -> Result<S::Ok, S::Error> {
+    let mut seq = s.serialize_seq(Some(values.len()))?;
+    for v in values {
+        seq.serialize_element(&widen(*v))?;
+    }
+    seq.end()
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(serde::Serialize)]

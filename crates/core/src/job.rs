@@ -80,6 +80,7 @@ text_enum!(
     JobKind, "job kind", {
         Register => "register",
         Recognize => "recognize",
+        Embed => "embed",
     }
 );
 

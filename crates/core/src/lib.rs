@@ -8,14 +8,20 @@ mod codes;
 mod float;
 mod job;
 mod params;
+mod quality;
 mod result;
 
 pub use codes::JobErrorCode;
 pub use job::{JobId, JobKind, JobStatus, ParseEnumError};
 pub use params::{
-    CollectionName, JobParams, ParamError, RecognizeParams, RegisterParams, SubjectName, Threshold, TopK,
+    CollectionName, EmbedParams, JobParams, MaxFaces, ParamError, RecognizeParams, RegisterParams, SubjectName,
+    Threshold, TopK,
 };
-pub use result::{BBox, BestMatch, FaceMatch, RecognizeResult, RecognizedFace, RegisterResult};
+pub use quality::{FaceQuality, QualityGates, QualityIssue};
+pub use result::{
+    BBox, BestMatch, EmbedResult, EmbeddedFace, FaceInfo, FaceMatch, RecognizeResult, RecognizedFace, RegisterResult,
+    SkipReason, SkippedFace,
+};
 
 /// Length of every face embedding we store and compare (SFace).
 pub const EMBEDDING_DIM: usize = 128;

@@ -14,6 +14,8 @@ pub enum ParamError {
     TopK(String),
     #[error("threshold must be a number from -1 to 1, got {0:?}")]
     Threshold(String),
+    #[error("max_faces must be an integer from 1 to 100, got {0:?}")]
+    MaxFaces(String),
 }
 
 /// A person's external id or name: 1–128 characters (Unicode scalar values), no control characters.
@@ -100,6 +102,31 @@ impl Threshold {
     }
 }
 
+/// How many faces of one photo to process, largest first: 1–100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MaxFaces(u32);
+
+impl MaxFaces {
+    pub const DEFAULT: MaxFaces = MaxFaces(10);
+
+    pub fn parse(s: &str) -> Result<Self, ParamError> {
+        match s.trim().parse::<u32>() {
+            Ok(n) if (1..=100).contains(&n) => Ok(Self(n)),
+            _ => Err(ParamError::MaxFaces(s.to_owned())),
+        }
+    }
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl Default for MaxFaces {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegisterParams {
     pub subject: SubjectName,
@@ -111,6 +138,15 @@ pub struct RecognizeParams {
     pub collection: CollectionName,
     pub top_k: TopK,
     pub threshold: Threshold,
+    /// Absent in jobs recorded before it existed.
+    #[serde(default)]
+    pub max_faces: MaxFaces,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbedParams {
+    #[serde(default)]
+    pub max_faces: MaxFaces,
 }
 
 /// What a job was asked to do; stored as JSON in `jobs.params`.
@@ -119,6 +155,7 @@ pub struct RecognizeParams {
 pub enum JobParams {
     Register(RegisterParams),
     Recognize(RecognizeParams),
+    Embed(EmbedParams),
 }
 
 impl JobParams {
@@ -126,6 +163,7 @@ impl JobParams {
         match self {
             Self::Register(_) => crate::JobKind::Register,
             Self::Recognize(_) => crate::JobKind::Recognize,
+            Self::Embed(_) => crate::JobKind::Embed,
         }
     }
 }
@@ -164,6 +202,11 @@ mod tests {
         assert_eq!(Threshold::parse("0.35").unwrap().get(), 0.35);
         for bad in ["1.01", "-2", "NaN", "inf", "x"] {
             assert!(Threshold::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(MaxFaces::parse("1").unwrap().get(), 1);
+        assert_eq!(MaxFaces::parse("100").unwrap().get(), 100);
+        for bad in ["0", "101", "", "3.0"] {
+            assert!(MaxFaces::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
 

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::FaceQuality;
+
 /// A face box in pixels of the uploaded image as decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BBox {
@@ -31,18 +33,26 @@ impl BBox {
     }
 }
 
+/// What we found about one face: where it is, how sure the detector is, and its quality.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RegisterResult {
-    pub subject: String,
-    pub collection: String,
-    pub face_id: Uuid,
+pub struct FaceInfo {
     pub bbox: BBox,
     #[serde(serialize_with = "crate::float::f32_short")]
     pub detection_score: f32,
     /// Eyes (image-left, image-right), nose tip, mouth corners (image-left, image-right).
     #[serde(serialize_with = "crate::float::points_short")]
     pub landmarks: [[f32; 2]; 5],
-    /// Which detector and embedder produced the stored embedding.
+    pub quality: FaceQuality,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisterResult {
+    pub subject: String,
+    pub collection: String,
+    pub face_id: Uuid,
+    #[serde(flatten)]
+    pub face: FaceInfo,
+    /// Which detector and embedder produced the stored embedding (`detector+embedder`).
     pub model: String,
 }
 
@@ -53,6 +63,9 @@ pub struct FaceMatch {
     /// Cosine similarity in [-1, 1]; higher is more alike.
     #[serde(serialize_with = "crate::float::f32_short")]
     pub similarity: f32,
+    /// Whether `similarity` reaches the job's threshold: the same person.
+    #[serde(rename = "match")]
+    pub is_match: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,33 +77,75 @@ pub struct BestMatch {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecognizedFace {
-    pub bbox: BBox,
-    #[serde(serialize_with = "crate::float::f32_short")]
-    pub detection_score: f32,
+    #[serde(flatten)]
+    pub face: FaceInfo,
     /// Sorted by similarity, highest first; at most `top_k`.
     pub matches: Vec<FaceMatch>,
     /// The top match when it reaches the threshold, else `null`.
     pub best: Option<BestMatch>,
 }
 
+/// Why a detected face was not searched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// Below the minimum size (inter-eye distance).
+    FaceTooSmall,
+    /// Beyond the job's `max_faces` largest faces.
+    OverMaxFaces,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedFace {
+    pub bbox: BBox,
+    #[serde(serialize_with = "crate::float::f32_short")]
+    pub detection_score: f32,
+    pub reason: SkipReason,
+    pub message: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecognizeResult {
-    /// One entry per detected face, largest first.
+    /// One entry per searched face, largest first.
     pub faces: Vec<RecognizedFace>,
+    /// Faces found but not searched, largest first.
+    pub skipped: Vec<SkippedFace>,
     #[serde(serialize_with = "crate::float::f32_short")]
     pub threshold: f32,
     pub model: String,
 }
 
 impl RecognizedFace {
-    /// Builds a face entry from matches already sorted by similarity.
-    pub fn new(bbox: BBox, detection_score: f32, matches: Vec<FaceMatch>, threshold: f32) -> Self {
+    /// Builds a face entry from matches already sorted by similarity, marking
+    /// those at or above `threshold`.
+    pub fn new(face: FaceInfo, mut matches: Vec<FaceMatch>, threshold: f32) -> Self {
+        for m in &mut matches {
+            m.is_match = m.similarity >= threshold;
+        }
         let best = matches
             .first()
-            .filter(|m| m.similarity >= threshold)
+            .filter(|m| m.is_match)
             .map(|m| BestMatch { subject: m.subject.clone(), similarity: m.similarity });
-        Self { bbox, detection_score, matches, best }
+        Self { face, matches, best }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddedFace {
+    #[serde(flatten)]
+    pub face: FaceInfo,
+    /// L2-normalised, `EMBEDDING_DIM` values.
+    #[serde(serialize_with = "crate::float::vec_short")]
+    pub embedding: Vec<f32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbedResult {
+    /// Which detector and embedder produced the embeddings (`detector+embedder`);
+    /// only embeddings of the same embedder are comparable.
+    pub model: String,
+    /// Largest first, at most `max_faces`.
+    pub faces: Vec<EmbeddedFace>,
 }
 
 #[cfg(test)]
@@ -98,17 +153,41 @@ mod tests {
     use super::*;
 
     fn m(subject: &str, similarity: f32) -> FaceMatch {
-        FaceMatch { subject: subject.into(), face_id: Uuid::nil(), similarity }
+        FaceMatch { subject: subject.into(), face_id: Uuid::nil(), similarity, is_match: false }
+    }
+
+    fn info() -> FaceInfo {
+        FaceInfo {
+            bbox: BBox { x: 0.0, y: 0.0, width: 1.0, height: 1.0 },
+            detection_score: 0.9,
+            landmarks: [[0.0; 2]; 5],
+            quality: FaceQuality {
+                inter_eye_distance: 50.0,
+                sharpness: 100.0,
+                pose_offset: 0.1,
+                visible_fraction: 1.0,
+            },
+        }
     }
 
     #[test]
     fn best_is_the_top_match_only_at_or_above_threshold() {
-        let b = BBox { x: 0.0, y: 0.0, width: 1.0, height: 1.0 };
-        let face = RecognizedFace::new(b, 0.9, vec![m("ada", 0.5), m("bob", 0.4)], 0.5);
+        let face = RecognizedFace::new(info(), vec![m("ada", 0.5), m("bob", 0.4)], 0.5);
         assert_eq!(face.best, Some(BestMatch { subject: "ada".into(), similarity: 0.5 }));
-        let face = RecognizedFace::new(b, 0.9, vec![m("ada", 0.49)], 0.5);
+        assert_eq!(face.matches.iter().map(|m| m.is_match).collect::<Vec<_>>(), [true, false]);
+        let face = RecognizedFace::new(info(), vec![m("ada", 0.49)], 0.5);
         assert_eq!(face.best, None);
-        let face = RecognizedFace::new(b, 0.9, vec![], -1.0);
+        let face = RecognizedFace::new(info(), vec![], -1.0);
         assert_eq!(face.best, None);
+    }
+
+    #[test]
+    fn face_fields_are_flattened_and_match_is_named_match() {
+        let face = RecognizedFace::new(info(), vec![m("ada", 0.7)], 0.5);
+        let json = serde_json::to_value(&face).unwrap();
+        assert_eq!(json["detection_score"], 0.9);
+        assert_eq!(json["quality"]["pose_offset"], 0.1);
+        assert_eq!(json["matches"][0]["match"], true);
+        assert_eq!(serde_json::from_value::<RecognizedFace>(json).unwrap(), face);
     }
 }

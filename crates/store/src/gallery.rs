@@ -1,4 +1,4 @@
-use facerec_core::{BBox, CollectionName, SubjectName};
+use facerec_core::{BBox, CollectionName, FaceQuality, SubjectName};
 use pgvector::Vector;
 use sqlx::FromRow;
 use uuid::Uuid;
@@ -14,10 +14,12 @@ pub struct NewFace {
     pub id: Uuid,
     pub subject: SubjectName,
     pub collection: CollectionName,
-    pub model: String,
+    pub detector: String,
+    pub embedder: String,
     pub embedding: Vec<f32>,
     pub bbox: BBox,
     pub detection_score: f32,
+    pub quality: FaceQuality,
 }
 
 #[derive(Debug, Clone, PartialEq, FromRow)]
@@ -50,19 +52,19 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .context("upsert subject")?;
-        let bbox = serde_json::to_value(face.bbox)
-            .map_err(|e| StoreError::Corrupt { what: "face box", source: Box::new(e) })?;
         sqlx::query(
-            "INSERT INTO faces (id, subject_id, collection, model, embedding, bbox, detection_score, source_job_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO faces (id, subject_id, collection, detector, embedder, embedding, bbox, detection_score, \
+             quality, source_job_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(face.id)
         .bind(subject_id)
         .bind(face.collection.as_str())
-        .bind(&face.model)
+        .bind(&face.detector)
+        .bind(&face.embedder)
         .bind(Vector::from(face.embedding.clone()))
-        .bind(sqlx::types::Json(bbox))
+        .bind(sqlx::types::Json(face.bbox))
         .bind(face.detection_score)
+        .bind(sqlx::types::Json(face.quality))
         .bind(claim.job.id.0)
         .execute(&mut *tx)
         .await
@@ -72,11 +74,11 @@ impl Store {
     }
 
     /// The `limit` faces of `collection` nearest to `embedding` by cosine distance,
-    /// among those made by `model`; similarity = 1 − distance.
+    /// among those made by `embedder` (whichever detector found them); similarity = 1 − distance.
     pub async fn search_faces(
         &self,
         collection: &CollectionName,
-        model: &str,
+        embedder: &str,
         embedding: &[f32],
         limit: u32,
     ) -> Result<Vec<SearchHit>, StoreError> {
@@ -94,12 +96,12 @@ impl Store {
         let hits = sqlx::query_as::<_, SearchHit>(
             "SELECT f.id AS face_id, s.name AS subject, (1 - (f.embedding <=> $1))::real AS similarity \
              FROM faces f JOIN subjects s ON s.id = f.subject_id \
-             WHERE f.collection = $2 AND f.model = $3 \
+             WHERE f.collection = $2 AND f.embedder = $3 \
              ORDER BY f.embedding <=> $1 LIMIT $4",
         )
         .bind(Vector::from(embedding.to_vec()))
         .bind(collection.as_str())
-        .bind(model)
+        .bind(embedder)
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await

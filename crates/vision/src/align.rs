@@ -111,8 +111,9 @@ pub fn warp_affine(src: &RgbImage, to_dst: &Similarity, size: u32) -> RgbImage {
         src.get_pixel(x as u32, y as u32).0.map(i64::from)
     };
     // Row-independent parts of x' = a·u - b·v + tx and y' = b·u + a·v + ty.
-    let du: Vec<(i64, i64)> =
-        (0..size).map(|u| (round_i64(m.a * f64::from(u) * AB_SCALE), round_i64(m.b * f64::from(u) * AB_SCALE))).collect();
+    let du: Vec<(i64, i64)> = (0..size)
+        .map(|u| (round_i64(m.a * f64::from(u) * AB_SCALE), round_i64(m.b * f64::from(u) * AB_SCALE)))
+        .collect();
     let round_delta = (AB_SCALE as i64) / INTER_TAB / 2;
     let mut out = RgbImage::new(size, size);
     for v in 0..size {

@@ -2,15 +2,26 @@ use std::path::PathBuf;
 
 use image::RgbImage;
 
-use crate::{Detection, Detector, Embedder, SFace, VisionError, YuNet, YuNetConfig, align_face, init_runtime};
+use crate::{
+    CenterFace, CenterFaceConfig, Detection, Detector, Embedder, SFace, VisionError, YuNet, YuNetConfig, align_face,
+    init_runtime,
+};
+
+/// Which detector to run, with its settings.
+#[derive(Debug, Clone, Copy)]
+pub enum DetectorChoice {
+    YuNet(YuNetConfig),
+    CenterFace(CenterFaceConfig),
+}
 
 /// Where the runtime and models are, and how hard to work.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
     pub runtime_library: PathBuf,
+    /// The model file of the chosen detector.
     pub detector_model: PathBuf,
     pub embedder_model: PathBuf,
-    pub detector: YuNetConfig,
+    pub detector: DetectorChoice,
     /// Intra-op threads for the embedder session.
     pub intra_threads: usize,
 }
@@ -25,9 +36,12 @@ pub struct FacePipeline {
 impl FacePipeline {
     pub fn load(config: &PipelineConfig) -> Result<Self, VisionError> {
         let env = init_runtime(&config.runtime_library)?;
-        let detector = YuNet::load(&env, &config.detector_model, config.detector)?;
+        let detector: Box<dyn Detector> = match config.detector {
+            DetectorChoice::YuNet(c) => Box::new(YuNet::load(&env, &config.detector_model, c)?),
+            DetectorChoice::CenterFace(c) => Box::new(CenterFace::load(&env, &config.detector_model, c)?),
+        };
         let embedder = SFace::load(&env, &config.embedder_model, config.intra_threads)?;
-        Ok(Self::new(Box::new(detector), Box::new(embedder)))
+        Ok(Self::new(detector, Box::new(embedder)))
     }
 
     pub fn new(detector: Box<dyn Detector>, embedder: Box<dyn Embedder>) -> Self {
@@ -35,9 +49,18 @@ impl FacePipeline {
         Self { detector, embedder, model_id }
     }
 
-    /// Identifies the detector + embedder pair; embeddings are only comparable within one.
+    /// Identifies the detector + embedder pair (`detector+embedder`).
     pub fn model_id(&self) -> &str {
         &self.model_id
+    }
+
+    pub fn detector_id(&self) -> &str {
+        self.detector.model_id()
+    }
+
+    /// Embeddings are only comparable between faces embedded by the same embedder.
+    pub fn embedder_id(&self) -> &str {
+        self.embedder.model_id()
     }
 
     /// Every face, largest box first.
@@ -47,9 +70,19 @@ impl FacePipeline {
         Ok(faces)
     }
 
+    /// The face cropped and aligned the way the embedder expects.
+    pub fn align(&self, image: &RgbImage, face: &Detection) -> RgbImage {
+        align_face(image, &face.landmarks, self.embedder.template())
+    }
+
+    /// The L2-normalised embedding of an aligned crop.
+    pub fn embed_aligned(&mut self, crop: &RgbImage) -> Result<Vec<f32>, VisionError> {
+        self.embedder.embed(crop)
+    }
+
     /// Aligns one detected face and returns its L2-normalised embedding.
     pub fn embed(&mut self, image: &RgbImage, face: &Detection) -> Result<Vec<f32>, VisionError> {
-        let crop = align_face(image, &face.landmarks, self.embedder.template());
+        let crop = self.align(image, face);
         self.embedder.embed(&crop)
     }
 }

@@ -43,7 +43,8 @@ fn reference_faces(photos: &[PathBuf]) -> Vec<(String, Face)> {
         .map(|line| {
             let v: Value = serde_json::from_str(line).unwrap();
             let b = floats(&v["bbox"]);
-            let face = Face { bbox: BBox { x: b[0], y: b[1], width: b[2], height: b[3] }, embedding: floats(&v["embedding"]) };
+            let face =
+                Face { bbox: BBox { x: b[0], y: b[1], width: b[2], height: b[3] }, embedding: floats(&v["embedding"]) };
             (v["photo"].as_str().unwrap().to_owned(), face)
         })
         .collect()
@@ -52,10 +53,7 @@ fn reference_faces(photos: &[PathBuf]) -> Vec<(String, Face)> {
 fn our_faces(pipeline: &mut FacePipeline, photo: &Path) -> Vec<Face> {
     let image = decode_image(&std::fs::read(photo).unwrap(), DecodeLimits::default()).unwrap();
     let detections = pipeline.detect(&image).unwrap();
-    detections
-        .iter()
-        .map(|d| Face { bbox: d.bbox, embedding: pipeline.embed(&image, d).unwrap() })
-        .collect()
+    detections.iter().map(|d| Face { bbox: d.bbox, embedding: pipeline.embed(&image, d).unwrap() }).collect()
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {

@@ -2,17 +2,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apalis::prelude::{BoxDynError, Data};
-use facerec_core::{
-    FaceMatch, JobErrorCode, JobParams, RecognizeParams, RecognizeResult, RecognizedFace, RegisterParams,
-    RegisterResult,
-};
+use facerec_core::{JobErrorCode, JobParams};
 use facerec_queue::{JobMessage, MESSAGE_VERSION};
-use facerec_store::{Claim, ClaimOutcome, NewFace, Store};
-use facerec_vision::{Detection, VisionError, decode_image};
+use facerec_store::{ClaimOutcome, Store};
+use facerec_vision::VisionError;
 use tracing::{Instrument, debug, error, info, info_span, warn};
-use uuid::Uuid;
 
 use crate::Settings;
+use crate::jobs::{embed, recognize, register};
 use crate::pool::PipelinePool;
 
 /// What every job handler shares.
@@ -25,7 +22,7 @@ pub(crate) struct JobContext {
 
 /// Why a job did not succeed, and so whether to retry it.
 #[derive(Debug)]
-enum Failure {
+pub(crate) enum Failure {
     /// The input is at fault: fail the job now with this code.
     Permanent(JobErrorCode, String),
     /// Our side failed: try again later.
@@ -87,6 +84,7 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
     let outcome = match claim.job.params.clone() {
         JobParams::Register(p) => register(ctx, &claim, p, input).await,
         JobParams::Recognize(p) => recognize(ctx, &claim, p, input).await,
+        JobParams::Embed(p) => embed(ctx, &claim, p, input).await,
     };
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match outcome {
@@ -108,86 +106,4 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
         }
     }
     Ok(())
-}
-
-/// Decodes and detects on a pipeline thread, then maps what it found with `f`.
-async fn with_faces<T: Send + 'static>(
-    ctx: &JobContext,
-    input: Vec<u8>,
-    f: impl FnOnce(&mut facerec_vision::FacePipeline, &image::RgbImage, Vec<Detection>) -> Result<T, Failure>
-    + Send
-    + 'static,
-) -> Result<T, Failure> {
-    let limits = ctx.settings.decode_limits();
-    ctx.pool
-        .run(move |pipeline| {
-            let image = decode_image(&input, limits)?;
-            let faces = pipeline.detect(&image)?;
-            f(pipeline, &image, faces)
-        })
-        .await
-        .map_err(|e| Failure::Transient(Box::new(e)))?
-}
-
-async fn register(ctx: &JobContext, claim: &Claim, params: RegisterParams, input: Vec<u8>) -> Result<bool, Failure> {
-    let (face, embedding) = with_faces(ctx, input, |pipeline, image, mut faces| match faces.len() {
-        0 => Err(Failure::Permanent(JobErrorCode::NoFace, "no face was found in the image".into())),
-        1 => {
-            let face = faces.remove(0);
-            let embedding = pipeline.embed(image, &face)?;
-            Ok((face, embedding))
-        }
-        n => Err(Failure::Permanent(
-            JobErrorCode::MultipleFaces,
-            format!("{n} faces were found; register needs a photo with exactly one"),
-        )),
-    })
-    .await?;
-    let model = ctx.pool.model_id().to_owned();
-    let new_face = NewFace {
-        id: Uuid::now_v7(),
-        subject: params.subject.clone(),
-        collection: params.collection.clone(),
-        model: model.clone(),
-        embedding,
-        bbox: face.bbox,
-        detection_score: face.score,
-    };
-    let result = RegisterResult {
-        subject: params.subject.as_str().to_owned(),
-        collection: params.collection.as_str().to_owned(),
-        face_id: new_face.id,
-        bbox: face.bbox,
-        detection_score: face.score,
-        landmarks: face.landmarks,
-        model,
-    };
-    let result = serde_json::to_value(&result).map_err(|e| Failure::Transient(Box::new(e)))?;
-    Ok(ctx.store.complete_register(claim, &new_face, &result).await?)
-}
-
-async fn recognize(ctx: &JobContext, claim: &Claim, params: RecognizeParams, input: Vec<u8>) -> Result<bool, Failure> {
-    let max_faces = ctx.settings.max_faces;
-    let embedded = with_faces(ctx, input, move |pipeline, image, faces| {
-        faces
-            .into_iter()
-            .take(max_faces)
-            .map(|face| Ok((pipeline.embed(image, &face)?, face)))
-            .collect::<Result<Vec<_>, Failure>>()
-    })
-    .await?;
-    let model = ctx.pool.model_id().to_owned();
-    let threshold = params.threshold.get();
-    let mut faces = Vec::with_capacity(embedded.len());
-    for (embedding, face) in embedded {
-        let hits = ctx.store.search_faces(&params.collection, &model, &embedding, params.top_k.get()).await?;
-        let matches = hits
-            .into_iter()
-            .map(|h| FaceMatch { subject: h.subject, face_id: h.face_id, similarity: h.similarity })
-            .collect();
-        faces.push(RecognizedFace::new(face.bbox, face.score, matches, threshold));
-    }
-    let result = RecognizeResult { faces, threshold, model };
-    let result = serde_json::to_value(&result).map_err(|e| Failure::Transient(Box::new(e)))?;
-    Ok(ctx.store.succeed_job(claim, &result).await?)
 }

@@ -12,6 +12,7 @@
 
 mod app;
 mod handler;
+mod jobs;
 mod pool;
 mod settings;
 

@@ -9,21 +9,36 @@ pub struct PipelinePool {
     idle: Arc<Mutex<Vec<FacePipeline>>>,
     available: Arc<Semaphore>,
     model_id: Arc<str>,
+    detector_id: Arc<str>,
+    embedder_id: Arc<str>,
 }
 
 impl PipelinePool {
     pub fn load(config: &PipelineConfig, size: usize) -> Result<Self, VisionError> {
         let pipelines = (0..size.max(1)).map(|_| FacePipeline::load(config)).collect::<Result<Vec<_>, _>>()?;
         let model_id = Arc::from(pipelines[0].model_id());
+        let detector_id = Arc::from(pipelines[0].detector_id());
+        let embedder_id = Arc::from(pipelines[0].embedder_id());
         Ok(Self {
+            detector_id,
+            embedder_id,
             available: Arc::new(Semaphore::new(pipelines.len())),
             idle: Arc::new(Mutex::new(pipelines)),
             model_id,
         })
     }
 
+    /// `detector+embedder`, as reported in results.
     pub fn model_id(&self) -> &str {
         &self.model_id
+    }
+
+    pub fn detector_id(&self) -> &str {
+        &self.detector_id
+    }
+
+    pub fn embedder_id(&self) -> &str {
+        &self.embedder_id
     }
 
     /// Runs `f` with a pipeline on a blocking thread, in the caller's tracing span.

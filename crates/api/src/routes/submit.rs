@@ -1,5 +1,5 @@
-//! `POST /v1/register` and `POST /v1/recognize`: parse the form, record the
-//! job with its input, enqueue it, answer `202`.
+//! `POST /v1/register`, `/v1/recognize` and `/v1/embed`: parse the form,
+//! record the job with its input, enqueue it, answer `202`.
 
 use axum::Json;
 use axum::extract::multipart::MultipartRejection;
@@ -7,8 +7,8 @@ use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use facerec_core::{
-    CollectionName, JobId, JobParams, JobStatus, ParamError, RecognizeParams, RegisterParams, SubjectName, Threshold,
-    TopK,
+    CollectionName, EmbedParams, JobId, JobParams, JobStatus, MaxFaces, ParamError, RecognizeParams, RegisterParams,
+    SubjectName, Threshold, TopK,
 };
 use facerec_queue::JobMessage;
 use facerec_store::NewJob;
@@ -47,8 +47,25 @@ pub async fn recognize(
         Some(v) => Threshold::parse(v).map_err(|e| invalid_param("invalid_threshold", e))?,
         None => state.settings.default_threshold,
     };
-    let params = RecognizeParams { collection: collection(&form)?, top_k, threshold };
+    let params = RecognizeParams { collection: collection(&form)?, top_k, threshold, max_faces: max_faces(&form)? };
     submit(&state, &headers, form, JobParams::Recognize(params)).await
+}
+
+pub async fn embed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let form = Form::read(multipart, &state.settings).await?;
+    let params = EmbedParams { max_faces: max_faces(&form)? };
+    submit(&state, &headers, form, JobParams::Embed(params)).await
+}
+
+fn max_faces(form: &Form) -> Result<MaxFaces, ApiError> {
+    match form.text("max_faces") {
+        Some(v) => MaxFaces::parse(v).map_err(|e| invalid_param("invalid_max_faces", e)),
+        None => Ok(MaxFaces::DEFAULT),
+    }
 }
 
 fn invalid_param(code: &'static str, e: ParamError) -> ApiError {

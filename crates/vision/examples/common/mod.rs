@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use facerec_vision::{PipelineConfig, YuNetConfig};
+use facerec_vision::{DetectorChoice, PipelineConfig, YuNetConfig};
 
 pub fn env_path(name: &str) -> PathBuf {
     PathBuf::from(std::env::var(name).unwrap_or_else(|_| panic!("set {name} (`source scripts/env.sh`)")))
@@ -17,7 +17,7 @@ pub fn pipeline_config_from_env(threads: usize) -> PipelineConfig {
         runtime_library: env_path("ORT_DYLIB_PATH"),
         detector_model: env_path("FACEREC_DETECTOR_MODEL"),
         embedder_model: env_path("FACEREC_EMBEDDER_MODEL"),
-        detector: YuNetConfig { intra_threads: threads, ..YuNetConfig::default() },
+        detector: DetectorChoice::YuNet(YuNetConfig { intra_threads: threads, ..YuNetConfig::default() }),
         intra_threads: threads,
     }
 }

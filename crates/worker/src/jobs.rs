@@ -1,0 +1,168 @@
+//! The three job kinds: what each does with the photo and what it stores.
+//! Vision work runs on a pipeline thread; database work back on the runtime.
+
+use facerec_core::{
+    EmbedParams, EmbedResult, EmbeddedFace, FaceInfo, FaceMatch, JobErrorCode, RecognizeParams, RecognizeResult,
+    RecognizedFace, RegisterParams, RegisterResult, SkipReason, SkippedFace,
+};
+use facerec_store::{Claim, NewFace};
+use facerec_vision::{Detection, FacePipeline, decode_image, measure_quality};
+use image::RgbImage;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::handler::{Failure, JobContext};
+
+/// A detected face, aligned and measured, not yet embedded.
+struct Candidate {
+    info: FaceInfo,
+    crop: RgbImage,
+}
+
+fn candidate(pipeline: &FacePipeline, image: &RgbImage, d: Detection) -> Candidate {
+    let crop = pipeline.align(image, &d);
+    let quality = measure_quality(image, &d, &crop);
+    Candidate { info: FaceInfo { bbox: d.bbox, detection_score: d.score, landmarks: d.landmarks, quality }, crop }
+}
+
+/// Decodes and detects on a pipeline thread (faces largest first), then hands
+/// every face, aligned and measured, to `f` on the same thread.
+async fn with_faces<T: Send + 'static>(
+    ctx: &JobContext,
+    input: Vec<u8>,
+    f: impl FnOnce(&mut FacePipeline, Vec<Candidate>) -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    let limits = ctx.settings.decode_limits();
+    ctx.pool
+        .run(move |pipeline| {
+            let image = decode_image(&input, limits)?;
+            let faces = pipeline.detect(&image)?;
+            let candidates = faces.into_iter().map(|d| candidate(pipeline, &image, d)).collect();
+            f(pipeline, candidates)
+        })
+        .await
+        .map_err(|e| Failure::Transient(Box::new(e)))?
+}
+
+fn to_json(result: &impl Serialize) -> Result<serde_json::Value, Failure> {
+    serde_json::to_value(result).map_err(|e| Failure::Transient(Box::new(e)))
+}
+
+/// Register: exactly one usable face, which must pass every quality gate.
+/// Faces below the size gate do not count (a stranger far in the background).
+pub(crate) async fn register(
+    ctx: &JobContext,
+    claim: &Claim,
+    params: RegisterParams,
+    input: Vec<u8>,
+) -> Result<bool, Failure> {
+    let gates = ctx.settings.quality_gates();
+    let (face, embedding) = with_faces(ctx, input, move |pipeline, faces| {
+        let Some(largest) = faces.first() else {
+            return Err(Failure::Permanent(JobErrorCode::NoFace, "no face was found in the image".into()));
+        };
+        let usable = faces.iter().filter(|c| gates.too_small(&c.info.quality).is_none()).count();
+        if usable == 0 {
+            let issue = gates.too_small(&largest.info.quality).expect("no face passes the size gate");
+            return Err(Failure::Permanent(issue.code, issue.message));
+        }
+        if usable > 1 {
+            return Err(Failure::Permanent(
+                JobErrorCode::MultipleFaces,
+                format!("{usable} faces were found; register needs a photo with exactly one"),
+            ));
+        }
+        let face = faces.into_iter().next().expect("the one usable face is the largest");
+        gates
+            .check(&face.info.quality, face.info.detection_score)
+            .map_err(|i| Failure::Permanent(i.code, i.message))?;
+        let embedding = pipeline.embed_aligned(&face.crop)?;
+        Ok((face.info, embedding))
+    })
+    .await?;
+    let new_face = NewFace {
+        id: Uuid::now_v7(),
+        subject: params.subject.clone(),
+        collection: params.collection.clone(),
+        detector: ctx.pool.detector_id().to_owned(),
+        embedder: ctx.pool.embedder_id().to_owned(),
+        embedding,
+        bbox: face.bbox,
+        detection_score: face.detection_score,
+        quality: face.quality,
+    };
+    let result = RegisterResult {
+        subject: params.subject.as_str().to_owned(),
+        collection: params.collection.as_str().to_owned(),
+        face_id: new_face.id,
+        face,
+        model: ctx.pool.model_id().to_owned(),
+    };
+    Ok(ctx.store.complete_register(claim, &new_face, &to_json(&result)?).await?)
+}
+
+/// Recognize: every face, largest first, up to `max_faces`; faces below the
+/// size gate and beyond `max_faces` are listed as skipped.
+pub(crate) async fn recognize(
+    ctx: &JobContext,
+    claim: &Claim,
+    params: RecognizeParams,
+    input: Vec<u8>,
+) -> Result<bool, Failure> {
+    let gates = ctx.settings.quality_gates();
+    let max_faces = params.max_faces.get();
+    let (embedded, skipped) = with_faces(ctx, input, move |pipeline, faces| {
+        let (mut embedded, mut skipped) = (Vec::new(), Vec::new());
+        for face in faces {
+            let skip = |reason, message| SkippedFace {
+                bbox: face.info.bbox,
+                detection_score: face.info.detection_score,
+                reason,
+                message,
+            };
+            if let Some(issue) = gates.too_small(&face.info.quality) {
+                skipped.push(skip(SkipReason::FaceTooSmall, issue.message));
+            } else if embedded.len() == max_faces {
+                skipped
+                    .push(skip(SkipReason::OverMaxFaces, format!("only the {max_faces} largest faces are searched")));
+            } else {
+                embedded.push((pipeline.embed_aligned(&face.crop)?, face.info));
+            }
+        }
+        Ok((embedded, skipped))
+    })
+    .await?;
+    let threshold = params.threshold.get();
+    let mut faces = Vec::with_capacity(embedded.len());
+    for (embedding, info) in embedded {
+        let hits = ctx.store.search_faces(&params.collection, ctx.pool.embedder_id(), &embedding, params.top_k.get());
+        let matches = hits
+            .await?
+            .into_iter()
+            .map(|h| FaceMatch { subject: h.subject, face_id: h.face_id, similarity: h.similarity, is_match: false })
+            .collect();
+        faces.push(RecognizedFace::new(info, matches, threshold));
+    }
+    let result = RecognizeResult { faces, skipped, threshold, model: ctx.pool.model_id().to_owned() };
+    Ok(ctx.store.succeed_job(claim, &to_json(&result)?).await?)
+}
+
+/// Embed: the embeddings themselves, largest face first, up to `max_faces`.
+pub(crate) async fn embed(
+    ctx: &JobContext,
+    claim: &Claim,
+    params: EmbedParams,
+    input: Vec<u8>,
+) -> Result<bool, Failure> {
+    let max_faces = params.max_faces.get();
+    let faces = with_faces(ctx, input, move |pipeline, faces| {
+        faces
+            .into_iter()
+            .take(max_faces)
+            .map(|c| Ok(EmbeddedFace { embedding: pipeline.embed_aligned(&c.crop)?, face: c.info }))
+            .collect::<Result<Vec<_>, Failure>>()
+    })
+    .await?;
+    let result = EmbedResult { model: ctx.pool.model_id().to_owned(), faces };
+    Ok(ctx.store.succeed_job(claim, &to_json(&result)?).await?)
+}
