@@ -17,4 +17,4 @@ mod pool;
 mod settings;
 
 pub use app::Worker;
-pub use settings::Settings;
+pub use settings::{DetectorKind, Settings};
