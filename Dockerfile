@@ -9,7 +9,7 @@ RUN cargo build --release --bins
 FROM python:3.11-slim-bookworm AS assets
 WORKDIR /src
 COPY models/manifest.json models/
-COPY scripts/fetch_assets.py scripts/
+COPY scripts/fetch_assets.py scripts/onnx_dynamic.py scripts/
 RUN python3 scripts/fetch_assets.py runtime models
 
 FROM debian:bookworm-slim AS api
@@ -24,5 +24,6 @@ COPY --from=assets /src/.cache/onnxruntime/ /opt/facerec/onnxruntime/
 COPY --from=assets /src/models/ /opt/facerec/models/
 ENV ORT_DYLIB_PATH=/opt/facerec/onnxruntime/libonnxruntime.so.1.31.1 \
     FACEREC_DETECTOR_MODEL=/opt/facerec/models/face_detection_yunet_2023mar_dynamic.onnx \
+    FACEREC_CENTERFACE_MODEL=/opt/facerec/models/centerface_dynamic.onnx \
     FACEREC_EMBEDDER_MODEL=/opt/facerec/models/face_recognition_sface_2021dec.onnx
 ENTRYPOINT ["facerec-worker"]
