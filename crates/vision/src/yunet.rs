@@ -177,6 +177,10 @@ pub fn decode(heads: &Heads, pad_w: usize, pad_h: usize, score_threshold: f32) -
             let (cx, cy) = ((c + b[0]) * s, (r + b[1]) * s);
             let (w, h) = (b[2].exp() * s, b[3].exp() * s);
             let k = &heads.kps[i][idx * 10..idx * 10 + 10];
+            // A broken model's non-finite geometry is never a face.
+            if !(b.iter().chain(k).all(|v| v.is_finite()) && w.is_finite() && h.is_finite()) {
+                continue;
+            }
             let landmarks = std::array::from_fn(|n| [(k[2 * n] + c) * s, (k[2 * n + 1] + r) * s]);
             faces.push(Detection {
                 bbox: BBox { x: cx - w / 2.0, y: cy - h / 2.0, width: w, height: h },

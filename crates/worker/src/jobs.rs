@@ -58,21 +58,24 @@ pub(crate) async fn register(
 ) -> Result<bool, Failure> {
     let gates = ctx.settings.quality_gates();
     let (face, embedding) = with_faces(ctx, input, move |pipeline, faces| {
-        let Some(largest) = faces.first() else {
+        if faces.is_empty() {
             return Err(Failure::Permanent(JobErrorCode::NoFace, "no face was found in the image".into()));
+        }
+        let (usable, small): (Vec<Candidate>, Vec<Candidate>) =
+            faces.into_iter().partition(|c| gates.too_small(&c.info.quality).is_none());
+        let face = match <[Candidate; 1]>::try_from(usable) {
+            Ok([face]) => face,
+            Err(usable) if usable.is_empty() => {
+                let issue = gates.too_small(&small[0].info.quality).expect("every face failed the size gate");
+                return Err(Failure::Permanent(issue.code, issue.message));
+            }
+            Err(usable) => {
+                return Err(Failure::Permanent(
+                    JobErrorCode::MultipleFaces,
+                    format!("{} faces were found; register needs a photo with exactly one", usable.len()),
+                ));
+            }
         };
-        let usable = faces.iter().filter(|c| gates.too_small(&c.info.quality).is_none()).count();
-        if usable == 0 {
-            let issue = gates.too_small(&largest.info.quality).expect("no face passes the size gate");
-            return Err(Failure::Permanent(issue.code, issue.message));
-        }
-        if usable > 1 {
-            return Err(Failure::Permanent(
-                JobErrorCode::MultipleFaces,
-                format!("{usable} faces were found; register needs a photo with exactly one"),
-            ));
-        }
-        let face = faces.into_iter().next().expect("the one usable face is the largest");
         gates
             .check(&face.info.quality, face.info.detection_score)
             .map_err(|i| Failure::Permanent(i.code, i.message))?;
