@@ -6,16 +6,20 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use facerec_queue::JobQueue;
 use facerec_store::Store;
 use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::info;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::routes::{health, jobs, submit};
-use crate::{ApiError, AppState, Settings};
+use crate::{ApiDoc, ApiError, AppState, ErrorCode, Settings};
 
 /// Room for the text fields and multipart framing around the image.
 const FORM_OVERHEAD_BYTES: usize = 64 * 1024;
@@ -30,9 +34,19 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .fallback(|| async { ApiError::not_found() })
-        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        // Serves the document at /openapi.json and the vendored Swagger UI at /docs.
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method")
+        })
         .layer(DefaultBodyLimit::max(body_limit))
+        // A panicking handler still answers with the JSON error model (and is logged).
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            tracing::error!("handler panicked");
+            ApiError::new(ErrorCode::InternalError, "an internal error occurred").into_response()
+        }))
+        .layer(axum::middleware::from_fn(crate::error::render_errors))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
             let span = tracing::info_span!(

@@ -1,77 +1,165 @@
-use axum::Json;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
+//! The api's one error model: every error code, its HTTP status (one table),
+//! and the JSON body `{"error": {"code", "message", "request_id"}}`.
 
-/// An error answer: a stable machine-readable code, its HTTP status and a
-/// message for humans. Every error the api returns goes through this type.
+use axum::Json;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// Declares the error codes with their HTTP status and meaning, once.
+macro_rules! error_codes {
+    ($($variant:ident => $code:literal, $status:ident, $doc:literal;)+) => {
+        /// Every error the api answers with. Codes are stable: never renamed, only added.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $(#[doc = $doc] $variant,)+
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)+ }
+            }
+
+            pub fn status(self) -> StatusCode {
+                match self { $(ErrorCode::$variant => StatusCode::$status,)+ }
+            }
+
+            pub fn description(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $doc,)+ }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidMultipart => "invalid_multipart", BAD_REQUEST, "The body is not multipart/form-data, or is malformed.";
+    MissingImage => "missing_image", BAD_REQUEST, "The form has no `image` field.";
+    DuplicateField => "duplicate_field", BAD_REQUEST, "A form field is given twice.";
+    MissingSubject => "missing_subject", BAD_REQUEST, "Register without a `subject`.";
+    InvalidSubject => "invalid_subject", BAD_REQUEST, "`subject` is empty, over 128 characters or has control characters.";
+    InvalidCollection => "invalid_collection", BAD_REQUEST, "`collection` does not match `[A-Za-z0-9_-]{1,64}`.";
+    InvalidTopK => "invalid_top_k", BAD_REQUEST, "`top_k` is not an integer from 1 to 100.";
+    InvalidThreshold => "invalid_threshold", BAD_REQUEST, "`threshold` is not a number from -1 to 1.";
+    InvalidMaxFaces => "invalid_max_faces", BAD_REQUEST, "`max_faces` is not an integer from 1 to 100.";
+    InvalidCallbackUrl => "invalid_callback_url", BAD_REQUEST, "`callback_url` is not an absolute http(s) URL of at most 2048 bytes.";
+    InvalidJobId => "invalid_job_id", BAD_REQUEST, "The job id in the path is not a UUID.";
+    JobNotFound => "job_not_found", NOT_FOUND, "No job has this id.";
+    NotFound => "not_found", NOT_FOUND, "No such route.";
+    MethodNotAllowed => "method_not_allowed", METHOD_NOT_ALLOWED, "The route does not accept this method.";
+    PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE, "The upload is over `FACEREC_MAX_UPLOAD_BYTES`.";
+    UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "The image is not JPEG, PNG or WebP (judged by its bytes).";
+    CorruptImage => "corrupt_image", UNPROCESSABLE_ENTITY, "The image is empty or its header cannot be read.";
+    ImageTooLarge => "image_too_large", UNPROCESSABLE_ENTITY, "The image header declares more pixels than `FACEREC_MAX_PIXELS`.";
+    QueueUnavailable => "queue_unavailable", SERVICE_UNAVAILABLE, "Redis refused the job; nothing was kept. Retry later.";
+    NotReady => "not_ready", SERVICE_UNAVAILABLE, "`/readyz`: PostgreSQL or Redis does not answer.";
+    InternalError => "internal_error", INTERNAL_SERVER_ERROR, "Our side failed; the details are logged with the request id.";
+}
+
+/// An error answer: a stable code (which fixes the HTTP status) and a message
+/// for humans. Every error the api returns goes through this type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
+    /// Extra top-level fields of the body, beside `error` (e.g. `/readyz`'s `checks`).
+    pub extra: Option<(&'static str, Value)>,
+}
+
+/// The error as it travels from a handler to `render_errors`, which adds the request id.
+#[derive(Debug, Clone)]
+struct PendingError(ApiError);
+
+/// The JSON body of every error response (documented in the OpenAPI schema).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The request's `x-request-id`, also in the response header and the logs.
+    pub request_id: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
-    }
-
-    /// 400: a request field is missing or invalid; `code` says which rule.
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), extra: None }
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the upload is larger than {limit} bytes"),
-        )
+        Self::new(ErrorCode::PayloadTooLarge, format!("the upload is larger than {limit} bytes"))
     }
 
     pub fn unsupported_media_type() -> Self {
-        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "the image must be JPEG, PNG or WebP")
-    }
-
-    /// 422: the upload is an image of a supported type but cannot be used.
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-    }
-
-    pub fn job_not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "job_not_found", "no job has this id")
-    }
-
-    pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")
-    }
-
-    pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method")
-    }
-
-    /// 503: a dependency is down; the client may retry.
-    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        Self::new(ErrorCode::UnsupportedMediaType, "the image must be JPEG, PNG or WebP")
     }
 
     /// 500: logs the cause (inside the request's span) and tells the client nothing of it.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %cause, source = ?cause.source(), "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "an internal error occurred")
+        Self::new(ErrorCode::InternalError, "an internal error occurred")
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
     }
 }
 
 impl IntoResponse for ApiError {
+    /// The body is written by [`render_errors`], which knows the request id.
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
+        let mut response = self.status().into_response();
+        response.extensions_mut().insert(PendingError(self));
+        response
     }
+}
+
+/// Middleware: renders every [`ApiError`] response as JSON with the request's id.
+pub async fn render_errors(request: Request, next: Next) -> Response {
+    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let mut response = next.run(request).await;
+    let Some(PendingError(error)) = response.extensions_mut().remove::<PendingError>() else {
+        return response;
+    };
+    let mut body = json!({"error": {"code": error.code, "message": error.message, "request_id": request_id}});
+    if let Some((key, value)) = error.extra {
+        body[key] = value;
+    }
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let mut rendered = (parts.status, Json(body)).into_response();
+    for (name, value) in parts.headers.iter() {
+        rendered.headers_mut().entry(name).or_insert_with(|| value.clone());
+    }
+    rendered
 }
 
 impl From<facerec_store::StoreError> for ApiError {
     fn from(e: facerec_store::StoreError) -> Self {
         Self::internal(&e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialize_as_their_text_and_map_to_one_status() {
+        for &code in ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+            assert!(code.status().is_client_error() || code.status().is_server_error(), "{code:?}");
+            assert!(!code.description().is_empty());
+        }
+        assert_eq!(ErrorCode::PayloadTooLarge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(ErrorCode::ImageTooLarge.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
 }

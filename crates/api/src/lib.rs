@@ -7,12 +7,14 @@
 
 mod app;
 mod error;
+mod openapi;
 mod routes;
 mod settings;
 mod upload;
 
 pub use app::{Api, router};
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorCode};
+pub use openapi::ApiDoc;
 pub use settings::Settings;
 
 use facerec_queue::JobQueue;

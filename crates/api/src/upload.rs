@@ -10,7 +10,7 @@ use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::http::StatusCode;
 use image::{ImageFormat, ImageReader};
 
-use crate::{ApiError, Settings};
+use crate::{ApiError, ErrorCode, Settings};
 
 /// A checked image upload.
 #[derive(Debug)]
@@ -28,11 +28,12 @@ pub struct Form {
 
 impl Form {
     pub async fn read(multipart: Result<Multipart, MultipartRejection>, settings: &Settings) -> Result<Self, ApiError> {
-        let mut multipart = multipart
-            .map_err(|e| ApiError::invalid("invalid_multipart", format!("expected a multipart/form-data body: {e}")))?;
+        let mut multipart = multipart.map_err(|e| {
+            ApiError::new(ErrorCode::InvalidMultipart, format!("expected a multipart/form-data body: {e}"))
+        })?;
         let too_large = |e: MultipartError| match e.status() {
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(settings.max_upload_bytes),
-            _ => ApiError::invalid("invalid_multipart", format!("malformed multipart body: {}", e.body_text())),
+            _ => ApiError::new(ErrorCode::InvalidMultipart, format!("malformed multipart body: {}", e.body_text())),
         };
         let mut image = None;
         let mut fields = HashMap::new();
@@ -40,17 +41,17 @@ impl Form {
             let name = field.name().unwrap_or_default().to_owned();
             if name == "image" {
                 if image.is_some() {
-                    return Err(ApiError::invalid("duplicate_field", "the form has more than one image"));
+                    return Err(ApiError::new(ErrorCode::DuplicateField, "the form has more than one image"));
                 }
                 image = Some(field.bytes().await.map_err(too_large)?);
             } else {
                 let value = field.text().await.map_err(too_large)?;
                 if fields.insert(name.clone(), value).is_some() {
-                    return Err(ApiError::invalid("duplicate_field", format!("the form has field {name:?} twice")));
+                    return Err(ApiError::new(ErrorCode::DuplicateField, format!("the form has field {name:?} twice")));
                 }
             }
         }
-        let bytes = image.ok_or_else(|| ApiError::invalid("missing_image", "the form has no image field"))?;
+        let bytes = image.ok_or_else(|| ApiError::new(ErrorCode::MissingImage, "the form has no image field"))?;
         let content_type = check_image(&bytes, settings)?;
         Ok(Self { image: ImageUpload { bytes, content_type }, fields })
     }
@@ -67,7 +68,7 @@ pub fn check_image(bytes: &[u8], settings: &Settings) -> Result<&'static str, Ap
         return Err(ApiError::payload_too_large(settings.max_upload_bytes));
     }
     if bytes.is_empty() {
-        return Err(ApiError::unprocessable("corrupt_image", "the image is empty"));
+        return Err(ApiError::new(ErrorCode::CorruptImage, "the image is empty"));
     }
     let format = image::guess_format(bytes).map_err(|_| ApiError::unsupported_media_type())?;
     let content_type = match format {
@@ -78,10 +79,10 @@ pub fn check_image(bytes: &[u8], settings: &Settings) -> Result<&'static str, Ap
     };
     let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
         .into_dimensions()
-        .map_err(|e| ApiError::unprocessable("corrupt_image", format!("the image header cannot be read: {e}")))?;
+        .map_err(|e| ApiError::new(ErrorCode::CorruptImage, format!("the image header cannot be read: {e}")))?;
     if u64::from(width) * u64::from(height) > settings.max_pixels {
-        return Err(ApiError::unprocessable(
-            "image_too_large",
+        return Err(ApiError::new(
+            ErrorCode::ImageTooLarge,
             format!("the image is {width}x{height} pixels, over the limit of {} pixels", settings.max_pixels),
         ));
     }
@@ -111,7 +112,7 @@ mod tests {
     #[test]
     fn refuses_with_the_right_codes() {
         let s = settings();
-        let code = |bytes: &[u8]| check_image(bytes, &s).unwrap_err().code;
+        let code = |bytes: &[u8]| check_image(bytes, &s).unwrap_err().code.as_str();
         assert_eq!(code(b""), "corrupt_image");
         assert_eq!(code(b"GIF89a........"), "unsupported_media_type");
         assert_eq!(code(b"hello world"), "unsupported_media_type");

@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// Stable, machine-readable reasons a job failed. Clients branch on these;
 /// never rename one, only add.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobErrorCode {
     /// Register: no face was found in the photo.

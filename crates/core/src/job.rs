@@ -6,8 +6,9 @@ use uuid::Uuid;
 
 /// Identifies one job, in PostgreSQL, in the queue and in URLs.
 /// UUIDv7, so ids sort by creation time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, format = Uuid)]
 pub struct JobId(pub Uuid);
 
 impl JobId {
@@ -46,7 +47,7 @@ pub struct ParseEnumError {
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::JobErrorCode;
 
 /// Measurements of one detected face that predict how useful its embedding is.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FaceQuality {
     /// Distance between the eye centres, in pixels of the uploaded image.
     #[serde(serialize_with = "crate::float::f32_short")]

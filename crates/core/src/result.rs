@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::FaceQuality;
 
 /// A face box in pixels of the uploaded image as decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BBox {
     #[serde(serialize_with = "crate::float::f32_short")]
     pub x: f32,
@@ -34,7 +34,7 @@ impl BBox {
 }
 
 /// What we found about one face: where it is, how sure the detector is, and its quality.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FaceInfo {
     pub bbox: BBox,
     #[serde(serialize_with = "crate::float::f32_short")]
@@ -45,7 +45,7 @@ pub struct FaceInfo {
     pub quality: FaceQuality,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegisterResult {
     pub subject: String,
     pub collection: String,
@@ -56,7 +56,7 @@ pub struct RegisterResult {
     pub model: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FaceMatch {
     pub subject: String,
     pub face_id: Uuid,
@@ -68,14 +68,14 @@ pub struct FaceMatch {
     pub is_match: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BestMatch {
     pub subject: String,
     #[serde(serialize_with = "crate::float::f32_short")]
     pub similarity: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecognizedFace {
     #[serde(flatten)]
     pub face: FaceInfo,
@@ -86,7 +86,7 @@ pub struct RecognizedFace {
 }
 
 /// Why a detected face was not searched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {
     /// Below the minimum size (inter-eye distance).
@@ -95,7 +95,7 @@ pub enum SkipReason {
     OverMaxFaces,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SkippedFace {
     pub bbox: BBox,
     #[serde(serialize_with = "crate::float::f32_short")]
@@ -104,7 +104,7 @@ pub struct SkippedFace {
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecognizeResult {
     /// One entry per searched face, largest first.
     pub faces: Vec<RecognizedFace>,
@@ -130,7 +130,7 @@ impl RecognizedFace {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EmbeddedFace {
     #[serde(flatten)]
     pub face: FaceInfo,
@@ -139,7 +139,7 @@ pub struct EmbeddedFace {
     pub embedding: Vec<f32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EmbedResult {
     /// Which detector and embedder produced the embeddings (`detector+embedder`);
     /// only embeddings of the same embedder are comparable.

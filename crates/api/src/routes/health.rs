@@ -4,14 +4,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::AppState;
+use crate::openapi::{Health, Readiness};
+use crate::{ApiError, AppState, ErrorCode};
 
 /// A dependency slower than this to answer counts as down.
 const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Liveness: the process is up and serving.
-pub async fn healthz() -> impl IntoResponse {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok".into() })
 }
 
 async fn within(check: impl Future<Output = bool>) -> bool {
@@ -19,6 +21,15 @@ async fn within(check: impl Future<Output = bool>) -> bool {
 }
 
 /// Readiness: `200` only when both PostgreSQL and Redis answer.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "`not_ready`; `checks` says which dependency does not answer", body = crate::ErrorBody)
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let (postgres, redis) = tokio::join!(within(state.store.ping()), within(state.queue.ping()));
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
@@ -26,7 +37,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     if postgres && redis {
         (StatusCode::OK, Json(json!({"status": "ready", "checks": checks}))).into_response()
     } else {
-        let error = json!({"code": "not_ready", "message": "a dependency does not answer"});
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": error, "checks": checks}))).into_response()
+        let error = ApiError::new(ErrorCode::NotReady, "a dependency does not answer");
+        ApiError { extra: Some(("checks", checks)), ..error }.into_response()
     }
 }

@@ -5,16 +5,18 @@ use facerec_core::{JobId, JobKind, JobStatus};
 use facerec_store::JobRecord;
 use serde::Serialize;
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, ErrorCode};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobError {
+    /// Why the job failed; stable.
+    #[schema(value_type = facerec_core::JobErrorCode)]
     pub code: String,
     pub message: String,
 }
 
 /// The body of `GET /v1/jobs/{id}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub job_id: JobId,
     pub kind: JobKind,
@@ -23,6 +25,8 @@ pub struct JobView {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub attempts: i32,
+    /// When `succeeded`: a `RegisterResult`, `RecognizeResult` or `EmbedResult`, by `kind`.
+    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     pub error: Option<JobError>,
 }
@@ -44,8 +48,22 @@ impl From<JobRecord> for JobView {
     }
 }
 
+/// A job's status, and its result or error once it has ended.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job id (a UUID) from the submission")),
+    responses(
+        (status = 200, description = "The job", body = JobView),
+        (status = 400, description = "`invalid_job_id`", body = crate::ErrorBody),
+        (status = 404, description = "`job_not_found`", body = crate::ErrorBody),
+        (status = 500, description = "`internal_error`", body = crate::ErrorBody)
+    )
+)]
 pub async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
-    let id: JobId = id.parse().map_err(|_| ApiError::invalid("invalid_job_id", "the job id must be a UUID"))?;
-    let job = state.store.get_job(id).await?.ok_or_else(ApiError::job_not_found)?;
+    let id: JobId = id.parse().map_err(|_| ApiError::new(ErrorCode::InvalidJobId, "the job id must be a UUID"))?;
+    let job =
+        state.store.get_job(id).await?.ok_or_else(|| ApiError::new(ErrorCode::JobNotFound, "no job has this id"))?;
     Ok(Json(job.into()))
 }

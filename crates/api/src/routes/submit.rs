@@ -12,12 +12,24 @@ use facerec_core::{
 };
 use facerec_queue::JobMessage;
 use facerec_store::NewJob;
-use serde_json::json;
 use tracing::{error, info};
 
+use crate::openapi::{Accepted, EmbedForm, RecognizeForm, RegisterForm, SubmitErrors};
 use crate::upload::Form;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, ErrorCode};
 
+/// Registers the one face in the photo as `subject` (a job).
+#[utoipa::path(
+    post,
+    path = "/v1/register",
+    tag = "jobs",
+    request_body(content = RegisterForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Recorded and queued; poll the `Location`", body = Accepted,
+         headers(("Location" = String, description = "`/v1/jobs/{job_id}`"))),
+        SubmitErrors
+    )
+)]
 pub async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -25,14 +37,26 @@ pub async fn register(
 ) -> Result<Response, ApiError> {
     let form = Form::read(multipart, &state.settings).await?;
     let subject =
-        form.text("subject").ok_or_else(|| ApiError::invalid("missing_subject", "the form has no subject"))?;
+        form.text("subject").ok_or_else(|| ApiError::new(ErrorCode::MissingSubject, "the form has no subject"))?;
     let params = RegisterParams {
-        subject: SubjectName::parse(subject).map_err(|e| invalid_param("invalid_subject", e))?,
+        subject: SubjectName::parse(subject).map_err(|e| invalid_param(ErrorCode::InvalidSubject, e))?,
         collection: collection(&form)?,
     };
     submit(&state, &headers, form, JobParams::Register(params)).await
 }
 
+/// Matches every face in the photo against the collection (a job).
+#[utoipa::path(
+    post,
+    path = "/v1/recognize",
+    tag = "jobs",
+    request_body(content = RecognizeForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Recorded and queued; poll the `Location`", body = Accepted,
+         headers(("Location" = String, description = "`/v1/jobs/{job_id}`"))),
+        SubmitErrors
+    )
+)]
 pub async fn recognize(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -40,17 +64,29 @@ pub async fn recognize(
 ) -> Result<Response, ApiError> {
     let form = Form::read(multipart, &state.settings).await?;
     let top_k = match form.text("top_k") {
-        Some(v) => TopK::parse(v).map_err(|e| invalid_param("invalid_top_k", e))?,
+        Some(v) => TopK::parse(v).map_err(|e| invalid_param(ErrorCode::InvalidTopK, e))?,
         None => TopK::DEFAULT,
     };
     let threshold = match form.text("threshold") {
-        Some(v) => Threshold::parse(v).map_err(|e| invalid_param("invalid_threshold", e))?,
+        Some(v) => Threshold::parse(v).map_err(|e| invalid_param(ErrorCode::InvalidThreshold, e))?,
         None => state.settings.default_threshold,
     };
     let params = RecognizeParams { collection: collection(&form)?, top_k, threshold, max_faces: max_faces(&form)? };
     submit(&state, &headers, form, JobParams::Recognize(params)).await
 }
 
+/// Returns the embedding of every face in the photo (a job); stores no face.
+#[utoipa::path(
+    post,
+    path = "/v1/embed",
+    tag = "jobs",
+    request_body(content = EmbedForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Recorded and queued; poll the `Location`", body = Accepted,
+         headers(("Location" = String, description = "`/v1/jobs/{job_id}`"))),
+        SubmitErrors
+    )
+)]
 pub async fn embed(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -63,25 +99,25 @@ pub async fn embed(
 
 fn max_faces(form: &Form) -> Result<MaxFaces, ApiError> {
     match form.text("max_faces") {
-        Some(v) => MaxFaces::parse(v).map_err(|e| invalid_param("invalid_max_faces", e)),
+        Some(v) => MaxFaces::parse(v).map_err(|e| invalid_param(ErrorCode::InvalidMaxFaces, e)),
         None => Ok(MaxFaces::DEFAULT),
     }
 }
 
-fn invalid_param(code: &'static str, e: ParamError) -> ApiError {
-    ApiError::invalid(code, e.to_string())
+fn invalid_param(code: ErrorCode, e: ParamError) -> ApiError {
+    ApiError::new(code, e.to_string())
 }
 
 fn collection(form: &Form) -> Result<CollectionName, ApiError> {
     match form.text("collection") {
-        Some(c) => CollectionName::parse(c).map_err(|e| invalid_param("invalid_collection", e)),
+        Some(c) => CollectionName::parse(c).map_err(|e| invalid_param(ErrorCode::InvalidCollection, e)),
         None => Ok(CollectionName::default()),
     }
 }
 
 fn callback_url(form: &Form) -> Result<Option<String>, ApiError> {
     let Some(raw) = form.text("callback_url") else { return Ok(None) };
-    let bad = || ApiError::invalid("invalid_callback_url", "callback_url must be an absolute http(s) URL");
+    let bad = || ApiError::new(ErrorCode::InvalidCallbackUrl, "callback_url must be an absolute http(s) URL");
     let url = url::Url::parse(raw).map_err(|_| bad())?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || raw.len() > 2048 {
         return Err(bad());
@@ -114,11 +150,11 @@ async fn submit(state: &AppState, headers: &HeaderMap, form: Form, params: JobPa
             }
         };
         if !taken_by_worker {
-            return Err(ApiError::unavailable("queue_unavailable", "the job queue is unavailable; try again later"));
+            return Err(ApiError::new(ErrorCode::QueueUnavailable, "the job queue is unavailable; try again later"));
         }
     }
     info!(job_id = %job.id, %kind, bytes = job.input.len(), "job queued");
     let location = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).expect("a UUID path is a valid header");
-    let body = json!({"job_id": job.id, "kind": kind, "status": JobStatus::Queued});
+    let body = Accepted { job_id: job.id, kind, status: JobStatus::Queued };
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response())
 }

@@ -1,0 +1,161 @@
+//! The OpenAPI 3.1 document (`/openapi.json`), generated from the handlers'
+//! annotations and the result types, and the offline docs page (`/docs`,
+//! Swagger UI vendored into the binary: nothing is loaded from the internet).
+
+use facerec_core::{
+    BBox, BestMatch, EmbedResult, EmbeddedFace, FaceInfo, FaceMatch, FaceQuality, JobErrorCode, JobId, JobKind,
+    JobStatus, RecognizeResult, RecognizedFace, RegisterResult, SkipReason, SkippedFace,
+};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
+use crate::routes::{health, jobs, submit};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "facerec",
+        description = "Self-hosted face recognition. Submissions are jobs: each answers `202` with a job id; \
+                       poll `GET /v1/jobs/{id}` for the result. Every error body is \
+                       `{\"error\": {\"code\", \"message\", \"request_id\"}}`; `code` is stable (see `ErrorCode` \
+                       for request errors and `JobErrorCode` for failed jobs). Every response carries `x-request-id`.",
+        license(name = "MIT")
+    ),
+    paths(
+        submit::register,
+        submit::recognize,
+        submit::embed,
+        jobs::get_job,
+        health::healthz,
+        health::readyz
+    ),
+    components(schemas(
+        Accepted, RegisterForm, RecognizeForm, EmbedForm, jobs::JobView, jobs::JobError, Health, Readiness, ErrorBody,
+        ErrorDetail, ErrorCode, JobErrorCode, JobId, JobKind, JobStatus, BBox, FaceQuality, FaceInfo,
+        RegisterResult, RecognizeResult, RecognizedFace, FaceMatch, BestMatch, SkippedFace, SkipReason,
+        EmbedResult, EmbeddedFace
+    )),
+    tags((name = "jobs", description = "Submit work and read its outcome"), (name = "health", description = "Probes"))
+)]
+pub struct ApiDoc;
+
+/// `202 Accepted` body of every submission; the `Location` header names the job.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    pub job_id: JobId,
+    pub kind: JobKind,
+    /// Always `queued`.
+    pub status: JobStatus,
+}
+
+/// The errors any submission may answer with, by status (the codes are `ErrorCode`s).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum SubmitErrors {
+    /// `invalid_multipart`, `missing_image`, `duplicate_field`, `missing_subject`, `invalid_subject`,
+    /// `invalid_collection`, `invalid_top_k`, `invalid_threshold`, `invalid_max_faces`, `invalid_callback_url`
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// `payload_too_large`
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// `unsupported_media_type`
+    #[response(status = 415)]
+    Unsupported(ErrorBody),
+    /// `corrupt_image`, `image_too_large`
+    #[response(status = 422)]
+    Unprocessable(ErrorBody),
+    /// `internal_error`
+    #[response(status = 500)]
+    Internal(ErrorBody),
+    /// `queue_unavailable`
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// `GET /readyz` when both dependencies answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// Always `ready`.
+    pub status: String,
+    /// `{"postgres": "ok", "redis": "ok"}`; on `503` the error body carries the same field.
+    pub checks: std::collections::BTreeMap<String, String>,
+}
+
+/// `multipart/form-data` body of `POST /v1/register`. Unknown fields are ignored.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RegisterForm {
+    /// JPEG, PNG or WebP, judged by its bytes; at most `FACEREC_MAX_UPLOAD_BYTES` and `FACEREC_MAX_PIXELS`.
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+    /// The person's external id or name: 1–128 characters, no control characters; stored exactly.
+    #[schema(min_length = 1, max_length = 128)]
+    subject: String,
+    /// Gallery namespace, `[A-Za-z0-9_-]{1,64}`; default `default`.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    collection: Option<String>,
+    /// Absolute http(s) URL, at most 2048 bytes; stored with the job.
+    #[schema(max_length = 2048)]
+    callback_url: Option<String>,
+}
+
+/// `multipart/form-data` body of `POST /v1/recognize`. Unknown fields are ignored.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RecognizeForm {
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    collection: Option<String>,
+    /// Matches per face, 1–100; default 5.
+    #[schema(minimum = 1, maximum = 100)]
+    top_k: Option<u32>,
+    /// Cosine similarity from -1 to 1 at which a match counts; default `FACEREC_DEFAULT_THRESHOLD` (0.4).
+    #[schema(minimum = -1.0, maximum = 1.0)]
+    threshold: Option<f32>,
+    /// Faces searched, largest first, 1–100; default 10.
+    #[schema(minimum = 1, maximum = 100)]
+    max_faces: Option<u32>,
+    #[schema(max_length = 2048)]
+    callback_url: Option<String>,
+}
+
+/// `multipart/form-data` body of `POST /v1/embed`. Unknown fields are ignored.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct EmbedForm {
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+    /// Faces embedded, largest first, 1–100; default 10.
+    #[schema(minimum = 1, maximum = 100)]
+    max_faces: Option<u32>,
+    #[schema(max_length = 2048)]
+    callback_url: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_names_every_route_and_error_code() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+        for path in ["/v1/register", "/v1/recognize", "/v1/embed", "/v1/jobs/{id}", "/healthz", "/readyz"] {
+            assert!(doc["paths"][path].is_object(), "{path} missing");
+        }
+        let codes = doc["components"]["schemas"]["ErrorCode"].to_string();
+        for code in ErrorCode::ALL {
+            assert!(codes.contains(code.as_str()), "{code:?} missing from the ErrorCode schema");
+        }
+    }
+}
