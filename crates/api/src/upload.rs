@@ -80,6 +80,12 @@ pub fn check_image(bytes: &[u8], settings: &Settings) -> Result<&'static str, Ap
     let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
         .into_dimensions()
         .map_err(|e| ApiError::new(ErrorCode::CorruptImage, format!("the image header cannot be read: {e}")))?;
+    if width == 0 || height == 0 {
+        return Err(ApiError::new(
+            ErrorCode::CorruptImage,
+            format!("the image header declares {width}x{height} pixels"),
+        ));
+    }
     if u64::from(width) * u64::from(height) > settings.max_pixels {
         return Err(ApiError::new(
             ErrorCode::ImageTooLarge,
