@@ -1,7 +1,7 @@
 //! The HTTP contract around jobs: ids, polling, refusals, health and errors.
 
 use facerec_e2e::serde_json::Value;
-use facerec_e2e::{TestApp, faceless_image, photo};
+use facerec_e2e::{TestApp, faceless_image};
 
 async fn error_of(resp: facerec_e2e::reqwest::Response) -> (u16, String) {
     let status = resp.status().as_u16();

@@ -16,6 +16,7 @@ pub use app::{Api, router};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use openapi::ApiDoc;
 pub use settings::Settings;
+pub use upload::check_image;
 
 use facerec_queue::JobQueue;
 use facerec_store::Store;

@@ -101,11 +101,11 @@ pub struct RegisterForm {
     #[schema(min_length = 1, max_length = 128)]
     subject: String,
     /// Gallery namespace, `[A-Za-z0-9_-]{1,64}`; default `default`.
-    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
-    collection: Option<String>,
+    #[schema(required = false, pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    collection: String,
     /// Absolute http(s) URL, at most 2048 bytes; stored with the job.
-    #[schema(max_length = 2048)]
-    callback_url: Option<String>,
+    #[schema(required = false, max_length = 2048)]
+    callback_url: String,
 }
 
 /// `multipart/form-data` body of `POST /v1/recognize`. Unknown fields are ignored.
@@ -114,19 +114,19 @@ pub struct RegisterForm {
 pub struct RecognizeForm {
     #[schema(value_type = String, format = Binary)]
     image: Vec<u8>,
-    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
-    collection: Option<String>,
+    #[schema(required = false, pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    collection: String,
     /// Matches per face, 1–100; default 5.
-    #[schema(minimum = 1, maximum = 100)]
-    top_k: Option<u32>,
+    #[schema(required = false, minimum = 1, maximum = 100)]
+    top_k: u32,
     /// Cosine similarity from -1 to 1 at which a match counts; default `FACEREC_DEFAULT_THRESHOLD` (0.4).
-    #[schema(minimum = -1.0, maximum = 1.0)]
-    threshold: Option<f32>,
+    #[schema(required = false, minimum = -1.0, maximum = 1.0)]
+    threshold: f32,
     /// Faces searched, largest first, 1–100; default 10.
-    #[schema(minimum = 1, maximum = 100)]
-    max_faces: Option<u32>,
-    #[schema(max_length = 2048)]
-    callback_url: Option<String>,
+    #[schema(required = false, minimum = 1, maximum = 100)]
+    max_faces: u32,
+    #[schema(required = false, max_length = 2048)]
+    callback_url: String,
 }
 
 /// `multipart/form-data` body of `POST /v1/embed`. Unknown fields are ignored.
@@ -136,10 +136,10 @@ pub struct EmbedForm {
     #[schema(value_type = String, format = Binary)]
     image: Vec<u8>,
     /// Faces embedded, largest first, 1–100; default 10.
-    #[schema(minimum = 1, maximum = 100)]
-    max_faces: Option<u32>,
-    #[schema(max_length = 2048)]
-    callback_url: Option<String>,
+    #[schema(required = false, minimum = 1, maximum = 100)]
+    max_faces: u32,
+    #[schema(required = false, max_length = 2048)]
+    callback_url: String,
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ impl From<JobRecord> for JobView {
     get,
     path = "/v1/jobs/{id}",
     tag = "jobs",
-    params(("id" = String, Path, description = "The job id (a UUID) from the submission")),
+    params(("id" = String, Path, format = Uuid, description = "The job id (a UUID) from the submission")),
     responses(
         (status = 200, description = "The job", body = JobView),
         (status = 400, description = "`invalid_job_id`", body = crate::ErrorBody),
