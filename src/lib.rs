@@ -188,10 +188,11 @@ impl TestApp {
         redis::Client::open(self.redis_url.as_str())?.get_multiplexed_async_connection().await
     }
 
-    /// Number of job messages waiting in this test's Redis queue.
-    pub async fn queued_messages(&self) -> usize {
+    /// Number of job messages this test's Redis queue holds: every message
+    /// pushed, waiting or taken, until a worker's vacuum removes it.
+    pub async fn queue_messages(&self) -> usize {
         let mut conn = self.redis().await.unwrap();
-        redis::cmd("LLEN").arg(format!("{}:active", self.queue)).query_async(&mut conn).await.unwrap()
+        redis::cmd("HLEN").arg(format!("{}:data", self.queue)).query_async(&mut conn).await.unwrap()
     }
 
     /// Number of Redis keys this test's queue holds per message (apalis's `:meta:*`).

@@ -237,7 +237,7 @@ async fn every_bad_request_gets_its_status_and_code_and_leaves_nothing_behind() 
     assert_eq!(app.count("jobs").await, 0, "a refused request must not create a job");
     assert_eq!(app.count("job_inputs").await, 0);
     assert_eq!(app.count("subjects").await, 0);
-    assert_eq!(app.queued_messages().await, 0, "a refused request must not be queued");
+    assert_eq!(app.queue_messages().await, 0, "a refused request must not be queued");
     app.stop().await.unwrap();
 }
 

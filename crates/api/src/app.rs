@@ -18,7 +18,7 @@ use tracing::info;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{health, jobs, submit};
+use crate::routes::{health, jobs, listing, submit};
 use crate::{ApiDoc, ApiError, AppState, ErrorCode, Settings};
 
 /// Room for the text fields and multipart framing around the image.
@@ -31,7 +31,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/register", post(submit::register))
         .route("/v1/recognize", post(submit::recognize))
         .route("/v1/embed", post(submit::embed))
+        .route("/v1/jobs", get(listing::list_jobs))
         .route("/v1/jobs/{id}", get(jobs::get_job))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route("/v1/stats", get(listing::stats))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         // Serves the document at /openapi.json and the vendored Swagger UI at /docs.

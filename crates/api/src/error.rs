@@ -49,6 +49,15 @@ error_codes! {
     InvalidMaxFaces => "invalid_max_faces", BAD_REQUEST, "`max_faces` is not an integer from 1 to 100.";
     InvalidCallbackUrl => "invalid_callback_url", BAD_REQUEST, "`callback_url` is not an absolute http(s) URL of at most 2048 bytes.";
     InvalidJobId => "invalid_job_id", BAD_REQUEST, "The job id in the path is not a UUID.";
+    InvalidIdempotencyKey => "invalid_idempotency_key", BAD_REQUEST, "`Idempotency-Key` is not 1 to 255 visible ASCII characters.";
+    InvalidStatus => "invalid_status", BAD_REQUEST, "`status` is not a job status.";
+    InvalidKind => "invalid_kind", BAD_REQUEST, "`kind` is not a job kind.";
+    InvalidTime => "invalid_time", BAD_REQUEST, "`created_after` / `created_before` is not an RFC 3339 time.";
+    InvalidLimit => "invalid_limit", BAD_REQUEST, "`limit` is not an integer from 1 to 100.";
+    InvalidCursor => "invalid_cursor", BAD_REQUEST, "`cursor` is not one this api returned.";
+    IdempotencyKeyReused => "idempotency_key_reused", CONFLICT, "The `Idempotency-Key` already names a job of another kind.";
+    JobNotCancelable => "job_not_cancelable", CONFLICT, "Only a queued job can be canceled; this one is processing or has ended.";
+    QueueFull => "queue_full", TOO_MANY_REQUESTS, "Too many jobs are waiting; retry after `Retry-After` seconds.";
     JobNotFound => "job_not_found", NOT_FOUND, "No job has this id.";
     NotFound => "not_found", NOT_FOUND, "No such route.";
     MethodNotAllowed => "method_not_allowed", METHOD_NOT_ALLOWED, "The route does not accept this method.";
@@ -56,6 +65,7 @@ error_codes! {
     UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "The image is not JPEG, PNG or WebP (judged by its bytes).";
     CorruptImage => "corrupt_image", UNPROCESSABLE_ENTITY, "The image is empty or its header cannot be read.";
     ImageTooLarge => "image_too_large", UNPROCESSABLE_ENTITY, "The image header declares more pixels than `FACEREC_MAX_PIXELS`.";
+    DatabaseUnavailable => "database_unavailable", SERVICE_UNAVAILABLE, "PostgreSQL does not answer; nothing was kept. Retry after `Retry-After` seconds.";
     QueueUnavailable => "queue_unavailable", SERVICE_UNAVAILABLE, "Redis refused the job; nothing was kept. Retry later.";
     NotReady => "not_ready", SERVICE_UNAVAILABLE, "`/readyz`: PostgreSQL or Redis does not answer.";
     InternalError => "internal_error", INTERNAL_SERVER_ERROR, "Our side failed; the details are logged with the request id.";
@@ -69,6 +79,8 @@ pub struct ApiError {
     pub message: String,
     /// Extra top-level fields of the body, beside `error` (e.g. `/readyz`'s `checks`).
     pub extra: Option<(&'static str, Value)>,
+    /// `Retry-After` seconds, for errors a client should retry later.
+    pub retry_after: Option<u64>,
 }
 
 /// The error as it travels from a handler to `render_errors`, which adds the request id.
@@ -91,7 +103,7 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), extra: None }
+        Self { code, message: message.into(), extra: None, retry_after: None }
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
@@ -136,6 +148,9 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
     let (mut parts, _) = response.into_parts();
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     let mut rendered = (parts.status, Json(body)).into_response();
+    if let Some(secs) = error.retry_after {
+        rendered.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+    }
     for (name, value) in parts.headers.iter() {
         rendered.headers_mut().entry(name).or_insert_with(|| value.clone());
     }
@@ -143,7 +158,13 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
 }
 
 impl From<facerec_store::StoreError> for ApiError {
+    /// A database that cannot be reached is a 503 the client may retry; anything else is ours (500).
     fn from(e: facerec_store::StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "database unavailable");
+            let error = Self::new(ErrorCode::DatabaseUnavailable, "the database is unavailable; try again later");
+            return Self { retry_after: Some(5), ..error };
+        }
         Self::internal(&e)
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
-use crate::routes::{health, jobs, submit};
+use crate::routes::{health, jobs, listing, submit};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,11 +27,15 @@ use crate::routes::{health, jobs, submit};
         submit::recognize,
         submit::embed,
         jobs::get_job,
+        jobs::cancel_job,
+        listing::list_jobs,
+        listing::stats,
         health::healthz,
         health::readyz
     ),
     components(schemas(
-        Accepted, RegisterForm, RecognizeForm, EmbedForm, jobs::JobView, jobs::JobError, Health, Readiness, ErrorBody,
+        Accepted, RegisterForm, RecognizeForm, EmbedForm, jobs::JobView, jobs::JobError, jobs::Durations,
+        listing::JobPage, listing::Stats, Health, Readiness, ErrorBody,
         ErrorDetail, ErrorCode, JobErrorCode, JobId, JobKind, JobStatus, BBox, FaceQuality, FaceInfo,
         RegisterResult, RecognizeResult, RecognizedFace, FaceMatch, BestMatch, SkippedFace, SkipReason,
         EmbedResult, EmbeddedFace
@@ -54,9 +58,13 @@ pub struct Accepted {
 #[allow(dead_code)] // documentation only
 pub enum SubmitErrors {
     /// `invalid_multipart`, `missing_image`, `duplicate_field`, `missing_subject`, `invalid_subject`,
-    /// `invalid_collection`, `invalid_top_k`, `invalid_threshold`, `invalid_max_faces`, `invalid_callback_url`
+    /// `invalid_collection`, `invalid_top_k`, `invalid_threshold`, `invalid_max_faces`, `invalid_callback_url`,
+    /// `invalid_idempotency_key`
     #[response(status = 400)]
     BadRequest(ErrorBody),
+    /// `idempotency_key_reused`: the key names a job of another kind
+    #[response(status = 409)]
+    Conflict(ErrorBody),
     /// `payload_too_large`
     #[response(status = 413)]
     TooLarge(ErrorBody),
@@ -66,10 +74,13 @@ pub enum SubmitErrors {
     /// `corrupt_image`, `image_too_large`
     #[response(status = 422)]
     Unprocessable(ErrorBody),
+    /// `queue_full`: back-pressure; retry after `Retry-After` seconds
+    #[response(status = 429)]
+    QueueFull(ErrorBody),
     /// `internal_error`
     #[response(status = 500)]
     Internal(ErrorBody),
-    /// `queue_unavailable`
+    /// `queue_unavailable`, `database_unavailable` (with `Retry-After`)
     #[response(status = 503)]
     Unavailable(ErrorBody),
 }
@@ -150,7 +161,8 @@ mod tests {
     fn the_document_names_every_route_and_error_code() {
         let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
-        for path in ["/v1/register", "/v1/recognize", "/v1/embed", "/v1/jobs/{id}", "/healthz", "/readyz"] {
+        let paths = ["/v1/register", "/v1/recognize", "/v1/embed", "/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/cancel"];
+        for path in paths.into_iter().chain(["/v1/stats", "/healthz", "/readyz"]) {
             assert!(doc["paths"][path].is_object(), "{path} missing");
         }
         let codes = doc["components"]["schemas"]["ErrorCode"].to_string();

@@ -20,6 +20,12 @@ pub struct Settings {
     /// Largest accepted image, in bytes.
     #[arg(long, env = "FACEREC_MAX_UPLOAD_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_upload_bytes: usize,
+    /// Back-pressure: with this many jobs waiting for a worker, submissions get `429 queue_full`.
+    #[arg(long, env = "FACEREC_MAX_QUEUED_JOBS", default_value_t = 10_000)]
+    pub max_queued_jobs: i64,
+    /// Seconds a client is told to wait (`Retry-After`) when the queue is full.
+    #[arg(long, env = "FACEREC_RETRY_AFTER_SECS", default_value_t = 5)]
+    pub retry_after_secs: u64,
     /// Images with more pixels (read from the header) are refused.
     #[arg(long, env = "FACEREC_MAX_PIXELS", default_value_t = 40_000_000)]
     pub max_pixels: u64,

@@ -10,6 +10,8 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("{0} changed while we read it; try again")]
+    Conflict(&'static str),
     #[error("stored {what} is not valid")]
     Corrupt {
         what: &'static str,
@@ -25,5 +27,17 @@ pub(crate) trait QueryContext<T> {
 impl<T> QueryContext<T> for Result<T, sqlx::Error> {
     fn context(self, context: &'static str) -> Result<T, StoreError> {
         self.map_err(|source| StoreError::Query { context, source })
+    }
+}
+
+impl StoreError {
+    /// The database could not be reached (down, restarting, pool exhausted), as
+    /// opposed to a query that failed: worth retrying later.
+    pub fn is_unavailable(&self) -> bool {
+        let source = match self {
+            Self::Connect(e) | Self::Query { source: e, .. } => e,
+            _ => return false,
+        };
+        matches!(source, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_))
     }
 }

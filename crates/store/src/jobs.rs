@@ -17,6 +17,26 @@ pub struct NewJob {
     pub callback_url: Option<String>,
     pub content_type: String,
     pub input: Vec<u8>,
+    /// The client's `Idempotency-Key`, if it sent one.
+    pub idempotency_key: Option<String>,
+}
+
+/// What a submission did.
+#[derive(Debug)]
+pub enum Submitted {
+    /// The job was recorded; it must be enqueued.
+    Created,
+    /// The idempotency key already names this job (created in the last 24 hours).
+    Existing(Box<JobRecord>),
+}
+
+/// What a cancel request found.
+#[derive(Debug)]
+pub enum CancelOutcome {
+    Canceled(Box<JobRecord>),
+    /// The job is processing or has ended.
+    NotCancelable(JobStatus),
+    NotFound,
 }
 
 /// A job as stored.
@@ -57,7 +77,7 @@ pub struct Claim {
 }
 
 #[derive(FromRow)]
-struct JobRow {
+pub(crate) struct JobRow {
     id: Uuid,
     kind: String,
     status: String,
@@ -73,7 +93,7 @@ struct JobRow {
     finished_at: Option<DateTime<Utc>>,
 }
 
-const JOB_COLUMNS: &str = "id, kind, status, params, attempts, result, error_code, error_message, \
+pub(crate) const JOB_COLUMNS: &str = "id, kind, status, params, attempts, result, error_code, error_message, \
      request_id, callback_url, created_at, started_at, finished_at";
 
 fn corrupt<E: std::error::Error + Send + Sync + 'static>(what: &'static str) -> impl FnOnce(E) -> StoreError {
@@ -102,23 +122,39 @@ impl TryFrom<JobRow> for JobRecord {
 }
 
 impl Store {
-    /// Records a queued job and its upload, atomically.
-    pub async fn insert_job(&self, job: &NewJob) -> Result<(), StoreError> {
+    /// Records a queued job and its upload, atomically; or, when its
+    /// idempotency key already names a job from the last 24 hours, that job.
+    pub async fn insert_job(&self, job: &NewJob) -> Result<Submitted, StoreError> {
         let params = serde_json::to_value(&job.params)
             .map_err(|e| StoreError::Corrupt { what: "job params", source: Box::new(e) })?;
         let mut tx = self.pool.begin().await.context("begin insert job")?;
-        sqlx::query(
-            "INSERT INTO jobs (id, kind, status, params, request_id, callback_url) \
-             VALUES ($1, $2, 'queued', $3, $4, $5)",
+        if let Some(key) = &job.idempotency_key
+            && let Some(existing) = self.job_by_key(&mut tx, key).await?
+        {
+            return Ok(Submitted::Existing(Box::new(existing)));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO jobs (id, kind, status, params, request_id, callback_url, idempotency_key) \
+             VALUES ($1, $2, 'queued', $3, $4, $5, $6)",
         )
         .bind(job.id.0)
         .bind(job.params.kind().as_str())
         .bind(sqlx::types::Json(params))
         .bind(&job.request_id)
         .bind(&job.callback_url)
+        .bind(&job.idempotency_key)
         .execute(&mut *tx)
-        .await
-        .context("insert job")?;
+        .await;
+        if let (Err(sqlx::Error::Database(e)), Some(key)) = (&inserted, &job.idempotency_key)
+            && e.is_unique_violation()
+        {
+            // A concurrent request with the same key won the race: answer with its job.
+            drop(tx);
+            let mut tx = self.pool.begin().await.context("begin read idempotent job")?;
+            let existing = self.job_by_key(&mut tx, key).await?;
+            return existing.map(|j| Submitted::Existing(Box::new(j))).ok_or(StoreError::Conflict("idempotency key"));
+        }
+        inserted.context("insert job")?;
         sqlx::query("INSERT INTO job_inputs (job_id, content_type, bytes) VALUES ($1, $2, $3)")
             .bind(job.id.0)
             .bind(&job.content_type)
@@ -126,7 +162,56 @@ impl Store {
             .execute(&mut *tx)
             .await
             .context("insert job input")?;
-        tx.commit().await.context("commit insert job")
+        tx.commit().await.context("commit insert job")?;
+        Ok(Submitted::Created)
+    }
+
+    /// The job an idempotency key names, releasing the key first if it is over 24 hours old.
+    async fn job_by_key(&self, tx: &mut Transaction<'_, Postgres>, key: &str) -> Result<Option<JobRecord>, StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET idempotency_key = NULL \
+             WHERE idempotency_key = $1 AND created_at < now() - interval '24 hours'",
+        )
+        .bind(key)
+        .execute(&mut **tx)
+        .await
+        .context("release old idempotency key")?;
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE idempotency_key = $1");
+        let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await
+            .context("read job by idempotency key")?;
+        row.map(JobRecord::try_from).transpose()
+    }
+
+    /// A queued job becomes `canceled` (its input is deleted); others are left alone.
+    pub async fn cancel_job(&self, id: JobId) -> Result<CancelOutcome, StoreError> {
+        let mut tx = self.pool.begin().await.context("begin cancel")?;
+        let sql = format!(
+            "UPDATE jobs SET status = 'canceled', finished_at = now() \
+             WHERE id = $1 AND status = 'queued' RETURNING {JOB_COLUMNS}"
+        );
+        let row: Option<JobRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id.0).fetch_optional(&mut *tx).await.context("cancel job")?;
+        let Some(row) = row else {
+            let status: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .context("read job status")?;
+            return match status {
+                None => Ok(CancelOutcome::NotFound),
+                Some(s) => Ok(CancelOutcome::NotCancelable(s.parse().map_err(corrupt("job status"))?)),
+            };
+        };
+        sqlx::query("DELETE FROM job_inputs WHERE job_id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .context("delete canceled input")?;
+        tx.commit().await.context("commit cancel")?;
+        Ok(CancelOutcome::Canceled(Box::new(JobRecord::try_from(row)?)))
     }
 
     /// Removes a job whose enqueue failed, input included, unless a worker has

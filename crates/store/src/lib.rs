@@ -10,10 +10,12 @@
 mod error;
 mod gallery;
 mod jobs;
+mod listing;
 
 pub use error::StoreError;
 pub use gallery::{NewFace, SearchHit};
-pub use jobs::{Claim, ClaimOutcome, JobRecord, NewJob};
+pub use jobs::{CancelOutcome, Claim, ClaimOutcome, JobRecord, NewJob, Submitted};
+pub use listing::{JobCounts, JobFilter};
 
 use std::time::Duration;
 

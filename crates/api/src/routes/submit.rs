@@ -4,14 +4,14 @@
 use axum::Json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use facerec_core::{
     CollectionName, EmbedParams, JobId, JobParams, JobStatus, MaxFaces, ParamError, RecognizeParams, RegisterParams,
     SubjectName, Threshold, TopK,
 };
 use facerec_queue::JobMessage;
-use facerec_store::NewJob;
+use facerec_store::{NewJob, Submitted};
 use tracing::{error, info};
 
 use crate::openapi::{Accepted, EmbedForm, RecognizeForm, RegisterForm, SubmitErrors};
@@ -129,6 +129,12 @@ fn callback_url(form: &Form) -> Result<Option<String>, ApiError> {
 /// job is deleted again, so a client never holds the id of a job nobody will run.
 async fn submit(state: &AppState, headers: &HeaderMap, form: Form, params: JobParams) -> Result<Response, ApiError> {
     let kind = params.kind();
+    let idempotency_key = idempotency_key(headers)?;
+    let queued = state.store.queued_jobs().await?;
+    if queued >= state.settings.max_queued_jobs {
+        let error = ApiError::new(ErrorCode::QueueFull, format!("{queued} jobs are waiting; try again later"));
+        return Err(ApiError { retry_after: Some(state.settings.retry_after_secs), ..error });
+    }
     let job = NewJob {
         id: JobId::new(),
         callback_url: callback_url(&form)?,
@@ -136,8 +142,19 @@ async fn submit(state: &AppState, headers: &HeaderMap, form: Form, params: JobPa
         request_id: headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
         content_type: form.image.content_type.to_owned(),
         input: form.image.bytes.to_vec(),
+        idempotency_key,
     };
-    state.store.insert_job(&job).await?;
+    if let Submitted::Existing(existing) = state.store.insert_job(&job).await? {
+        if existing.kind != kind {
+            let message = format!("this Idempotency-Key names a {} job", existing.kind);
+            return Err(ApiError::new(ErrorCode::IdempotencyKeyReused, message));
+        }
+        info!(job_id = %existing.id, "idempotent repeat: answering with the original job");
+        let body = Accepted { job_id: existing.id, kind, status: existing.status };
+        let headers =
+            [(header::LOCATION, location(existing.id)), (IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"))];
+        return Ok((StatusCode::ACCEPTED, headers, Json(body)).into_response());
+    }
     let message = JobMessage { traceparent: facerec_telemetry::current_traceparent(), ..JobMessage::new(job.id, kind) };
     if let Err(e) = state.queue.push(message).await {
         error!(error = %e, source = ?std::error::Error::source(&e), job_id = %job.id, "enqueue failed");
@@ -154,7 +171,27 @@ async fn submit(state: &AppState, headers: &HeaderMap, form: Form, params: JobPa
         }
     }
     info!(job_id = %job.id, %kind, bytes = job.input.len(), "job queued");
-    let location = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).expect("a UUID path is a valid header");
     let body = Accepted { job_id: job.id, kind, status: JobStatus::Queued };
-    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response())
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location(job.id))], Json(body)).into_response())
+}
+
+/// Set on the answer to a repeated `Idempotency-Key`.
+const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+fn location(id: JobId) -> HeaderValue {
+    HeaderValue::from_str(&format!("/v1/jobs/{id}")).expect("a UUID path is a valid header")
+}
+
+/// The optional `Idempotency-Key` header: 1–255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    match value.to_str() {
+        Ok(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(key.to_owned()))
+        }
+        _ => Err(ApiError::new(
+            ErrorCode::InvalidIdempotencyKey,
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )),
+    }
 }

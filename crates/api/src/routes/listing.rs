@@ -1,0 +1,112 @@
+//! `GET /v1/jobs` (filtered, cursor-paged, newest first) and `GET /v1/stats`.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use chrono::{DateTime, Utc};
+use facerec_core::{CollectionName, JobId};
+use serde::Serialize;
+
+use crate::routes::jobs::JobView;
+use crate::{ApiError, AppState, ErrorCode};
+
+const DEFAULT_LIMIT: u32 = 20;
+
+/// A page of jobs.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobPage {
+    pub jobs: Vec<JobView>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Jobs per state, and the back-pressure limit on queued ones.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Stats {
+    pub queued: i64,
+    pub processing: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub canceled: i64,
+    /// Submissions get `429 queue_full` once `queued` reaches this.
+    pub max_queued: i64,
+}
+
+fn parse<T>(
+    query: &HashMap<String, String>,
+    name: &str,
+    code: ErrorCode,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
+    query
+        .get(name)
+        .map(|v| {
+            parse(v).ok_or_else(|| ApiError::new(code, format!("{name} {v:?} is not valid: {}", code.description())))
+        })
+        .transpose()
+}
+
+/// Lists jobs, newest first, narrowed by every filter given.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    tag = "jobs",
+    params(
+        ("status" = Option<facerec_core::JobStatus>, Query, description = "Only jobs in this state"),
+        ("kind" = Option<facerec_core::JobKind>, Query, description = "Only jobs of this kind"),
+        ("collection" = Option<String>, Query, description = "Only register and recognize jobs on this collection"),
+        ("created_after" = Option<String>, Query, format = DateTime, description = "Created at or after (RFC 3339)"),
+        ("created_before" = Option<String>, Query, format = DateTime, description = "Created before (RFC 3339)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, default 20"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")
+    ),
+    responses(
+        (status = 200, description = "A page of jobs", body = JobPage),
+        (status = 400, description = "`invalid_status`, `invalid_kind`, `invalid_collection`, `invalid_time`, `invalid_limit`, `invalid_cursor`", body = crate::ErrorBody),
+        (status = 500, description = "`internal_error`", body = crate::ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
+    )
+)]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<JobPage>, ApiError> {
+    let time = |v: &str| DateTime::parse_from_rfc3339(v).ok().map(|t| t.with_timezone(&Utc));
+    let filter = facerec_store::JobFilter {
+        status: parse(&query, "status", ErrorCode::InvalidStatus, |v| v.parse().ok())?,
+        kind: parse(&query, "kind", ErrorCode::InvalidKind, |v| v.parse().ok())?,
+        collection: parse(&query, "collection", ErrorCode::InvalidCollection, |v| CollectionName::parse(v).ok())?,
+        created_after: parse(&query, "created_after", ErrorCode::InvalidTime, time)?,
+        created_before: parse(&query, "created_before", ErrorCode::InvalidTime, time)?,
+        before: parse(&query, "cursor", ErrorCode::InvalidCursor, |v| v.parse::<JobId>().ok())?,
+    };
+    let limit = parse(&query, "limit", ErrorCode::InvalidLimit, |v| v.parse().ok().filter(|n| (1..=100).contains(n)))?
+        .unwrap_or(DEFAULT_LIMIT);
+    let jobs = state.store.list_jobs(&filter, limit).await?;
+    let next_cursor = (jobs.len() == limit as usize).then(|| jobs.last().map(|j| j.id.to_string())).flatten();
+    Ok(Json(JobPage { jobs: jobs.into_iter().map(JobView::from).collect(), next_cursor }))
+}
+
+/// How many jobs are in each state: the queue depth clients and operators watch.
+#[utoipa::path(
+    get,
+    path = "/v1/stats",
+    tag = "jobs",
+    responses(
+        (status = 200, description = "Counts", body = Stats),
+        (status = 500, description = "`internal_error`", body = crate::ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
+    )
+)]
+pub async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
+    let c = state.store.job_counts().await?;
+    Ok(Json(Stats {
+        queued: c.queued,
+        processing: c.processing,
+        succeeded: c.succeeded,
+        failed: c.failed,
+        canceled: c.canceled,
+        max_queued: state.settings.max_queued_jobs,
+    }))
+}

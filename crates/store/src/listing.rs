@@ -1,0 +1,86 @@
+//! Reading jobs in bulk: filtered, cursor-paged listing and counts by status.
+
+use chrono::{DateTime, Utc};
+use facerec_core::{CollectionName, JobId, JobKind, JobStatus};
+use sqlx::{Postgres, QueryBuilder};
+
+use crate::error::QueryContext;
+use crate::jobs::{JOB_COLUMNS, JobRow};
+use crate::{JobRecord, Store, StoreError};
+
+/// Which jobs to list; every field narrows the set. Newest first.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub status: Option<JobStatus>,
+    pub kind: Option<JobKind>,
+    pub collection: Option<CollectionName>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    /// Only jobs older than this one (the cursor of the previous page).
+    pub before: Option<JobId>,
+}
+
+/// How many jobs are in each state right now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    pub queued: i64,
+    pub processing: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub canceled: i64,
+}
+
+impl Store {
+    /// At most `limit` jobs matching `filter`, newest first.
+    pub async fn list_jobs(&self, filter: &JobFilter, limit: u32) -> Result<Vec<JobRecord>, StoreError> {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE true"));
+        if let Some(status) = filter.status {
+            q.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(kind) = filter.kind {
+            q.push(" AND kind = ").push_bind(kind.as_str());
+        }
+        if let Some(collection) = &filter.collection {
+            q.push(" AND params->>'collection' = ").push_bind(collection.as_str().to_owned());
+        }
+        if let Some(after) = filter.created_after {
+            q.push(" AND created_at >= ").push_bind(after);
+        }
+        if let Some(before) = filter.created_before {
+            q.push(" AND created_at < ").push_bind(before);
+        }
+        if let Some(cursor) = filter.before {
+            q.push(" AND id < ").push_bind(cursor.0);
+        }
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+        let rows: Vec<JobRow> = q.build_query_as().fetch_all(&self.pool).await.context("list jobs")?;
+        rows.into_iter().map(JobRecord::try_from).collect()
+    }
+
+    /// Jobs per status.
+    pub async fn job_counts(&self) -> Result<JobCounts, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT status, count(*) FROM jobs GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .context("count jobs")?;
+        let mut counts = JobCounts::default();
+        for (status, n) in rows {
+            match status.as_str() {
+                "queued" => counts.queued = n,
+                "processing" => counts.processing = n,
+                "succeeded" => counts.succeeded = n,
+                "failed" => counts.failed = n,
+                _ => counts.canceled += n,
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Jobs waiting for a worker (what back-pressure limits).
+    pub async fn queued_jobs(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'queued'")
+            .fetch_one(&self.pool)
+            .await
+            .context("count queued jobs")
+    }
+}
