@@ -28,7 +28,7 @@ pub struct TestApp {
     pub database_url: String,
     pub db: sqlx::PgPool,
     pub queue: String,
-    redis_url: String,
+    pub redis_url: String,
     admin_url: String,
     database: String,
     stop: Vec<oneshot::Sender<()>>,

@@ -11,6 +11,7 @@ mod error;
 mod gallery;
 mod jobs;
 mod listing;
+mod recovery;
 
 pub use error::StoreError;
 pub use gallery::{NewFace, SearchHit};

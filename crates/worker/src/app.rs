@@ -6,10 +6,11 @@ use anyhow::Context;
 use apalis::prelude::{Monitor, WorkerBuilder, WorkerBuilderExt};
 use facerec_queue::JobQueue;
 use facerec_store::Store;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::Settings;
 use crate::handler::{JobContext, handle_job};
+use crate::maintenance::{reconcile_loop, vacuum_loop};
 use crate::pool::PipelinePool;
 
 /// A worker process: connections and models loaded, ready to run.
@@ -41,6 +42,7 @@ impl Worker {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let ctx = JobContext { store: self.store, pool: self.pool, settings: self.settings.clone() };
         let vacuum = tokio::spawn(vacuum_loop(self.queue.clone(), self.settings.clone()));
+        let reconcile = tokio::spawn(reconcile_loop(ctx.store.clone(), self.queue.clone(), self.settings.clone()));
         let queue = self.queue;
         let concurrency = self.settings.concurrency.max(1);
         let poll = Duration::from_millis(self.settings.poll_interval_ms.max(10));
@@ -68,24 +70,7 @@ impl Worker {
             .await
             .context("running the queue consumer")?;
         vacuum.abort();
+        reconcile.abort();
         Ok(())
-    }
-}
-
-/// Keeps Redis from growing with every job: apalis keeps each message's
-/// payload and metadata after it is done.
-async fn vacuum_loop(queue: JobQueue, settings: Arc<Settings>) {
-    if settings.vacuum_secs == 0 {
-        return;
-    }
-    let mut every = tokio::time::interval(Duration::from_secs(settings.vacuum_secs));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        match queue.vacuum(Duration::from_secs(settings.queue_retention_secs)).await {
-            Ok(0) => {}
-            Ok(removed) => debug!(removed, "removed finished messages from Redis"),
-            Err(e) => warn!(error = %e, "queue vacuum failed"),
-        }
     }
 }

@@ -81,11 +81,15 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
     };
     let started = Instant::now();
     let input = std::mem::take(&mut claim.input);
+    // Keep the lease while inference runs, however long it takes; a worker that
+    // dies stops renewing, and the job is taken over once the lease runs out.
+    let renewal = tokio::spawn(keep_lease(ctx.store.clone(), (*claim).clone(), lease));
     let outcome = match claim.job.params.clone() {
         JobParams::Register(p) => register(ctx, &claim, p, input).await,
         JobParams::Recognize(p) => recognize(ctx, &claim, p, input).await,
         JobParams::Embed(p) => embed(ctx, &claim, p, input).await,
     };
+    renewal.abort();
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match outcome {
         Ok(true) => info!(elapsed_ms, attempt = claim.job.attempts, "job succeeded"),
@@ -106,4 +110,21 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
         }
     }
     Ok(())
+}
+
+/// Renews the job's lease every third of its length until aborted or lost.
+async fn keep_lease(store: Store, claim: facerec_store::Claim, lease: Duration) {
+    let mut tick = tokio::time::interval(lease / 3);
+    tick.tick().await; // the claim itself just set the lease
+    loop {
+        tick.tick().await;
+        match store.renew_lease(&claim, lease).await {
+            Ok(true) => debug!("lease renewed"),
+            Ok(false) => {
+                warn!("lost the job's lease; its result will be dropped");
+                return;
+            }
+            Err(e) => warn!(error = %e, "could not renew the lease; retrying"),
+        }
+    }
 }

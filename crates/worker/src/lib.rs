@@ -13,6 +13,7 @@
 mod app;
 mod handler;
 mod jobs;
+mod maintenance;
 mod pool;
 mod settings;
 

@@ -74,6 +74,16 @@ pub struct Settings {
     /// Attempts before a job that keeps failing transiently is failed for good.
     #[arg(long, env = "FACEREC_JOB_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: i32,
+    /// How often this worker looks for jobs whose message or worker was lost, in seconds (0: never).
+    #[arg(long, env = "FACEREC_RECONCILE_SECS", default_value_t = 15)]
+    pub reconcile_secs: u64,
+    /// A job still queued this many seconds after its message was sent gets a new
+    /// message (the old one may be lost with Redis); so does a job whose lease ran out.
+    #[arg(long, env = "FACEREC_REQUEUE_AFTER_SECS", default_value_t = 120)]
+    pub requeue_after_secs: u64,
+    /// Finished jobs (not their faces) are deleted this many days after they end (0: kept).
+    #[arg(long, env = "FACEREC_JOB_RETENTION_DAYS", default_value_t = 30)]
+    pub job_retention_days: u64,
     /// How often this worker removes finished messages from Redis, in seconds (0: never).
     #[arg(long, env = "FACEREC_QUEUE_VACUUM_SECS", default_value_t = 60)]
     pub vacuum_secs: u64,

@@ -1,0 +1,74 @@
+//! Background duties of every worker besides jobs: re-sending messages for
+//! jobs that would otherwise wait forever (PostgreSQL is the truth, Redis is
+//! disposable), deleting old finished jobs, and vacuuming Redis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use facerec_queue::{JobMessage, JobQueue};
+use facerec_store::Store;
+use tracing::{debug, info, warn};
+
+use crate::Settings;
+
+/// Jobs re-sent per round at most; the next round takes the rest.
+const REENQUEUE_BATCH: i64 = 500;
+
+fn every(secs: u64) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval(Duration::from_secs(secs));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
+}
+
+/// Finds jobs whose message was lost (queued too long) or whose worker died
+/// (lease expired) and sends them again; a duplicate message is harmless,
+/// since workers claim jobs in PostgreSQL. Also applies job retention.
+pub(crate) async fn reconcile_loop(store: Store, queue: JobQueue, settings: Arc<Settings>) {
+    if settings.reconcile_secs == 0 {
+        return;
+    }
+    let requeue_after = Duration::from_secs(settings.requeue_after_secs);
+    let retention = Duration::from_secs(settings.job_retention_days * 24 * 3600);
+    let mut tick = every(settings.reconcile_secs);
+    loop {
+        tick.tick().await;
+        match store.jobs_to_reenqueue(requeue_after, REENQUEUE_BATCH).await {
+            Ok(jobs) => {
+                for (job_id, kind) in &jobs {
+                    if let Err(e) = queue.push(JobMessage::new(*job_id, *kind)).await {
+                        // The job stays due: a later round sends it again.
+                        warn!(%job_id, error = %e, "could not re-enqueue a job");
+                    }
+                }
+                if !jobs.is_empty() {
+                    info!(count = jobs.len(), "re-enqueued jobs whose message or worker was lost");
+                }
+            }
+            Err(e) => warn!(error = %e, "reconciliation failed; will retry"),
+        }
+        if settings.job_retention_days > 0 {
+            match store.delete_finished_jobs(retention).await {
+                Ok(0) => {}
+                Ok(n) => info!(deleted = n, "deleted finished jobs past retention"),
+                Err(e) => warn!(error = %e, "job retention failed; will retry"),
+            }
+        }
+    }
+}
+
+/// Keeps Redis from growing with every job: apalis keeps each message's
+/// payload and metadata after it is done.
+pub(crate) async fn vacuum_loop(queue: JobQueue, settings: Arc<Settings>) {
+    if settings.vacuum_secs == 0 {
+        return;
+    }
+    let mut tick = every(settings.vacuum_secs);
+    loop {
+        tick.tick().await;
+        match queue.vacuum(Duration::from_secs(settings.queue_retention_secs)).await {
+            Ok(0) => {}
+            Ok(removed) => debug!(removed, "removed finished messages from Redis"),
+            Err(e) => warn!(error = %e, "queue vacuum failed"),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Jobs are never lost: PostgreSQL is the truth and Redis is disposable. Here
+//! the worker listens on a queue of its own, so every message the api sends is
+//! lost, as after a Redis flush; the reconciler must find the jobs and re-send
+//! them. Also: a dead worker's expired lease, and job retention.
+
+use std::time::Duration;
+
+use facerec_e2e::{TestApp, photo};
+
+const WORKER_QUEUE_PREFIX: &str = "facerec-test-recovery";
+
+async fn app(worker_queue: &str) -> TestApp {
+    let queue = worker_queue.to_owned();
+    TestApp::spawn_with(&|_| {}, &move |w| {
+        w.queue = queue.clone();
+        w.reconcile_secs = 1;
+        w.requeue_after_secs = 1;
+    })
+    .await
+    .unwrap()
+}
+
+/// Removes the Redis keys of the worker's private queue.
+async fn drop_queue(app: &TestApp, queue: &str) {
+    let client = redis::Client::open(app.redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{queue}:*")).query_async(&mut conn).await.unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_whose_message_was_lost_are_re_enqueued_and_finish() {
+    let queue = format!("{WORKER_QUEUE_PREFIX}-{}", uuid::Uuid::new_v4().simple());
+    let app = app(&queue).await;
+    let register = app.submit("/v1/register", photo("obama.jpg"), &[("subject", "obama")]).await;
+    let recognize = app.submit("/v1/recognize", photo("obama2.jpg"), &[]).await;
+    for id in [&register, &recognize] {
+        let job = app.wait_for_job(id).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(job["attempts"], 1, "re-sent, not retried: {job}");
+    }
+    assert_eq!(app.count("faces").await, 1);
+    drop_queue(&app, &queue).await;
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_workers_job_is_taken_over_when_its_lease_expires_and_not_before() {
+    let queue = format!("{WORKER_QUEUE_PREFIX}-{}", uuid::Uuid::new_v4().simple());
+    let app = app(&queue).await;
+    let dead = app.submit("/v1/register", photo("obama.jpg"), &[("subject", "obama")]).await;
+    let alive = app.submit("/v1/register", photo("biden.jpg"), &[("subject", "biden")]).await;
+    // As if two workers had claimed them: one died (lease ran out), one still works (lease holds).
+    for (id, lease) in [(&dead, "-1 second"), (&alive, "1 hour")] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET status = 'processing', attempts = 1, started_at = now(), \
+             claim_token = gen_random_uuid(), lease_expires_at = now() + interval '{lease}' WHERE id = '{id}'"
+        )))
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+    let job = app.wait_for_job(&dead).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["attempts"], 2, "the second attempt, by another worker: {job}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, held) = app.get_job(&alive).await;
+    assert_eq!(held["status"], "processing", "a live lease must be respected: {held}");
+    assert_eq!(app.count("faces").await, 1);
+    drop_queue(&app, &queue).await;
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_past_retention_are_deleted_but_their_faces_stay() {
+    let queue = format!("{WORKER_QUEUE_PREFIX}-{}", uuid::Uuid::new_v4().simple());
+    let app = app(&queue).await;
+    let old = app.submit("/v1/register", photo("obama.jpg"), &[("subject", "obama")]).await;
+    assert_eq!(app.wait_for_job(&old).await["status"], "succeeded");
+    let recent = app.submit("/v1/recognize", photo("obama2.jpg"), &[]).await;
+    assert_eq!(app.wait_for_job(&recent).await["status"], "succeeded");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET created_at = now() - interval '41 days', started_at = now() - interval '41 days', \
+         finished_at = now() - interval '40 days' WHERE id = '{old}'"
+    )))
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let mut gone = false;
+    for _ in 0..50 {
+        if app.get_job(&old).await.0 == 404 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "a job finished 40 days ago outlives the 30-day retention");
+    assert_eq!(app.get_job(&recent).await.0, 200, "a recent job stays");
+    assert_eq!(app.count("faces").await, 1, "retention deletes jobs, not the gallery");
+    drop_queue(&app, &queue).await;
+    app.stop().await.unwrap();
+}
