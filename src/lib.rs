@@ -67,6 +67,10 @@ impl TestApp {
         worker_settings.queue = queue.clone();
         worker_settings.intra_threads = 1;
         worker_settings.poll_interval_ms = 20;
+        // Webhook receivers in tests listen on loopback; retries are fast.
+        worker_settings.webhook_allow_private = true;
+        worker_settings.webhook_poll_ms = 50;
+        worker_settings.webhook_backoff_ms = 100;
         worker(&mut worker_settings);
 
         let api = facerec_api::Api::build(api_settings).await?;

@@ -3,8 +3,9 @@
 //! Swagger UI vendored into the binary: nothing is loaded from the internet).
 
 use facerec_core::{
-    BBox, BestMatch, EmbedResult, EmbeddedFace, FaceInfo, FaceMatch, FaceQuality, JobErrorCode, JobId, JobKind,
-    JobStatus, RecognizeResult, RecognizedFace, RegisterResult, SkipReason, SkippedFace,
+    BBox, BestMatch, Durations, EmbedResult, EmbeddedFace, FaceInfo, FaceMatch, FaceQuality, JobError, JobErrorCode,
+    JobId, JobKind, JobStatus, JobView, RecognizeResult, RecognizedFace, RegisterResult, SkipReason, SkippedFace,
+    WebhookView,
 };
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
@@ -34,7 +35,7 @@ use crate::routes::{health, jobs, listing, submit};
         health::readyz
     ),
     components(schemas(
-        Accepted, RegisterForm, RecognizeForm, EmbedForm, jobs::JobView, jobs::JobError, jobs::Durations,
+        Accepted, RegisterForm, RecognizeForm, EmbedForm, JobView, JobError, Durations, WebhookView,
         listing::JobPage, listing::Stats, Health, Readiness, ErrorBody,
         ErrorDetail, ErrorCode, JobErrorCode, JobId, JobKind, JobStatus, BBox, FaceQuality, FaceInfo,
         RegisterResult, RecognizeResult, RecognizedFace, FaceMatch, BestMatch, SkippedFace, SkipReason,

@@ -10,6 +10,7 @@ mod job;
 mod params;
 mod quality;
 mod result;
+mod view;
 
 pub use codes::JobErrorCode;
 pub use job::{JobId, JobKind, JobStatus, ParseEnumError};
@@ -22,6 +23,7 @@ pub use result::{
     BBox, BestMatch, EmbedResult, EmbeddedFace, FaceInfo, FaceMatch, RecognizeResult, RecognizedFace, RegisterResult,
     SkipReason, SkippedFace,
 };
+pub use view::{Durations, JobError, JobView, WebhookView};
 
 /// Length of every face embedding we store and compare (SFace).
 pub const EMBEDDING_DIM: usize = 128;

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use facerec_core::{JobErrorCode, JobId, JobKind, JobParams, JobStatus};
+use facerec_core::{Durations, JobError, JobErrorCode, JobId, JobKind, JobParams, JobStatus, JobView, WebhookView};
 use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -55,6 +55,8 @@ pub struct JobRecord {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Delivery state of the outcome to `callback_url`, once the job has ended.
+    pub webhook: Option<WebhookView>,
 }
 
 /// What a claim attempt found.
@@ -91,10 +93,15 @@ pub(crate) struct JobRow {
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
+    webhook_status: Option<String>,
+    webhook_attempts: i32,
+    webhook_last_status: Option<i32>,
+    webhook_last_error: Option<String>,
 }
 
 pub(crate) const JOB_COLUMNS: &str = "id, kind, status, params, attempts, result, error_code, error_message, \
-     request_id, callback_url, created_at, started_at, finished_at";
+     request_id, callback_url, created_at, started_at, finished_at, webhook_status, webhook_attempts, \
+     webhook_last_status, webhook_last_error";
 
 fn corrupt<E: std::error::Error + Send + Sync + 'static>(what: &'static str) -> impl FnOnce(E) -> StoreError {
     move |e| StoreError::Corrupt { what, source: Box::new(e) }
@@ -117,7 +124,33 @@ impl TryFrom<JobRow> for JobRecord {
             created_at: r.created_at,
             started_at: r.started_at,
             finished_at: r.finished_at,
+            webhook: r.webhook_status.map(|status| WebhookView {
+                status,
+                attempts: r.webhook_attempts,
+                last_status: r.webhook_last_status,
+                last_error: r.webhook_last_error,
+            }),
         })
+    }
+}
+
+impl From<JobRecord> for JobView {
+    fn from(j: JobRecord) -> Self {
+        let durations = Durations::of(j.created_at, j.started_at, j.finished_at, Utc::now());
+        let error = j.error_code.map(|code| JobError { code, message: j.error_message.unwrap_or_default() });
+        Self {
+            job_id: j.id,
+            kind: j.kind,
+            status: j.status,
+            created_at: j.created_at,
+            started_at: j.started_at,
+            finished_at: j.finished_at,
+            attempts: j.attempts,
+            result: j.result,
+            error,
+            durations,
+            webhook: j.webhook,
+        }
     }
 }
 
@@ -189,7 +222,9 @@ impl Store {
     pub async fn cancel_job(&self, id: JobId) -> Result<CancelOutcome, StoreError> {
         let mut tx = self.pool.begin().await.context("begin cancel")?;
         let sql = format!(
-            "UPDATE jobs SET status = 'canceled', finished_at = now() \
+            "UPDATE jobs SET status = 'canceled', finished_at = now(), \
+                 webhook_status = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
+                 webhook_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE now() END \
              WHERE id = $1 AND status = 'queued' RETURNING {JOB_COLUMNS}"
         );
         let row: Option<JobRow> =
@@ -324,7 +359,9 @@ pub(crate) async fn finish(
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE jobs SET status = $3, result = $4, error_code = $5, error_message = $6, \
-             finished_at = now(), claim_token = NULL, lease_expires_at = NULL \
+             finished_at = now(), claim_token = NULL, lease_expires_at = NULL, \
+             webhook_status = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
+             webhook_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE now() END \
          WHERE id = $1 AND claim_token = $2 AND status = 'processing'",
     )
     .bind(id.0)

@@ -12,11 +12,13 @@ mod gallery;
 mod jobs;
 mod listing;
 mod recovery;
+mod webhooks;
 
 pub use error::StoreError;
 pub use gallery::{NewFace, SearchHit};
 pub use jobs::{CancelOutcome, Claim, ClaimOutcome, JobRecord, NewJob, Submitted};
 pub use listing::{JobCounts, JobFilter};
+pub use webhooks::{DueWebhook, WebhookAttempt};
 
 use std::time::Duration;
 

@@ -43,6 +43,8 @@ impl Worker {
         let ctx = JobContext { store: self.store, pool: self.pool, settings: self.settings.clone() };
         let vacuum = tokio::spawn(vacuum_loop(self.queue.clone(), self.settings.clone()));
         let reconcile = tokio::spawn(reconcile_loop(ctx.store.clone(), self.queue.clone(), self.settings.clone()));
+        // Deliveries run apart from inference: a slow receiver never holds a pipeline.
+        let webhooks = tokio::spawn(crate::webhook::delivery_loop(ctx.store.clone(), self.settings.clone()));
         let queue = self.queue;
         let concurrency = self.settings.concurrency.max(1);
         let poll = Duration::from_millis(self.settings.poll_interval_ms.max(10));
@@ -71,6 +73,7 @@ impl Worker {
             .context("running the queue consumer")?;
         vacuum.abort();
         reconcile.abort();
+        webhooks.abort();
         Ok(())
     }
 }

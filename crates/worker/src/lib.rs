@@ -16,6 +16,8 @@ mod jobs;
 mod maintenance;
 mod pool;
 mod settings;
+mod webhook;
 
 pub use app::Worker;
 pub use settings::{DetectorKind, Settings};
+pub use webhook::{is_private, signature};

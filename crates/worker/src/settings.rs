@@ -84,6 +84,24 @@ pub struct Settings {
     /// Finished jobs (not their faces) are deleted this many days after they end (0: kept).
     #[arg(long, env = "FACEREC_JOB_RETENTION_DAYS", default_value_t = 30)]
     pub job_retention_days: u64,
+    /// HMAC-SHA256 key signing webhook deliveries (`X-Facerec-Signature`).
+    #[arg(long, env = "FACEREC_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// Allow webhooks to loopback, private, link-local and metadata addresses (tests, private networks).
+    #[arg(long, env = "FACEREC_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
+    pub webhook_allow_private: bool,
+    /// Delivery attempts before a webhook is given up (with the default backoff, about an hour).
+    #[arg(long, env = "FACEREC_WEBHOOK_MAX_ATTEMPTS", default_value_t = 10)]
+    pub webhook_max_attempts: i32,
+    /// First retry delay in milliseconds; doubles per attempt up to 10 minutes, with ±50% jitter.
+    #[arg(long, env = "FACEREC_WEBHOOK_BACKOFF_MS", default_value_t = 10_000)]
+    pub webhook_backoff_ms: u64,
+    /// How long a receiver may take to answer, in seconds.
+    #[arg(long, env = "FACEREC_WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
+    pub webhook_timeout_secs: u64,
+    /// How often this worker looks for webhooks to send, in milliseconds.
+    #[arg(long, env = "FACEREC_WEBHOOK_POLL_MS", default_value_t = 500)]
+    pub webhook_poll_ms: u64,
     /// How often this worker removes finished messages from Redis, in seconds (0: never).
     #[arg(long, env = "FACEREC_QUEUE_VACUUM_SECS", default_value_t = 60)]
     pub vacuum_secs: u64,

@@ -5,10 +5,9 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Query, State};
 use chrono::{DateTime, Utc};
-use facerec_core::{CollectionName, JobId};
+use facerec_core::{CollectionName, JobId, JobView};
 use serde::Serialize;
 
-use crate::routes::jobs::JobView;
 use crate::{ApiError, AppState, ErrorCode};
 
 const DEFAULT_LIMIT: u32 = 20;

@@ -1,0 +1,98 @@
+//! Webhook delivery state: which deliveries are due, and what each attempt did.
+
+use std::time::Duration;
+
+use facerec_core::JobView;
+use uuid::Uuid;
+
+use crate::error::QueryContext;
+use crate::jobs::{JOB_COLUMNS, JobRow};
+use crate::{JobRecord, Store, StoreError};
+
+/// A delivery to make now: the job as clients see it, where to send it, and which attempt this is.
+#[derive(Debug, Clone)]
+pub struct DueWebhook {
+    pub job: JobView,
+    pub url: String,
+    pub attempt: i32,
+}
+
+/// What one attempt did.
+#[derive(Debug, Clone)]
+pub struct WebhookAttempt {
+    pub http_status: Option<i32>,
+    pub error: Option<String>,
+    pub duration: Duration,
+    /// `None`: delivered or given up; `Some(delay)`: try again after it.
+    pub retry_after: Option<Duration>,
+    pub delivered: bool,
+}
+
+impl Store {
+    /// Up to `limit` pending deliveries that are due, each held for `hold`
+    /// (so another worker does not send it meanwhile).
+    pub async fn due_webhooks(&self, limit: i64, hold: Duration) -> Result<Vec<DueWebhook>, StoreError> {
+        let sql = format!(
+            "UPDATE jobs SET webhook_next_at = now() + make_interval(secs => $2) WHERE id IN ( \
+                 SELECT id FROM jobs WHERE webhook_status = 'pending' AND webhook_next_at <= now() \
+                 ORDER BY webhook_next_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .bind(hold.as_secs_f64())
+            .fetch_all(&self.pool)
+            .await
+            .context("take due webhooks")?;
+        let mut due = Vec::with_capacity(rows.len());
+        for row in rows {
+            let record = JobRecord::try_from(row)?;
+            let (Some(url), Some(webhook)) = (record.callback_url.clone(), record.webhook.clone()) else { continue };
+            due.push(DueWebhook { attempt: webhook.attempts + 1, url, job: record.into() });
+        }
+        Ok(due)
+    }
+
+    /// Records an attempt and moves the delivery on: delivered, failed for good, or due again later.
+    pub async fn record_webhook_attempt(
+        &self,
+        job_id: Uuid,
+        attempt: i32,
+        outcome: &WebhookAttempt,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.context("begin webhook attempt")?;
+        sqlx::query(
+            "INSERT INTO webhook_attempts (job_id, attempt, http_status, error, duration_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(job_id)
+        .bind(attempt)
+        .bind(outcome.http_status)
+        .bind(&outcome.error)
+        .bind(outcome.duration.as_millis().min(i32::MAX as u128) as i32)
+        .execute(&mut *tx)
+        .await
+        .context("record webhook attempt")?;
+        let status = match (outcome.delivered, outcome.retry_after) {
+            (true, _) => "delivered",
+            (false, Some(_)) => "pending",
+            (false, None) => "failed",
+        };
+        sqlx::query(
+            "UPDATE jobs SET webhook_status = $2, webhook_attempts = $3, webhook_last_status = $4, \
+                 webhook_last_error = $5, \
+                 webhook_next_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => $6) END \
+             WHERE id = $1",
+        )
+        .bind(job_id)
+        .bind(status)
+        .bind(attempt)
+        .bind(outcome.http_status)
+        .bind(&outcome.error)
+        .bind(outcome.retry_after.unwrap_or_default().as_secs_f64())
+        .execute(&mut *tx)
+        .await
+        .context("update webhook state")?;
+        tx.commit().await.context("commit webhook attempt")
+    }
+}

@@ -1,0 +1,218 @@
+//! Webhook delivery, apart from inference: when a job with a `callback_url`
+//! ends, its outcome (the same JSON as `GET /v1/jobs/{id}`) is POSTed there,
+//! signed with HMAC-SHA256, retried with exponential backoff and jitter for
+//! about an hour, every attempt recorded. Targets that resolve to loopback,
+//! private, link-local or metadata addresses are refused unless allowed.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use facerec_store::{DueWebhook, Store, WebhookAttempt};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tracing::{debug, info, warn};
+
+use crate::Settings;
+
+/// Deliveries taken per round, and how long one stays ours while we send it.
+const BATCH: i64 = 16;
+const HOLD: Duration = Duration::from_secs(120);
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+pub(crate) async fn delivery_loop(store: Store, settings: Arc<Settings>) {
+    if settings.webhook_secret.is_none() {
+        warn!("FACEREC_WEBHOOK_SECRET is not set: webhooks are sent unsigned");
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(settings.webhook_poll_ms.max(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let due = match store.due_webhooks(BATCH, HOLD).await {
+            Ok(due) => due,
+            Err(e) => {
+                warn!(error = %e, "could not read due webhooks; will retry");
+                continue;
+            }
+        };
+        let sends = due.into_iter().map(|d| {
+            let (store, settings) = (store.clone(), settings.clone());
+            async move {
+                let job_id = d.job.job_id.0;
+                let outcome = deliver(&d, &settings).await;
+                if outcome.delivered {
+                    info!(%job_id, attempt = d.attempt, "webhook delivered");
+                } else {
+                    warn!(%job_id, attempt = d.attempt, status = ?outcome.http_status, error = ?outcome.error,
+                          retry_in = ?outcome.retry_after, "webhook not delivered");
+                }
+                if let Err(e) = store.record_webhook_attempt(job_id, d.attempt, &outcome).await {
+                    warn!(%job_id, error = %e, "could not record a webhook attempt");
+                }
+            }
+        });
+        futures::future::join_all(sends).await;
+    }
+}
+
+/// `sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`.
+pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Exponential from `base`, doubled per attempt, capped at 10 minutes, ×0.5–1.5 jitter.
+fn backoff(base: Duration, attempt: i32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.clamp(1, 16).saturating_sub(1)).min(MAX_BACKOFF);
+    let jitter = 0.5 + f64::from(uuid::Uuid::new_v4().as_bytes()[0]) / 255.0;
+    exp.mul_f64(jitter)
+}
+
+/// Addresses a webhook must not reach unless private targets are allowed:
+/// loopback, private, link-local (incl. cloud metadata), shared, unspecified, multicast.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_private(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+async fn deliver(d: &DueWebhook, settings: &Settings) -> WebhookAttempt {
+    let started = Instant::now();
+    let retry = |error: Option<String>, http_status: Option<i32>, permanent: bool| WebhookAttempt {
+        http_status,
+        error,
+        duration: started.elapsed(),
+        retry_after: (!permanent && d.attempt < settings.webhook_max_attempts)
+            .then(|| backoff(Duration::from_millis(settings.webhook_backoff_ms), d.attempt)),
+        delivered: false,
+    };
+    let target = match resolve(&d.url, settings.webhook_allow_private).await {
+        Ok(target) => target,
+        Err((message, permanent)) => return retry(Some(message), None, permanent),
+    };
+    let body = match serde_json::to_vec(&d.job) {
+        Ok(body) => body,
+        Err(e) => return retry(Some(format!("cannot encode the job: {e}")), None, true),
+    };
+    let timestamp = chrono::Utc::now().timestamp().max(0) as u64;
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(settings.webhook_timeout_secs))
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(&target.0, target.1)
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => return retry(Some(format!("cannot build an HTTP client: {e}")), None, false),
+    };
+    let mut request = client
+        .post(&d.url)
+        .header("content-type", "application/json")
+        .header("x-facerec-timestamp", timestamp.to_string())
+        .header("x-facerec-job-id", d.job.job_id.to_string())
+        .header("x-facerec-delivery-attempt", d.attempt.to_string());
+    if let Some(secret) = &settings.webhook_secret {
+        request = request.header("x-facerec-signature", signature(secret, timestamp, &body));
+    }
+    match request.body(body).send().await {
+        Ok(resp) if resp.status().is_success() => WebhookAttempt {
+            http_status: Some(i32::from(resp.status().as_u16())),
+            error: None,
+            duration: started.elapsed(),
+            retry_after: None,
+            delivered: true,
+        },
+        Ok(resp) => {
+            let status = resp.status();
+            debug!(%status, "webhook receiver refused");
+            retry(Some(format!("the receiver answered {status}")), Some(i32::from(status.as_u16())), false)
+        }
+        Err(e) => retry(Some(format!("request failed: {e}")), None, false),
+    }
+}
+
+/// The host and the address to connect to (pinned, so a DNS answer cannot
+/// change between the check and the request). Err: message and whether it is permanent.
+async fn resolve(url: &str, allow_private: bool) -> Result<(String, SocketAddr), (String, bool)> {
+    let parsed = url::Url::parse(url).map_err(|e| (format!("invalid callback_url: {e}"), true))?;
+    let host = parsed.host_str().ok_or_else(|| ("callback_url has no host".to_owned(), true))?.to_owned();
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let lookup = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((lookup.as_str(), port))
+        .await
+        .map_err(|e| (format!("cannot resolve {host}: {e}"), false))?
+        .collect();
+    let first = *addrs.first().ok_or_else(|| (format!("{host} has no address"), false))?;
+    if !allow_private && let Some(bad) = addrs.iter().find(|a| is_private(a.ip())) {
+        let message =
+            format!("refused: {host} resolves to a private address {} (FACEREC_WEBHOOK_ALLOW_PRIVATE)", bad.ip());
+        return Err((message, true));
+    }
+    Ok((host, first))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_is_hmac_sha256_of_timestamp_dot_body() {
+        // Known answer: Python's hmac.new(b"secret", b"1700000000.{}", hashlib.sha256).hexdigest()
+        let expected = "sha256=b8569b78799ff9e3cbff0fc2d63a33a2b57f3282abd07c37ae5e8e7d79a5f163";
+        assert_eq!(signature("secret", 1_700_000_000, b"{}"), expected);
+    }
+
+    #[test]
+    fn private_and_metadata_addresses_are_refused() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let base = Duration::from_secs(10);
+        for attempt in 1..=12 {
+            let expected = (base * (1 << (attempt - 1))).min(MAX_BACKOFF);
+            let d = backoff(base, attempt);
+            assert!(d >= expected.mul_f64(0.5) && d <= expected.mul_f64(1.5), "attempt {attempt}: {d:?}");
+        }
+    }
+}
