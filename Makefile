@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 CARGO_TEST_FLAGS ?=
 
-.PHONY: up test setup build lint fmt bench calibrate help
+.PHONY: up test chaos setup build lint fmt bench calibrate help
 .DEFAULT_GOAL := help
 
 help: ## List the targets
@@ -16,6 +16,12 @@ up: setup build ## Set up, build (release) and run the api + FACEREC_WORKERS wor
 test: ## Set up (with test photos) and run every test
 	@bash scripts/setup.sh --with-test-photos
 	@bash scripts/test.sh $(CARGO_TEST_FLAGS)
+
+N ?= 1000
+chaos: ## Chaos test: N jobs (default 1000) while workers are killed and Redis is flushed
+	@bash scripts/setup.sh --with-test-photos
+	@$(ENV) cargo build --quiet --workspace --bins
+	@$(ENV) python3 scripts/chaos.py -n $(N)
 
 setup: ## Install or start PostgreSQL+pgvector and Redis, fetch runtime and models, create the database
 	@bash scripts/setup.sh

@@ -30,10 +30,13 @@ pub struct WebhookAttempt {
 
 impl Store {
     /// Up to `limit` pending deliveries that are due, each held for `hold`
-    /// (so another worker does not send it meanwhile).
+    /// (so another worker does not send it meanwhile). The attempt is counted
+    /// when taken, so a delivery resent after a worker died mid-send carries a
+    /// higher attempt number: receivers can tell a redelivery.
     pub async fn due_webhooks(&self, limit: i64, hold: Duration) -> Result<Vec<DueWebhook>, StoreError> {
         let sql = format!(
-            "UPDATE jobs SET webhook_next_at = now() + make_interval(secs => $2) WHERE id IN ( \
+            "UPDATE jobs SET webhook_next_at = now() + make_interval(secs => $2), \
+                 webhook_attempts = webhook_attempts + 1 WHERE id IN ( \
                  SELECT id FROM jobs WHERE webhook_status = 'pending' AND webhook_next_at <= now() \
                  ORDER BY webhook_next_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
              RETURNING {JOB_COLUMNS}"
@@ -48,7 +51,7 @@ impl Store {
         for row in rows {
             let record = JobRecord::try_from(row)?;
             let (Some(url), Some(webhook)) = (record.callback_url.clone(), record.webhook.clone()) else { continue };
-            due.push(DueWebhook { attempt: webhook.attempts + 1, url, job: record.into() });
+            due.push(DueWebhook { attempt: webhook.attempts, url, job: record.into() });
         }
         Ok(due)
     }

@@ -100,7 +100,8 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
         }
         Err(Failure::Transient(e)) if claim.job.attempts >= ctx.settings.max_attempts => {
             error!(elapsed_ms, error = %e, attempts = claim.job.attempts, "job failed on every attempt; giving up");
-            let message = format!("processing failed after {} attempts", claim.job.attempts);
+            // The last error's own text (no source chain): what failed, not our internals.
+            let message = format!("processing failed after {} attempts; last error: {e}", claim.job.attempts);
             ctx.store.fail_job(&claim, JobErrorCode::Internal, &message).await?;
         }
         Err(Failure::Transient(e)) => {
