@@ -230,12 +230,7 @@ impl Store {
         let row: Option<JobRow> =
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id.0).fetch_optional(&mut *tx).await.context("cancel job")?;
         let Some(row) = row else {
-            let status: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .context("read job status")?;
-            return match status {
+            return match job_status(&mut tx, id).await? {
                 None => Ok(CancelOutcome::NotFound),
                 Some(s) => Ok(CancelOutcome::NotCancelable(s.parse().map_err(corrupt("job status"))?)),
             };
@@ -289,12 +284,7 @@ impl Store {
             .await
             .context("claim job")?;
         let Some(row) = row else {
-            let status: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .context("read job status")?;
-            return Ok(match status.as_deref() {
+            return Ok(match job_status(&mut tx, id).await?.as_deref() {
                 Some("processing" | "queued") => ClaimOutcome::Held,
                 _ => ClaimOutcome::Done,
             });
@@ -345,6 +335,15 @@ impl Store {
         tx.commit().await.context("commit succeed job")?;
         Ok(ok)
     }
+}
+
+/// A job's status as stored, if it exists (why an update matched no row).
+async fn job_status(tx: &mut Transaction<'_, Postgres>, id: JobId) -> Result<Option<String>, StoreError> {
+    sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(&mut **tx)
+        .await
+        .context("read job status")
 }
 
 /// Moves a held job to a terminal state and drops its input. Returns false,
