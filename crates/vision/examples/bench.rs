@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use facerec_vision::{CenterFaceConfig, DecodeLimits, DetectorChoice, FacePipeline, decode_image, measure_quality};
+use facerec_vision::{DecodeLimits, FacePipeline, decode_image, measure_quality};
 
 fn summary(name: &str, mut samples: Vec<Duration>) {
     samples.sort();
@@ -40,11 +40,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let threads = take("--threads", 1);
     let rounds = take("--rounds", 10);
     let centerface = args.iter().position(|a| a == "--centerface").map(|i| args.remove(i)).is_some();
-    let mut config = common::pipeline_config_from_env(threads);
-    if centerface {
-        config.detector_model = common::env_path("FACEREC_CENTERFACE_MODEL");
-        config.detector = DetectorChoice::CenterFace(CenterFaceConfig { intra_threads: threads, ..Default::default() });
-    }
+    let config = if centerface {
+        common::centerface_config_from_env(threads)
+    } else {
+        common::pipeline_config_from_env(threads)
+    };
     let mut pipeline = FacePipeline::load(&config)?;
     let photos: Vec<(String, Vec<u8>)> =
         args.iter().map(|p| Ok((p.clone(), std::fs::read(p)?))).collect::<std::io::Result<_>>()?;

@@ -17,7 +17,7 @@ use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::yunet::scaled_size;
-use crate::{Detection, Detector, VisionError, resize_linear};
+use crate::{Detection, Detector, VisionError, resize_linear, tensor};
 
 const MODEL: &str = "centerface";
 const INPUT: &str = "input.1";
@@ -106,15 +106,7 @@ pub fn net_size(w: u32, h: u32, max_side: u32) -> (u32, u32) {
 
 /// NCHW float tensor of the whole image, channels in R, G, B order, 0..255.
 pub fn to_rgb_tensor(image: &RgbImage) -> Array4<f32> {
-    let (w, h) = (image.width() as usize, image.height() as usize);
-    let mut t = Array4::<f32>::zeros((1, 3, h, w));
-    for (x, y, p) in image.enumerate_pixels() {
-        let (x, y) = (x as usize, y as usize);
-        for (c, &v) in p.0.iter().enumerate() {
-            t[[0, c, y, x]] = f32::from(v);
-        }
-    }
-    t
+    tensor::nchw(image, image.width() as usize, image.height() as usize, tensor::RGB)
 }
 
 /// The four outputs, flattened NCHW (batch 1) on a `rows` x `cols` grid of stride 4;

@@ -19,6 +19,7 @@ mod quality;
 mod resize;
 mod runtime;
 mod sface;
+mod tensor;
 pub mod yunet;
 
 pub use align::{FaceTemplate, SFACE_TEMPLATE, Similarity, align_face, estimate_similarity, warp_affine};

@@ -3,13 +3,12 @@
 use std::path::Path;
 
 use image::RgbImage;
-use ndarray::Array4;
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 
-use crate::{Embedder, FaceTemplate, SFACE_TEMPLATE, VisionError, l2_normalize};
+use crate::{Embedder, FaceTemplate, SFACE_TEMPLATE, VisionError, l2_normalize, tensor};
 
 const MODEL: &str = "sface_2021dec";
 const SIZE: u32 = SFACE_TEMPLATE.size;
@@ -62,9 +61,7 @@ impl Embedder for SFace {
             });
         }
         // RGB in 0..255, no mean or scale: what OpenCV's FaceRecognizerSF feeds it.
-        let input = Array4::from_shape_fn((1, 3, SIZE as usize, SIZE as usize), |(_, c, y, x)| {
-            aligned.get_pixel(x as u32, y as u32).0[c] as f32
-        });
+        let input = tensor::nchw(aligned, SIZE as usize, SIZE as usize, tensor::RGB);
         let tensor = TensorRef::from_array_view(&input).map_err(inference)?;
         let outputs = self.session.run(ort::inputs![self.input_name.as_str() => tensor]).map_err(inference)?;
         let (_, data) = outputs[0].try_extract_tensor::<f32>().map_err(inference)?;

@@ -15,7 +15,7 @@ use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use crate::{Detection, Detector, VisionError, resize_linear};
+use crate::{Detection, Detector, VisionError, resize_linear, tensor};
 
 const MODEL: &str = "yunet_2023mar";
 const STRIDES: [usize; 3] = [8, 16, 32];
@@ -121,16 +121,7 @@ fn pad32(v: u32) -> usize {
 
 /// NCHW float tensor, channels in B, G, R order, zero padded right and bottom.
 pub fn to_bgr_tensor(image: &RgbImage, pad_w: usize, pad_h: usize) -> Array4<f32> {
-    let mut t = Array4::<f32>::zeros((1, 3, pad_h, pad_w));
-    for (x, y, p) in image.enumerate_pixels() {
-        let (x, y) = (x as usize, y as usize);
-        if x < pad_w && y < pad_h {
-            t[[0, 0, y, x]] = p[2] as f32;
-            t[[0, 1, y, x]] = p[1] as f32;
-            t[[0, 2, y, x]] = p[0] as f32;
-        }
-    }
-    t
+    tensor::nchw(image, pad_w, pad_h, tensor::BGR)
 }
 
 /// The twelve output heads, per stride 8, 16, 32: class and objectness scores

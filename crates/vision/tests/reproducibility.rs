@@ -11,9 +11,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use facerec_vision::{
-    CenterFaceConfig, DecodeLimits, DetectorChoice, FacePipeline, PipelineConfig, SFACE_TEMPLATE, decode_image,
-};
+use facerec_vision::{DecodeLimits, FacePipeline, SFACE_TEMPLATE, decode_image};
 use image::{Rgb, RgbImage};
 use serde_json::{Value, json};
 
@@ -107,11 +105,7 @@ fn centerface_matches_defaces_own_decoding() {
     let box_ref = [368.515, 85.473, 619.045, 433.511];
     let landmarks_ref =
         [[435.64, 214.404], [560.742, 209.162], [501.995, 273.335], [442.635, 334.924], [551.019, 330.284]];
-    let config = PipelineConfig {
-        detector_model: common::env_path("FACEREC_CENTERFACE_MODEL"),
-        detector: DetectorChoice::CenterFace(CenterFaceConfig::default()),
-        ..common::pipeline_config_from_env(1)
-    };
+    let config = common::centerface_config_from_env(1);
     let faces = FacePipeline::load(&config).unwrap().detect(&photo("obama.jpg")).unwrap();
     assert_eq!(faces.len(), 1);
     let b = faces[0].bbox;
@@ -124,11 +118,7 @@ fn centerface_matches_defaces_own_decoding() {
 #[test]
 fn centerface_finds_the_same_faces_and_its_embeddings_agree_with_yunet() {
     let mut yunet = FacePipeline::load(&common::pipeline_config_from_env(1)).unwrap();
-    let config = PipelineConfig {
-        detector_model: common::env_path("FACEREC_CENTERFACE_MODEL"),
-        detector: DetectorChoice::CenterFace(CenterFaceConfig::default()),
-        ..common::pipeline_config_from_env(1)
-    };
+    let config = common::centerface_config_from_env(1);
     let mut centerface = FacePipeline::load(&config).unwrap();
     assert_eq!(centerface.model_id(), "centerface+sface_2021dec");
     assert_eq!(centerface.embedder_id(), yunet.embedder_id());

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use facerec_vision::{DetectorChoice, PipelineConfig, YuNetConfig};
+use facerec_vision::{CenterFaceConfig, DetectorChoice, PipelineConfig, YuNetConfig};
 
 pub fn env_path(name: &str) -> PathBuf {
     PathBuf::from(std::env::var(name).unwrap_or_else(|_| panic!("set {name} (`source scripts/env.sh`)")))
@@ -19,6 +19,18 @@ pub fn pipeline_config_from_env(threads: usize) -> PipelineConfig {
         embedder_model: env_path("FACEREC_EMBEDDER_MODEL"),
         detector: DetectorChoice::YuNet(YuNetConfig { intra_threads: threads, ..YuNetConfig::default() }),
         intra_threads: threads,
+    }
+}
+
+/// As [`pipeline_config_from_env`], with CenterFace (`FACEREC_CENTERFACE_MODEL`) as the detector.
+pub fn centerface_config_from_env(threads: usize) -> PipelineConfig {
+    PipelineConfig {
+        detector_model: env_path("FACEREC_CENTERFACE_MODEL"),
+        detector: DetectorChoice::CenterFace(CenterFaceConfig {
+            intra_threads: threads,
+            ..CenterFaceConfig::default()
+        }),
+        ..pipeline_config_from_env(threads)
     }
 }
 
