@@ -4,8 +4,8 @@
 
 use facerec_core::{
     BBox, BestMatch, Durations, EmbedResult, EmbeddedFace, FaceInfo, FaceMatch, FaceQuality, JobError, JobErrorCode,
-    JobId, JobKind, JobStatus, JobView, RecognizeResult, RecognizedFace, RegisterResult, SkipReason, SkippedFace,
-    WebhookView,
+    JobId, JobKind, JobStatus, JobView, RecognizeResult, RecognizedFace, RegisterResult, RetryView, SkipReason,
+    SkippedFace, WebhookView,
 };
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
@@ -35,7 +35,7 @@ use crate::routes::{health, jobs, listing, submit};
         health::readyz
     ),
     components(schemas(
-        Accepted, RegisterForm, RecognizeForm, EmbedForm, JobView, JobError, Durations, WebhookView,
+        Accepted, RegisterForm, RecognizeForm, EmbedForm, JobView, JobError, Durations, WebhookView, RetryView,
         listing::JobPage, listing::Stats, Health, Readiness, ErrorBody,
         ErrorDetail, ErrorCode, JobErrorCode, JobId, JobKind, JobStatus, BBox, FaceQuality, FaceInfo,
         RegisterResult, RecognizeResult, RecognizedFace, FaceMatch, BestMatch, SkippedFace, SkipReason,

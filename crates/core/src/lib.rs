@@ -23,7 +23,7 @@ pub use result::{
     BBox, BestMatch, EmbedResult, EmbeddedFace, FaceInfo, FaceMatch, RecognizeResult, RecognizedFace, RegisterResult,
     SkipReason, SkippedFace,
 };
-pub use view::{Durations, JobError, JobView, WebhookView};
+pub use view::{Durations, JobError, JobView, RetryView, WebhookView};
 
 /// Length of every face embedding we store and compare (SFace).
 pub const EMBEDDING_DIM: usize = 128;

@@ -22,6 +22,17 @@ pub struct JobView {
     pub durations: Durations,
     /// Delivery of the job's outcome to its `callback_url`; `null` without one.
     pub webhook: Option<WebhookView>,
+    /// Set while a job waits to be retried after a transient failure.
+    pub retry: Option<RetryView>,
+}
+
+/// A job that failed on our side (database, queue, runtime) and will run again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RetryView {
+    /// Not before this time (exponential backoff with jitter).
+    pub next_attempt_at: DateTime<Utc>,
+    /// What failed on the last attempt.
+    pub last_error: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -5,13 +5,13 @@
 //! else, so a lost or duplicated message can never lose or duplicate work.
 //! Async (tokio); the Redis connection is a multiplexed `ConnectionManager`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod poll;
 
 pub use poll::TickStrategy;
 
-use apalis::prelude::{BackendExt, PollWith, TaskSink};
+use apalis::prelude::{BackendExt, PollWith, TaskBuilder, TaskSink};
 use apalis_core::backend::Vacuum;
 use apalis_redis::{Config, ConnectionManager, RedisStorage};
 use facerec_core::{JobId, JobKind};
@@ -91,6 +91,17 @@ impl JobQueue {
             return storage.push(message).await.map_err(|e| QueueError::Push { job_id, source: Box::new(e) });
         }
         Ok(())
+    }
+
+    /// Enqueues a message to be delivered at `at` (Redis keeps it in the
+    /// queue's scheduled set until then), rounded up to the second.
+    pub async fn push_at(&self, message: JobMessage, at: SystemTime) -> Result<(), QueueError> {
+        let job_id = message.job_id;
+        let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since_epoch.as_secs() + u64::from(since_epoch.subsec_nanos() > 0);
+        let task = TaskBuilder::new(message).run_at_timestamp(secs).build();
+        let mut storage = self.storage.clone();
+        storage.push_task(task).await.map_err(|e| QueueError::Push { job_id, source: Box::new(e) })
     }
 
     /// A storage for a worker to consume from, looking for new jobs every `poll` when idle.

@@ -1,7 +1,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use facerec_core::{Durations, JobError, JobErrorCode, JobId, JobKind, JobParams, JobStatus, JobView, WebhookView};
+use facerec_core::{
+    Durations, JobError, JobErrorCode, JobId, JobKind, JobParams, JobStatus, JobView, RetryView, WebhookView,
+};
 use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -57,6 +59,10 @@ pub struct JobRecord {
     pub finished_at: Option<DateTime<Utc>>,
     /// Delivery state of the outcome to `callback_url`, once the job has ended.
     pub webhook: Option<WebhookView>,
+    /// When a job that failed transiently may run again.
+    pub retry_at: Option<DateTime<Utc>>,
+    /// The transient error of its last attempt.
+    pub last_error: Option<String>,
 }
 
 /// What a claim attempt found.
@@ -66,6 +72,8 @@ pub enum ClaimOutcome {
     Claimed(Box<Claim>),
     /// Another worker holds an unexpired lease: try again after it runs out.
     Held,
+    /// The job waits for its retry time (backoff after a transient failure).
+    NotYet,
     /// Nothing to do: the job is finished, canceled or does not exist.
     Done,
 }
@@ -97,11 +105,13 @@ pub(crate) struct JobRow {
     webhook_attempts: i32,
     webhook_last_status: Option<i32>,
     webhook_last_error: Option<String>,
+    retry_at: Option<DateTime<Utc>>,
+    last_error: Option<String>,
 }
 
 pub(crate) const JOB_COLUMNS: &str = "id, kind, status, params, attempts, result, error_code, error_message, \
      request_id, callback_url, created_at, started_at, finished_at, webhook_status, webhook_attempts, \
-     webhook_last_status, webhook_last_error";
+     webhook_last_status, webhook_last_error, retry_at, last_error";
 
 fn corrupt<E: std::error::Error + Send + Sync + 'static>(what: &'static str) -> impl FnOnce(E) -> StoreError {
     move |e| StoreError::Corrupt { what, source: Box::new(e) }
@@ -130,6 +140,8 @@ impl TryFrom<JobRow> for JobRecord {
                 last_status: r.webhook_last_status,
                 last_error: r.webhook_last_error,
             }),
+            retry_at: r.retry_at,
+            last_error: r.last_error,
         })
     }
 }
@@ -150,6 +162,12 @@ impl From<JobRecord> for JobView {
             error,
             durations,
             webhook: j.webhook,
+            retry: match (j.status, j.retry_at, j.last_error) {
+                (JobStatus::Queued, Some(next_attempt_at), Some(last_error)) => {
+                    Some(RetryView { next_attempt_at, last_error })
+                }
+                _ => None,
+            },
         }
     }
 }
@@ -264,15 +282,16 @@ impl Store {
         row.map(JobRecord::try_from).transpose()
     }
 
-    /// Takes a job for processing: `queued` → `processing`, or a `processing` job
-    /// whose holder's lease ran out.
+    /// Takes a job for processing: `queued` (and due, when it waits for a retry)
+    /// → `processing`, or a `processing` job whose holder's lease ran out.
     pub async fn claim_job(&self, id: JobId, lease: Duration) -> Result<ClaimOutcome, StoreError> {
         let token = Uuid::new_v4();
         let sql = format!(
             "UPDATE jobs SET status = 'processing', attempts = attempts + 1, \
                  started_at = coalesce(started_at, now()), claim_token = $2, \
                  lease_expires_at = now() + make_interval(secs => $3) \
-             WHERE id = $1 AND (status = 'queued' OR (status = 'processing' AND lease_expires_at < now())) \
+             WHERE id = $1 AND ((status = 'queued' AND (retry_at IS NULL OR retry_at <= now())) \
+                 OR (status = 'processing' AND lease_expires_at < now())) \
              RETURNING {JOB_COLUMNS}"
         );
         let mut tx = self.pool.begin().await.context("begin claim")?;
@@ -285,7 +304,8 @@ impl Store {
             .context("claim job")?;
         let Some(row) = row else {
             return Ok(match job_status(&mut tx, id).await?.as_deref() {
-                Some("processing" | "queued") => ClaimOutcome::Held,
+                Some("processing") => ClaimOutcome::Held,
+                Some("queued") => ClaimOutcome::NotYet,
                 _ => ClaimOutcome::Done,
             });
         };
@@ -306,18 +326,30 @@ impl Store {
         Ok(ClaimOutcome::Claimed(Box::new(Claim { job, token, input })))
     }
 
-    /// Gives a claimed job back to the queue after a transient failure.
-    pub async fn release_job(&self, claim: &Claim) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'queued', claim_token = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND claim_token = $2 AND status = 'processing'",
+    /// Gives a claimed job back to the queue after a transient failure, not to
+    /// be claimed again before `delay` has passed. Returns that time (the
+    /// database's clock), or `None` when the claim was lost meanwhile.
+    pub async fn release_job(
+        &self,
+        claim: &Claim,
+        delay: Duration,
+        error: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        // The message for the retry is due at `retry_at`: the reconciler counts
+        // from then (enqueued_at) before it decides that message was lost.
+        sqlx::query_scalar(
+            "UPDATE jobs SET status = 'queued', claim_token = NULL, lease_expires_at = NULL, \
+                 retry_at = now() + make_interval(secs => $3), enqueued_at = now() + make_interval(secs => $3), \
+                 last_error = $4 \
+             WHERE id = $1 AND claim_token = $2 AND status = 'processing' RETURNING retry_at",
         )
         .bind(claim.job.id.0)
         .bind(claim.token)
-        .execute(&self.pool)
+        .bind(delay.as_secs_f64())
+        .bind(error)
+        .fetch_optional(&self.pool)
         .await
-        .context("release job")?;
-        Ok(done.rows_affected() == 1)
+        .context("release job")
     }
 
     /// Ends a claimed job as failed. False when the claim was lost meanwhile.

@@ -40,7 +40,12 @@ impl Worker {
 
     /// Processes jobs until `shutdown` completes, then finishes the jobs in hand.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let ctx = JobContext { store: self.store, pool: self.pool, settings: self.settings.clone() };
+        let ctx = JobContext {
+            store: self.store,
+            queue: self.queue.clone(),
+            pool: self.pool,
+            settings: self.settings.clone(),
+        };
         let vacuum = tokio::spawn(vacuum_loop(self.queue.clone(), self.settings.clone()));
         let reconcile = tokio::spawn(reconcile_loop(ctx.store.clone(), self.queue.clone(), self.settings.clone()));
         // Deliveries run apart from inference: a slow receiver never holds a pipeline.
@@ -63,7 +68,7 @@ impl Worker {
                 warn!(worker = worker.name(), %error, "queue consumer stopped; restarting it");
                 true
             })
-            .shutdown_timeout(Duration::from_secs(30))
+            .shutdown_timeout(Duration::from_secs(self.settings.shutdown_timeout_secs))
             .run_with_signal(async move {
                 shutdown.await;
                 info!("shutting down: finishing jobs in hand");

@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 
 use apalis::prelude::{BoxDynError, Data};
 use facerec_core::{JobErrorCode, JobParams};
-use facerec_queue::{JobMessage, MESSAGE_VERSION};
+use facerec_queue::{JobMessage, JobQueue, MESSAGE_VERSION};
 use facerec_store::{ClaimOutcome, Store};
 use facerec_vision::VisionError;
 use tracing::{Instrument, debug, error, info, info_span, warn};
@@ -16,6 +16,7 @@ use crate::pool::PipelinePool;
 #[derive(Clone)]
 pub(crate) struct JobContext {
     pub store: Store,
+    pub queue: JobQueue,
     pub pool: PipelinePool,
     pub settings: Arc<Settings>,
 }
@@ -75,21 +76,24 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
             debug!("job already finished or gone");
             return Ok(());
         }
-        // Its holder may have died: have the message redelivered after a delay,
-        // by which time the lease may have run out.
+        // Its holder may have died: have the message redelivered after a delay
+        // (apalis waits longer each time), by which time the lease may have run out.
         ClaimOutcome::Held => return Err("job is held by another worker's lease".into()),
+        // Early: a message rounded to the second, or a duplicate. Redelivered
+        // likewise; the message scheduled for its retry time is on its way too.
+        ClaimOutcome::NotYet => return Err("job waits for its retry time".into()),
     };
     let started = Instant::now();
     let input = std::mem::take(&mut claim.input);
     // Keep the lease while inference runs, however long it takes; a worker that
     // dies stops renewing, and the job is taken over once the lease runs out.
-    let renewal = tokio::spawn(keep_lease(ctx.store.clone(), (*claim).clone(), lease));
+    let renewal = AbortOnDrop(tokio::spawn(keep_lease(ctx.store.clone(), (*claim).clone(), lease)));
     let outcome = match claim.job.params.clone() {
         JobParams::Register(p) => register(ctx, &claim, p, input).await,
         JobParams::Recognize(p) => recognize(ctx, &claim, p, input).await,
         JobParams::Embed(p) => embed(ctx, &claim, p, input).await,
     };
-    renewal.abort();
+    drop(renewal);
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match outcome {
         Ok(true) => info!(elapsed_ms, attempt = claim.job.attempts, "job succeeded"),
@@ -105,12 +109,37 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
             ctx.store.fail_job(&claim, JobErrorCode::Internal, &message).await?;
         }
         Err(Failure::Transient(e)) => {
-            warn!(elapsed_ms, error = %e, attempt = claim.job.attempts, "job failed; will retry");
-            ctx.store.release_job(&claim).await?;
-            return Err(e);
+            let delay = ctx.settings.retry_backoff().delay(claim.job.attempts);
+            warn!(elapsed_ms, error = %e, attempt = claim.job.attempts, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
+            // Released first, so the job is never scheduled while still ours. If
+            // this fails (database down), apalis redelivers this message and the
+            // claim waits for the lease; nothing is lost either way. Clients see
+            // the error's own text, not its sources (our internals; logged above).
+            if let Some(retry_at) = ctx.store.release_job(&claim, delay, &e.to_string()).await? {
+                schedule_retry(ctx, message, retry_at.into()).await;
+            }
         }
     }
     Ok(())
+}
+
+/// Sends the job's next message, due at its retry time. Should Redis refuse
+/// it, the reconciler sends one once the job has waited past that time.
+async fn schedule_retry(ctx: &JobContext, message: JobMessage, at: std::time::SystemTime) {
+    let job_id = message.job_id;
+    if let Err(e) = ctx.queue.push_at(message, at).await {
+        warn!(%job_id, error = %e, "could not schedule the retry; the reconciler will re-send it");
+    }
+}
+
+/// Stops the lease renewal however the job's future ends, also when it is
+/// dropped (a shutdown deadline): a lease must never outlive its job.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Renews the job's lease every third of its length until aborted or lost.

@@ -8,9 +8,11 @@
 //!
 //! Failure policy: bad input (no face, corrupt image…) fails the job at once
 //! with a stable code; anything else is transient: the job goes back to
-//! `queued` and the message is retried later, until `max_attempts`.
+//! `queued` with a retry time (exponential backoff with jitter) and a message
+//! scheduled in Redis for then, until `max_attempts`.
 
 mod app;
+mod backoff;
 mod handler;
 mod jobs;
 mod maintenance;

@@ -1,8 +1,11 @@
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use facerec_core::QualityGates;
 use facerec_vision::{CenterFaceConfig, DecodeLimits, DetectorChoice, PipelineConfig, YuNetConfig};
+
+use crate::backoff::Backoff;
 
 /// The face detectors a worker can run. Embeddings from either are comparable
 /// (same embedder), but boxes, scores and landmarks differ slightly.
@@ -71,9 +74,21 @@ pub struct Settings {
     /// for a crashed worker's lease to run out.
     #[arg(long, env = "FACEREC_JOB_LEASE_SECS", default_value_t = 60)]
     pub lease_secs: u64,
-    /// Attempts before a job that keeps failing transiently is failed for good.
-    #[arg(long, env = "FACEREC_JOB_MAX_ATTEMPTS", default_value_t = 3)]
+    /// Attempts before a job that keeps failing transiently (database, queue,
+    /// runtime errors) is failed for good with its last error.
+    #[arg(long, env = "FACEREC_JOB_MAX_ATTEMPTS", default_value_t = 5)]
     pub max_attempts: i32,
+    /// Delay before the first retry of a transiently failed job, in
+    /// milliseconds; doubles per attempt, with ×0.5–1.5 jitter.
+    #[arg(long, env = "FACEREC_JOB_RETRY_BACKOFF_MS", default_value_t = 2_000)]
+    pub retry_backoff_ms: u64,
+    /// Longest delay between two attempts of a job, in seconds.
+    #[arg(long, env = "FACEREC_JOB_RETRY_MAX_BACKOFF_SECS", default_value_t = 300)]
+    pub retry_max_backoff_secs: u64,
+    /// On SIGTERM, how long jobs in hand may take to finish before the worker
+    /// exits anyway (their leases then run out and another worker retakes them).
+    #[arg(long, env = "FACEREC_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
     /// How often this worker looks for jobs whose message or worker was lost, in seconds (0: never).
     #[arg(long, env = "FACEREC_RECONCILE_SECS", default_value_t = 15)]
     pub reconcile_secs: u64,
@@ -149,6 +164,13 @@ impl Settings {
             min_sharpness: self.min_sharpness,
             max_pose_offset: self.max_pose_offset,
             min_visible_fraction: self.min_visible_fraction,
+        }
+    }
+
+    pub(crate) fn retry_backoff(&self) -> Backoff {
+        Backoff {
+            base: Duration::from_millis(self.retry_backoff_ms),
+            max: Duration::from_secs(self.retry_max_backoff_secs),
         }
     }
 

@@ -14,10 +14,12 @@ use sha2::Sha256;
 use tracing::{debug, info, warn};
 
 use crate::Settings;
+use crate::backoff::Backoff;
 
 /// Deliveries taken per round, and how long one stays ours while we send it.
 const BATCH: i64 = 16;
 const HOLD: Duration = Duration::from_secs(120);
+/// Retries are spaced at most this far apart.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
 pub(crate) async fn delivery_loop(store: Store, settings: Arc<Settings>) {
@@ -63,13 +65,6 @@ pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Exponential from `base`, doubled per attempt, capped at 10 minutes, ×0.5–1.5 jitter.
-fn backoff(base: Duration, attempt: i32) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.clamp(1, 16).saturating_sub(1)).min(MAX_BACKOFF);
-    let jitter = 0.5 + f64::from(uuid::Uuid::new_v4().as_bytes()[0]) / 255.0;
-    exp.mul_f64(jitter)
-}
-
 /// Addresses a webhook must not reach unless private targets are allowed:
 /// loopback, private, link-local (incl. cloud metadata), shared, unspecified, multicast.
 pub fn is_private(ip: IpAddr) -> bool {
@@ -105,8 +100,9 @@ async fn deliver(d: &DueWebhook, settings: &Settings) -> WebhookAttempt {
         http_status,
         error,
         duration: started.elapsed(),
-        retry_after: (!permanent && d.attempt < settings.webhook_max_attempts)
-            .then(|| backoff(Duration::from_millis(settings.webhook_backoff_ms), d.attempt)),
+        retry_after: (!permanent && d.attempt < settings.webhook_max_attempts).then(|| {
+            Backoff { base: Duration::from_millis(settings.webhook_backoff_ms), max: MAX_BACKOFF }.delay(d.attempt)
+        }),
         delivered: false,
     };
     let target = match resolve(&d.url, settings.webhook_allow_private).await {
@@ -203,16 +199,6 @@ mod tests {
         }
         for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
             assert!(!is_private(ip.parse().unwrap()), "{ip}");
-        }
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_is_capped() {
-        let base = Duration::from_secs(10);
-        for attempt in 1..=12 {
-            let expected = (base * (1 << (attempt - 1))).min(MAX_BACKOFF);
-            let d = backoff(base, attempt);
-            assert!(d >= expected.mul_f64(0.5) && d <= expected.mul_f64(1.5), "attempt {attempt}: {d:?}");
         }
     }
 }
