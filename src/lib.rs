@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use futures::FutureExt;
 use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::oneshot;
@@ -19,6 +20,10 @@ use tokio::task::JoinHandle;
 
 pub use reqwest;
 pub use serde_json;
+
+mod proxy;
+
+pub use proxy::Proxy;
 
 /// A running api + worker pair on a private database and queue.
 pub struct TestApp {
@@ -31,8 +36,23 @@ pub struct TestApp {
     pub redis_url: String,
     admin_url: String,
     database: String,
-    stop: Vec<oneshot::Sender<()>>,
-    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    api: Option<Running>,
+    workers: Vec<Running>,
+    worker_settings: facerec_worker::Settings,
+}
+
+/// An api or worker running in this process, and how to tell it to shut down
+/// (what SIGTERM does to the binaries).
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    fn shut_down(self) -> JoinHandle<anyhow::Result<()>> {
+        let _ = self.stop.send(());
+        self.task
+    }
 }
 
 /// Adjusts settings before the app starts.
@@ -75,17 +95,9 @@ impl TestApp {
 
         let api = facerec_api::Api::build(api_settings).await?;
         let base_url = format!("http://{}", api.local_addr());
-        let worker = facerec_worker::Worker::build(worker_settings).await?;
-        let (api_stop, api_rx) = oneshot::channel();
-        let (worker_stop, worker_rx) = oneshot::channel();
-        let tasks = vec![
-            tokio::spawn(api.run_until(async move {
-                let _ = api_rx.await;
-            })),
-            tokio::spawn(worker.run_until(async move {
-                let _ = worker_rx.await;
-            })),
-        ];
+        let (stop, rx) = oneshot::channel();
+        let api = Running { stop, task: tokio::spawn(api.run_until(rx.map(|_| ()))) };
+        let worker = start_worker(worker_settings.clone()).await?;
         let db = sqlx::PgPool::connect(&database_url).await?;
         Ok(Self {
             base_url,
@@ -96,9 +108,30 @@ impl TestApp {
             redis_url,
             admin_url,
             database,
-            stop: vec![api_stop, worker_stop],
-            tasks,
+            api: Some(api),
+            workers: vec![worker],
+            worker_settings,
         })
+    }
+
+    /// Starts another worker on this app's database and queue, with the
+    /// first one's settings adjusted by `tweak`.
+    pub async fn start_worker(&mut self, tweak: Tweak<'_, facerec_worker::Settings>) -> anyhow::Result<()> {
+        let mut settings = self.worker_settings.clone();
+        tweak(&mut settings);
+        self.workers.push(start_worker(settings).await?);
+        Ok(())
+    }
+
+    /// Tells the oldest running worker to shut down; its task ends when it has.
+    pub fn shut_down_worker(&mut self) -> JoinHandle<anyhow::Result<()>> {
+        assert!(!self.workers.is_empty(), "no worker is running");
+        self.workers.remove(0).shut_down()
+    }
+
+    /// Tells the api to shut down; its task ends when it has.
+    pub fn shut_down_api(&mut self) -> JoinHandle<anyhow::Result<()>> {
+        self.api.take().expect("the api is running").shut_down()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -217,11 +250,9 @@ impl TestApp {
 
     /// Stops the api and the worker, then drops the database and the queue's keys.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        for s in self.stop.drain(..) {
-            let _ = s.send(());
-        }
-        for t in self.tasks.drain(..) {
-            t.await??;
+        let tasks: Vec<_> = self.api.take().into_iter().chain(self.workers.drain(..)).map(Running::shut_down).collect();
+        for task in tasks {
+            task.await??;
         }
         self.db.close().await;
         let mut admin = PgConnection::connect(&self.admin_url).await?;
@@ -235,6 +266,12 @@ impl TestApp {
         }
         Ok(())
     }
+}
+
+async fn start_worker(settings: facerec_worker::Settings) -> anyhow::Result<Running> {
+    let worker = facerec_worker::Worker::build(settings).await?;
+    let (stop, rx) = oneshot::channel();
+    Ok(Running { stop, task: tokio::spawn(worker.run_until(rx.map(|_| ()))) })
 }
 
 /// (admin URL, URL of a new uniquely named database, its name) on the server of `server_url`.

@@ -1,6 +1,7 @@
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -14,7 +15,7 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use tracing::info;
+use tracing::{info, warn};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
 pub struct Api {
     listener: TcpListener,
     router: Router,
+    shutdown_timeout: Duration,
 }
 
 impl Api {
@@ -85,23 +87,38 @@ impl Api {
         store.migrate().await.context("migrating the database")?;
         let queue = JobQueue::connect(&settings.redis_url, &settings.queue).await.context("connecting to Redis")?;
         let listener = TcpListener::bind(settings.addr).await.with_context(|| format!("binding {}", settings.addr))?;
+        let shutdown_timeout = Duration::from_secs(settings.shutdown_timeout_secs);
         let state = AppState { store, queue, settings: Arc::new(settings) };
-        Ok(Self { listener, router: router(state) })
+        Ok(Self { listener, router: router(state), shutdown_timeout })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` completes, then lets requests in flight finish.
+    /// Serves until `shutdown` completes; then stops accepting connections and
+    /// lets requests in flight finish, for at most the shutdown timeout.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         info!(addr = %self.local_addr(), "api listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                info!("shutting down: finishing requests in flight");
-            })
-            .await
-            .context("serving http")
+        let (draining, drain_started) = tokio::sync::oneshot::channel();
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            info!("shutting down: finishing requests in flight");
+            let _ = draining.send(());
+        });
+        let timeout = self.shutdown_timeout;
+        let deadline = async move {
+            match drain_started.await {
+                Ok(()) => tokio::time::sleep(timeout).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            served = serve.into_future() => served.context("serving http"),
+            () = deadline => {
+                warn!(timeout_secs = timeout.as_secs(), "requests still in flight at the shutdown deadline; exiting");
+                Ok(())
+            }
+        }
     }
 }

@@ -26,6 +26,9 @@ pub struct Settings {
     /// Seconds a client is told to wait (`Retry-After`) when the queue is full.
     #[arg(long, env = "FACEREC_RETRY_AFTER_SECS", default_value_t = 5)]
     pub retry_after_secs: u64,
+    /// On SIGTERM, how long requests in flight may take to finish before the api exits anyway.
+    #[arg(long, env = "FACEREC_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
     /// Images with more pixels (read from the header) are refused.
     #[arg(long, env = "FACEREC_MAX_PIXELS", default_value_t = 40_000_000)]
     pub max_pixels: u64,

@@ -38,6 +38,14 @@ impl StoreError {
             Self::Connect(e) | Self::Query { source: e, .. } => e,
             _ => return false,
         };
-        matches!(source, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_))
+        match source {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => true,
+            // The server said so: connection exceptions (08), too many
+            // connections (53300), shutting down or starting up (57P01–57P03).
+            sqlx::Error::Database(e) => {
+                e.code().is_some_and(|code| code.starts_with("08") || code == "53300" || code.starts_with("57P"))
+            }
+            _ => false,
+        }
     }
 }

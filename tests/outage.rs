@@ -1,0 +1,79 @@
+//! PostgreSQL briefly down. The api and the worker reach PostgreSQL through a
+//! proxy that the test cuts (open connections drop, new ones are refused) and
+//! restores, while the test itself reads the database directly. Meanwhile the
+//! api answers `503 database_unavailable` with `Retry-After` and keeps nothing;
+//! afterwards every job accepted before the outage finishes, exactly once.
+
+use std::time::{Duration, Instant};
+
+use facerec_e2e::{Proxy, TestApp, photo, reqwest, serde_json::Value};
+
+async fn postgres_proxy() -> Proxy {
+    let server = std::env::var("DATABASE_URL").expect("DATABASE_URL (make test sets it)");
+    let url = reqwest::Url::parse(&server).unwrap();
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    Proxy::start(target).await.unwrap()
+}
+
+async fn assert_unavailable(response: reqwest::Response, started: Instant) {
+    assert_eq!(response.status(), 503);
+    let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
+    let secs: u64 = retry_after.expect("Retry-After on a 503").parse().unwrap();
+    assert!(secs > 0);
+    assert!(started.elapsed() < Duration::from_secs(8), "the api answered after {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_postgres_is_down_new_work_gets_503_and_nothing_accepted_is_lost() {
+    let proxy = postgres_proxy().await;
+    let app = TestApp::spawn_with(&|a| a.database_url = proxy.route(&a.database_url), &|w| {
+        w.database_url = proxy.route(&w.database_url);
+        w.lease_secs = 3;
+        w.reconcile_secs = 1;
+        w.requeue_after_secs = 2;
+    })
+    .await
+    .unwrap();
+
+    // Accepted just before the outage: some finish, some are in hand, some wait.
+    let subjects = ["obama", "biden", "obama-2", "biden-2"];
+    let photos = ["obama.jpg", "biden.jpg", "obama2.jpg", "obama3.jpg"];
+    let mut accepted = Vec::new();
+    for (subject, file) in subjects.iter().zip(photos) {
+        accepted.push(app.submit("/v1/register", photo(file), &[("subject", subject)]).await);
+    }
+    accepted.push(app.submit("/v1/recognize", photo("obama2.jpg"), &[]).await);
+    proxy.cut();
+
+    let started = Instant::now();
+    let refused = app.post_form("/v1/register", Some(photo("biden.jpg")), &[("subject", "refused")]).await;
+    assert_unavailable(refused, started).await;
+    let started = Instant::now();
+    let job = app.client.get(app.url(&format!("/v1/jobs/{}", accepted[0]))).send().await.unwrap();
+    assert_unavailable(job, started).await;
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503, "not ready without the database");
+    assert_eq!(app.count("jobs").await, accepted.len() as i64, "the refused submission left nothing");
+
+    // Workers meet the outage mid-job and while claiming; they must carry on afterwards.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.restore();
+
+    for id in &accepted {
+        let job = app.wait_for_job(id).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+    }
+    let faces: Vec<(String,)> =
+        sqlx::query_as("SELECT s.name FROM faces f JOIN subjects s ON s.id = f.subject_id ORDER BY 1")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    let mut expected: Vec<String> = subjects.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(faces.into_iter().map(|(n,)| n).collect::<Vec<_>>(), expected, "one face per register job");
+    let again = app.submit("/v1/register", photo("biden.jpg"), &[("subject", "after")]).await;
+    assert_eq!(app.wait_for_job(&again).await["status"], "succeeded");
+    app.stop().await.unwrap();
+}

@@ -1,0 +1,152 @@
+//! Graceful shutdown (what SIGTERM triggers in the binaries). A worker stops
+//! taking jobs, finishes the one in hand and leaves the rest queued for other
+//! workers; past its deadline it exits anyway and the job is retaken once its
+//! lease runs out. The api stops accepting connections, lets the request in
+//! flight finish, and exits.
+//!
+//! A job is kept "in hand" by locking the `subjects` table from the test, so
+//! that the worker's register blocks on its insert until the test lets go.
+
+use std::time::{Duration, Instant};
+
+use facerec_e2e::{TestApp, photo};
+use sqlx::{Postgres, Transaction};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Blocks every insert into `subjects` until the transaction ends.
+async fn lock_subjects(app: &TestApp) -> Transaction<'static, Postgres> {
+    let mut tx = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE subjects IN SHARE MODE").execute(&mut *tx).await.unwrap();
+    tx
+}
+
+/// Waits until a worker is blocked on the lock: its job is in hand.
+async fn wait_until_blocked(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'subjects'::regclass")
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no worker reached the insert");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn status_and_attempts(app: &TestApp, id: &str) -> (String, i32) {
+    let id: uuid::Uuid = id.parse().unwrap();
+    sqlx::query_as("SELECT status, attempts FROM jobs WHERE id = $1").bind(id).fetch_one(&app.db).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_worker_finishes_its_job_and_leaves_the_rest_queued() {
+    let mut app = TestApp::spawn().await.unwrap();
+    let lock = lock_subjects(&app).await;
+    let in_hand = app.submit("/v1/register", photo("obama.jpg"), &[("subject", "in-hand")]).await;
+    wait_until_blocked(&app).await;
+    let waiting = app.submit("/v1/register", photo("biden.jpg"), &[("subject", "waiting")]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let worker = app.shut_down_worker();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!worker.is_finished(), "the worker must wait for its job in hand");
+    lock.commit().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), worker).await.expect("worker exits").unwrap().unwrap();
+
+    assert_eq!(status_and_attempts(&app, &in_hand).await, ("succeeded".to_owned(), 1));
+    assert_eq!(status_and_attempts(&app, &waiting).await, ("queued".to_owned(), 0), "not taken while stopping");
+
+    // Another worker picks up what was left (its message may have been taken by
+    // the stopped worker's poller: the reconciler re-sends it).
+    app.start_worker(&|w| {
+        w.reconcile_secs = 1;
+        w.requeue_after_secs = 1;
+    })
+    .await
+    .unwrap();
+    let job = app.wait_for_job(&waiting).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["attempts"], 1, "{job}");
+    assert_eq!(app.count("faces").await, 2);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_deadline_a_stopping_worker_exits_and_its_job_is_retaken() {
+    let mut app = TestApp::spawn_with(&|_| {}, &|w| {
+        w.shutdown_timeout_secs = 1;
+        w.lease_secs = 3;
+    })
+    .await
+    .unwrap();
+    let lock = lock_subjects(&app).await;
+    let id = app.submit("/v1/register", photo("obama.jpg"), &[("subject", "slow")]).await;
+    wait_until_blocked(&app).await;
+
+    let started = Instant::now();
+    let worker = app.shut_down_worker();
+    tokio::time::timeout(Duration::from_secs(10), worker).await.expect("worker exits").unwrap().unwrap();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "exited after {took:?}");
+
+    app.start_worker(&|w| {
+        w.reconcile_secs = 1;
+        w.requeue_after_secs = 1;
+    })
+    .await
+    .unwrap();
+    lock.commit().await.unwrap();
+    let job = app.wait_for_job(&id).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(app.count("faces").await, 1, "the job ran to completion once: {job}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_api_finishes_the_request_in_flight_and_refuses_new_connections() {
+    let mut app = TestApp::spawn().await.unwrap();
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let image = photo("obama.jpg");
+    let boundary = "facerec-test-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"subject\"\r\n\r\nslow-upload\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n\
+         Content-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&image);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let head = format!(
+        "POST /v1/register HTTP/1.1\r\nHost: {addr}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+
+    // An upload that takes a while: half now, the rest after the api was told to stop.
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let half = body.len() / 2;
+    stream.write_all(&body[..half]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let api = app.shut_down_api();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(tokio::net::TcpStream::connect(&addr).await.is_err(), "a stopping api must refuse new connections");
+    assert!(!api.is_finished(), "the api must wait for the request in flight");
+    stream.write_all(&body[half..]).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 202"), "{response}");
+    tokio::time::timeout(Duration::from_secs(5), api).await.expect("api exits").unwrap().unwrap();
+
+    // The accepted job is processed although the api is gone.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.count("faces").await == 0 {
+        assert!(Instant::now() < deadline, "the accepted upload was never processed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop().await.unwrap();
+}
