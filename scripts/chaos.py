@@ -4,10 +4,12 @@
 Starts an api and 3 workers (debug build, fresh database, private Redis db and
 queue, short leases), a local webhook receiver, submits N jobs (register and
 recognize, each with a callback_url), kills workers with SIGKILL at random
-moments (restarting them), flushes the Redis database once, and checks at the
-end: every job terminal, none lost, no register job with two faces, every
-webhook delivered successfully exactly once (a second success only if marked
-as a redelivery). Prints the counts and the time taken; exits 1 on a failure.
+moments while submitting and while the backlog drains (restarting them),
+flushes the Redis database once, and checks at the end: every job terminal,
+none lost, no register job with two faces, every webhook delivered
+successfully exactly once (a second success only if marked as a redelivery),
+and every process exiting 0 on SIGTERM. Prints the counts and the time taken;
+exits 1 on a failure.
 
 Usage: scripts/chaos.py [-n 1000] [--workers 3]   (after `make test` built and fetched everything)
 """
@@ -74,7 +76,16 @@ def main():
     logs = open(os.path.join(ROOT, ".cache", "chaos.log"), "w")
     spawn = lambda name: subprocess.Popen([os.path.join(ROOT, "target/debug", name)], env=env, stdout=logs, stderr=logs)
     api, workers = spawn("facerec-api"), [spawn("facerec-worker") for _ in range(args.workers)]
-    kills = flushes = 0
+    flushes = 0
+    kills = []
+
+    def kill_one():
+        victim = random.randrange(len(workers))
+        workers[victim].send_signal(signal.SIGKILL)
+        workers[victim].wait()
+        workers[victim] = spawn("facerec-worker")
+        kills.append(victim)
+
     try:
         for _ in range(200):
             try:
@@ -95,15 +106,12 @@ def main():
                 sys.exit(f"chaos: submission {i} refused: {status} {answer}")
             jobs[answer["job_id"]] = kind
             if i % max(1, args.n // 12) == 0 and i > 0:  # chaos while submitting and running
-                victim = random.randrange(len(workers))
-                workers[victim].send_signal(signal.SIGKILL)
-                workers[victim].wait()
-                workers[victim] = spawn("facerec-worker")
-                kills += 1
+                kill_one()
             if i == args.n // 2:
                 subprocess.run(["redis-cli", "-n", "9", "FLUSHDB"], check=True, stdout=subprocess.DEVNULL)
                 flushes += 1
         submitted = time.time()
+        drain_kills, last_kill = 0, time.time()
         while True:  # until every job has ended and every webhook has settled
             rows = subprocess.run(["psql", env["DATABASE_URL"], "-Atc",
                                    "SELECT count(*) FILTER (WHERE finished_at IS NULL), "
@@ -111,8 +119,16 @@ def main():
                                   capture_output=True, text=True, check=True).stdout.strip().split("|")
             if rows == ["0", "0"] or time.time() - submitted > 600:
                 break
+            # Keep killing while the backlog drains: jobs and deliveries in hand die with their worker.
+            if rows[0] != "0" and drain_kills < max(2, args.n // 200) and time.time() - last_kill > 3:
+                kill_one()
+                drain_kills, last_kill = drain_kills + 1, time.time()
             time.sleep(1)
         elapsed = time.time() - started
+        # A graceful stop (SIGTERM) must end every process cleanly within its deadline.
+        for p in [api, *workers]:
+            p.send_signal(signal.SIGTERM)
+        exits = [p.wait(timeout=40) for p in [api, *workers]]
         q = lambda sql: subprocess.run(["psql", env["DATABASE_URL"], "-Atc", sql], capture_output=True, text=True,
                                        check=True).stdout.strip()
         terminal = int(q("SELECT count(*) FROM jobs WHERE finished_at IS NOT NULL"))
@@ -127,12 +143,12 @@ def main():
         unmarked_duplicates = sum(1 for v in d.values() if len({a for a, _ in v}) < len(v))
         redeliveries = sum(len(v) - 1 for v in d.values())
         lost = len(jobs) - terminal
-        print(f"chaos: {len(jobs)} jobs ({by_status}), {args.workers} workers, {kills} kill -9, {flushes} Redis flush, "
-              f"{elapsed:.1f} s")
+        print(f"chaos: {len(jobs)} jobs ({by_status}), {args.workers} workers, {len(kills)} kill -9 "
+              f"({drain_kills} while draining), {flushes} Redis flush, {elapsed:.1f} s")
         print(f"chaos: lost {lost}, duplicate faces {dup_faces}, faces {faces} for {succeeded_registers} registered, "
               f"webhooks missing {len(missing)}, redeliveries {redeliveries}, unmarked duplicates {unmarked_duplicates}, "
-              f"bad signatures {bad_signatures}")
-        ok = lost == 0 and dup_faces == 0 and faces == succeeded_registers and not missing and not bad_signatures \
+              f"bad signatures {bad_signatures}, exit codes after SIGTERM {exits}")
+        ok = not any(exits) and lost == 0 and dup_faces == 0 and faces == succeeded_registers and not missing and not bad_signatures \
             and not unmarked_duplicates
         print("chaos: " + ("PASS" if ok else "FAIL"))
         sys.exit(0 if ok else 1)
