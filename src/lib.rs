@@ -220,6 +220,32 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Blocks every write to `table` until the returned transaction ends: a
+    /// worker writing there keeps its job in hand meanwhile.
+    pub async fn lock_table(&self, table: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        let mut tx = self.db.begin().await.unwrap();
+        tx.execute(sqlx::AssertSqlSafe(format!("LOCK TABLE {table} IN SHARE MODE"))).await.unwrap();
+        tx
+    }
+
+    /// Waits (30 s at most) until some connection waits for a lock on `table`.
+    pub async fn wait_until_blocked_on(&self, table: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let waiting: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = $1::regclass")
+                    .bind(table)
+                    .fetch_one(&self.db)
+                    .await
+                    .unwrap();
+            if waiting > 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "nothing waited for a lock on {table}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A connection to the Redis that carries this test's queue.
     async fn redis(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         redis::Client::open(self.redis_url.as_str())?.get_multiplexed_async_connection().await

@@ -3,6 +3,8 @@
 //! restores, while the test itself reads the database directly. Meanwhile the
 //! api answers `503 database_unavailable` with `Retry-After` and keeps nothing;
 //! afterwards every job accepted before the outage finishes, exactly once.
+//! The reconciler is off: the workers themselves must carry on (apalis
+//! redelivers each message whose handler failed, with growing delays).
 
 use std::time::{Duration, Instant};
 
@@ -31,21 +33,24 @@ async fn while_postgres_is_down_new_work_gets_503_and_nothing_accepted_is_lost()
     let app = TestApp::spawn_with(&|a| a.database_url = proxy.route(&a.database_url), &|w| {
         w.database_url = proxy.route(&w.database_url);
         w.lease_secs = 3;
-        w.reconcile_secs = 1;
-        w.requeue_after_secs = 2;
+        w.reconcile_secs = 0;
     })
     .await
     .unwrap();
 
-    // Accepted just before the outage: some finish, some are in hand, some wait.
-    let subjects = ["obama", "biden", "obama-2", "biden-2"];
+    // Accepted before the outage: one in the worker's hands (held at its
+    // insert by a lock the test takes), the others waiting behind it.
+    let subjects = ["in-hand", "biden", "obama-2", "biden-2"];
     let photos = ["obama.jpg", "biden.jpg", "obama2.jpg", "obama3.jpg"];
-    let mut accepted = Vec::new();
-    for (subject, file) in subjects.iter().zip(photos) {
+    let lock = app.lock_table("subjects").await;
+    let mut accepted = vec![app.submit("/v1/register", photo(photos[0]), &[("subject", subjects[0])]).await];
+    app.wait_until_blocked_on("subjects").await;
+    for (subject, file) in subjects.iter().zip(photos).skip(1) {
         accepted.push(app.submit("/v1/register", photo(file), &[("subject", subject)]).await);
     }
     accepted.push(app.submit("/v1/recognize", photo("obama2.jpg"), &[]).await);
-    proxy.cut();
+    proxy.cut().await;
+    lock.commit().await.unwrap();
 
     let started = Instant::now();
     let refused = app.post_form("/v1/register", Some(photo("biden.jpg")), &[("subject", "refused")]).await;
@@ -57,14 +62,22 @@ async fn while_postgres_is_down_new_work_gets_503_and_nothing_accepted_is_lost()
     assert_eq!(ready.status(), 503, "not ready without the database");
     assert_eq!(app.count("jobs").await, accepted.len() as i64, "the refused submission left nothing");
 
-    // Workers meet the outage mid-job and while claiming; they must carry on afterwards.
+    // The worker met the outage mid-job and meets it again claiming the next ones.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, attempts): (String, i32) = sqlx::query_as("SELECT status, attempts FROM jobs WHERE id = $1")
+        .bind(accepted[0].parse::<uuid::Uuid>().unwrap())
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!((status.as_str(), attempts), ("processing", 1), "the job in hand could not be finished");
     proxy.restore();
 
     for id in &accepted {
         let job = app.wait_for_job(id).await;
         assert_eq!(job["status"], "succeeded", "{job}");
     }
+    let in_hand = app.wait_for_job(&accepted[0]).await;
+    assert_eq!(in_hand["attempts"], 2, "taken again once its lease ran out: {in_hand}");
     let faces: Vec<(String,)> =
         sqlx::query_as("SELECT s.name FROM faces f JOIN subjects s ON s.id = f.subject_id ORDER BY 1")
             .fetch_all(&app.db)

@@ -4,9 +4,12 @@
 //! job succeeds once the fault is gone, or fails with its attempt count when it
 //! persists. Bad input fails at once, without a retry.
 
-use chrono::{DateTime, Utc};
-use facerec_e2e::{TestApp, faceless_image, photo, serde_json::Value};
 use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use facerec_core::JobKind;
+use facerec_e2e::{TestApp, faceless_image, photo, serde_json::Value};
+use facerec_queue::{JobMessage, JobQueue};
 
 const MAX_ATTEMPTS: i32 = 3;
 const BACKOFF_MS: u64 = 1_000;
@@ -56,6 +59,28 @@ async fn wait_for_retry(app: &TestApp, id: &str, attempts: i32) -> Value {
     }
 }
 
+/// The due time (unix seconds) of the one message in the queue's scheduled set,
+/// waiting for the worker to put it there (before `until`).
+async fn scheduled_message(app: &TestApp, until: DateTime<Utc>) -> i64 {
+    let client = redis::Client::open(app.redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    loop {
+        let scheduled: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            .arg(format!("{}:scheduled", app.queue))
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if let [(_, due)] = scheduled.as_slice() {
+            return *due as i64;
+        }
+        assert!(scheduled.len() < 2 && Utc::now() < until, "scheduled messages: {scheduled:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transient_failure_is_retried_after_a_backoff_and_then_succeeds() {
     let app = app().await;
@@ -67,8 +92,20 @@ async fn a_transient_failure_is_retried_after_a_backoff_and_then_succeeds() {
     assert!(retry["last_error"].as_str().unwrap().contains("database"), "{first}");
     assert!(first["error"].is_null(), "a job that will be retried has not failed: {first}");
     // The first delay is the base ×0.5–1.5, counted from the failure, which came after the start.
-    let wait = time(&retry["next_attempt_at"]) - time(&first["started_at"]);
+    let next = time(&retry["next_attempt_at"]);
+    let wait = next - time(&first["started_at"]);
     assert!(wait >= chrono::Duration::milliseconds(BACKOFF_MS as i64 / 2), "retried too soon: {first}");
+    // The worker scheduled the retry's message in Redis for that time.
+    let due = scheduled_message(&app, next).await;
+    assert!((next.timestamp()..=next.timestamp() + 2).contains(&due), "message due at {due}, retry at {next}");
+    // A message arriving early (a duplicate) must not run the job before its time.
+    let queue = JobQueue::connect(&app.redis_url, &app.queue).await.unwrap();
+    queue.push(JobMessage::new(id.parse().unwrap(), JobKind::Register)).await.unwrap();
+    while Utc::now() < next - chrono::Duration::milliseconds(100) {
+        let (_, job) = app.get_job(&id).await;
+        assert_eq!(job["attempts"], 1, "ran before its retry time {next}: {job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let second = wait_for_retry(&app, &id, 2).await;
     let second_wait = time(&second["retry"]["next_attempt_at"]) - time(&retry["next_attempt_at"]);

@@ -10,32 +10,7 @@
 use std::time::{Duration, Instant};
 
 use facerec_e2e::{TestApp, photo};
-use sqlx::{Postgres, Transaction};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Blocks every insert into `subjects` until the transaction ends.
-async fn lock_subjects(app: &TestApp) -> Transaction<'static, Postgres> {
-    let mut tx = app.db.begin().await.unwrap();
-    sqlx::query("LOCK TABLE subjects IN SHARE MODE").execute(&mut *tx).await.unwrap();
-    tx
-}
-
-/// Waits until a worker is blocked on the lock: its job is in hand.
-async fn wait_until_blocked(app: &TestApp) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let waiting: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'subjects'::regclass")
-                .fetch_one(&app.db)
-                .await
-                .unwrap();
-        if waiting > 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no worker reached the insert");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 async fn status_and_attempts(app: &TestApp, id: &str) -> (String, i32) {
     let id: uuid::Uuid = id.parse().unwrap();
@@ -45,9 +20,9 @@ async fn status_and_attempts(app: &TestApp, id: &str) -> (String, i32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_worker_finishes_its_job_and_leaves_the_rest_queued() {
     let mut app = TestApp::spawn().await.unwrap();
-    let lock = lock_subjects(&app).await;
+    let lock = app.lock_table("subjects").await;
     let in_hand = app.submit("/v1/register", photo("obama.jpg"), &[("subject", "in-hand")]).await;
-    wait_until_blocked(&app).await;
+    app.wait_until_blocked_on("subjects").await;
     let waiting = app.submit("/v1/register", photo("biden.jpg"), &[("subject", "waiting")]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -83,9 +58,9 @@ async fn past_its_deadline_a_stopping_worker_exits_and_its_job_is_retaken() {
     })
     .await
     .unwrap();
-    let lock = lock_subjects(&app).await;
+    let lock = app.lock_table("subjects").await;
     let id = app.submit("/v1/register", photo("obama.jpg"), &[("subject", "slow")]).await;
-    wait_until_blocked(&app).await;
+    app.wait_until_blocked_on("subjects").await;
 
     let started = Instant::now();
     let worker = app.shut_down_worker();
@@ -102,6 +77,7 @@ async fn past_its_deadline_a_stopping_worker_exits_and_its_job_is_retaken() {
     lock.commit().await.unwrap();
     let job = app.wait_for_job(&id).await;
     assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["attempts"], 2, "retaken by the new worker: {job}");
     assert_eq!(app.count("faces").await, 1, "the job ran to completion once: {job}");
     app.stop().await.unwrap();
 }

@@ -1,9 +1,16 @@
+use std::time::Duration;
+
 use clap::Parser;
 use facerec_api::{Api, Settings};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    facerec_telemetry::init_tracing("facerec-api");
-    let api = Api::build(Settings::parse()).await?;
-    api.run_until(facerec_telemetry::shutdown_signal()).await
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = runtime.block_on(async {
+        facerec_telemetry::init_tracing("facerec-api");
+        let api = Api::build(Settings::parse()).await?;
+        api.run_until(facerec_telemetry::shutdown_signal()).await
+    });
+    // Connections still open after the shutdown deadline are dropped, not awaited.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }

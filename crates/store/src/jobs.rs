@@ -327,29 +327,25 @@ impl Store {
     }
 
     /// Gives a claimed job back to the queue after a transient failure, not to
-    /// be claimed again before `delay` has passed. Returns that time (the
-    /// database's clock), or `None` when the claim was lost meanwhile.
-    pub async fn release_job(
-        &self,
-        claim: &Claim,
-        delay: Duration,
-        error: &str,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    /// be claimed again before `delay` has passed (by the database's clock).
+    /// False when the claim was lost meanwhile.
+    pub async fn release_job(&self, claim: &Claim, delay: Duration, error: &str) -> Result<bool, StoreError> {
         // The message for the retry is due at `retry_at`: the reconciler counts
         // from then (enqueued_at) before it decides that message was lost.
-        sqlx::query_scalar(
+        let done = sqlx::query(
             "UPDATE jobs SET status = 'queued', claim_token = NULL, lease_expires_at = NULL, \
                  retry_at = now() + make_interval(secs => $3), enqueued_at = now() + make_interval(secs => $3), \
                  last_error = $4 \
-             WHERE id = $1 AND claim_token = $2 AND status = 'processing' RETURNING retry_at",
+             WHERE id = $1 AND claim_token = $2 AND status = 'processing'",
         )
         .bind(claim.job.id.0)
         .bind(claim.token)
         .bind(delay.as_secs_f64())
         .bind(error)
-        .fetch_optional(&self.pool)
+        .execute(&self.pool)
         .await
-        .context("release job")
+        .context("release job")?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Ends a claimed job as failed. False when the claim was lost meanwhile.

@@ -26,8 +26,10 @@ impl Store {
     }
 
     /// Up to `limit` jobs that need a new message: queued and last enqueued
-    /// more than `requeue_after` ago (the message may be lost: Redis flushed or
-    /// restarted), or processing with an expired lease (the worker died).
+    /// (or due for their retry) more than `requeue_after` ago (the message may
+    /// be lost: Redis flushed or restarted), or processing with an expired
+    /// lease (the worker died) and no message sent since it expired, or none
+    /// for `requeue_after`.
     /// Marks them enqueued now, so concurrent reconcilers do not both send.
     pub async fn jobs_to_reenqueue(
         &self,
@@ -39,7 +41,7 @@ impl Store {
                  SELECT id FROM jobs \
                  WHERE (status = 'queued' AND enqueued_at < now() - make_interval(secs => $1)) \
                     OR (status = 'processing' AND lease_expires_at < now() \
-                        AND enqueued_at < now() - make_interval(secs => $1)) \
+                        AND (enqueued_at < lease_expires_at OR enqueued_at < now() - make_interval(secs => $1))) \
                  ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
              RETURNING id, kind",
         )

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-/// Delays that double per attempt from `base`, capped at `max`, each
-/// multiplied by a random factor in [0.5, 1.5) so that many jobs failing
-/// together (a database restart) do not all come back at the same moment.
+/// Delays that double per attempt from `base`, each multiplied by a random
+/// factor in [0.5, 1.5) so that many jobs failing together (a database
+/// restart) do not all come back at the same moment, and capped at `max`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Backoff {
     pub base: Duration,
@@ -16,7 +16,7 @@ impl Backoff {
     pub fn delay(&self, attempt: i32) -> Duration {
         let doublings = attempt.clamp(1, 31) as u32 - 1;
         let exp = self.base.saturating_mul(1u32 << doublings.min(20)).min(self.max);
-        exp.mul_f64(0.5 + fastrand::f64())
+        exp.mul_f64(0.5 + fastrand::f64()).min(self.max)
     }
 }
 
@@ -31,6 +31,7 @@ mod tests {
             let expected = (backoff.base * (1 << (attempt - 1).min(20))).min(backoff.max);
             let d = backoff.delay(attempt);
             assert!(d >= expected.mul_f64(0.5) && d < expected.mul_f64(1.5), "attempt {attempt}: {d:?}");
+            assert!(d <= backoff.max, "attempt {attempt}: {d:?} over the cap");
         }
     }
 

@@ -79,8 +79,8 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
         // Its holder may have died: have the message redelivered after a delay
         // (apalis waits longer each time), by which time the lease may have run out.
         ClaimOutcome::Held => return Err("job is held by another worker's lease".into()),
-        // Early: a message rounded to the second, or a duplicate. Redelivered
-        // likewise; the message scheduled for its retry time is on its way too.
+        // Early: a duplicate message, or worker and database clocks apart.
+        // Redelivered likewise; the message scheduled for its retry time is on its way too.
         ClaimOutcome::NotYet => return Err("job waits for its retry time".into()),
     };
     let started = Instant::now();
@@ -115,8 +115,10 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
             // this fails (database down), apalis redelivers this message and the
             // claim waits for the lease; nothing is lost either way. Clients see
             // the error's own text, not its sources (our internals; logged above).
-            if let Some(retry_at) = ctx.store.release_job(&claim, delay, &e.to_string()).await? {
-                schedule_retry(ctx, message, retry_at.into()).await;
+            if ctx.store.release_job(&claim, delay, &e.to_string()).await? {
+                // Redis compares due times with the workers' clocks, so the
+                // message is timed by ours; the claim checks the database's.
+                schedule_retry(ctx, message, std::time::SystemTime::now() + delay).await;
             }
         }
     }

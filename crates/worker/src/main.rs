@@ -1,9 +1,18 @@
+use std::time::Duration;
+
 use clap::Parser;
 use facerec_worker::{Settings, Worker};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    facerec_telemetry::init_tracing("facerec-worker");
-    let worker = Worker::build(Settings::parse()).await?;
-    worker.run_until(facerec_telemetry::shutdown_signal()).await
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = runtime.block_on(async {
+        facerec_telemetry::init_tracing("facerec-worker");
+        let worker = Worker::build(Settings::parse()).await?;
+        worker.run_until(facerec_telemetry::shutdown_signal()).await
+    });
+    // Whatever is still running after the shutdown deadline (an inference on a
+    // blocking thread) is abandoned, not awaited: its lease runs out and another
+    // worker takes the job.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }

@@ -11,49 +11,71 @@ use std::time::{Duration, Instant};
 use facerec_store::{DueWebhook, Store, WebhookAttempt};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::Settings;
 use crate::backoff::Backoff;
 
-/// Deliveries taken per round, and how long one stays ours while we send it.
-const BATCH: i64 = 16;
-const HOLD: Duration = Duration::from_secs(120);
+/// Deliveries one worker sends at once; each runs as its own task, so a slow
+/// receiver holds up only its own deliveries.
+const IN_FLIGHT: usize = 64;
 /// Retries are spaced at most this far apart.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+/// How long a taken delivery stays ours: its attempt ends within the receiver
+/// timeout (plus resolving and connecting); after that another worker may send
+/// it again, as a numbered redelivery, should this one have died.
+fn hold(settings: &Settings) -> Duration {
+    Duration::from_secs(settings.webhook_timeout_secs * 2 + 10)
+}
 
 pub(crate) async fn delivery_loop(store: Store, settings: Arc<Settings>) {
     if settings.webhook_secret.is_none() {
         warn!("FACEREC_WEBHOOK_SECRET is not set: webhooks are sent unsigned");
     }
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut tick = tokio::time::interval(Duration::from_millis(settings.webhook_poll_ms.max(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        let due = match store.due_webhooks(BATCH, HOLD).await {
-            Ok(due) => due,
-            Err(e) => {
-                warn!(error = %e, "could not read due webhooks; will retry");
-                continue;
+        let free = slots.available_permits();
+        let due = if free == 0 {
+            Vec::new()
+        } else {
+            match store.due_webhooks(free as i64, hold(&settings)).await {
+                Ok(due) => due,
+                Err(e) => {
+                    warn!(error = %e, "could not read due webhooks; will retry");
+                    Vec::new()
+                }
             }
         };
-        let sends = due.into_iter().map(|d| {
+        // A full batch means more may be due: look again at once.
+        if due.len() < free || free == 0 {
+            tick.tick().await;
+        }
+        for d in due {
+            let slot = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
             let (store, settings) = (store.clone(), settings.clone());
-            async move {
-                let job_id = d.job.job_id.0;
-                let outcome = deliver(&d, &settings).await;
-                if outcome.delivered {
-                    info!(%job_id, attempt = d.attempt, "webhook delivered");
-                } else {
-                    warn!(%job_id, attempt = d.attempt, status = ?outcome.http_status, error = ?outcome.error,
-                          retry_in = ?outcome.retry_after, "webhook not delivered");
-                }
-                if let Err(e) = store.record_webhook_attempt(job_id, d.attempt, &outcome).await {
-                    warn!(%job_id, error = %e, "could not record a webhook attempt");
-                }
-            }
-        });
-        futures::future::join_all(sends).await;
+            tokio::spawn(async move {
+                send_and_record(&store, &settings, &d).await;
+                drop(slot);
+            });
+        }
+    }
+}
+
+async fn send_and_record(store: &Store, settings: &Settings, d: &DueWebhook) {
+    let job_id = d.job.job_id.0;
+    let outcome = deliver(d, settings).await;
+    if outcome.delivered {
+        info!(%job_id, attempt = d.attempt, "webhook delivered");
+    } else {
+        warn!(%job_id, attempt = d.attempt, status = ?outcome.http_status, error = ?outcome.error,
+              retry_in = ?outcome.retry_after, "webhook not delivered");
+    }
+    if let Err(e) = store.record_webhook_attempt(job_id, d.attempt, &outcome).await {
+        warn!(%job_id, error = %e, "could not record a webhook attempt");
     }
 }
 
