@@ -75,7 +75,11 @@ def main():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     hook = f"http://127.0.0.1:{server.server_address[1]}/hook"
     logs = open(os.path.join(ROOT, ".cache", "chaos.log"), "w")
-    spawn = lambda name: subprocess.Popen([os.path.join(ROOT, "target/debug", name)], env=env, stdout=logs, stderr=logs)
+    def spawn(name):
+        p = subprocess.Popen([os.path.join(ROOT, "target/debug", name)], env=env, stdout=logs, stderr=logs)
+        p.started = time.time()
+        return p
+
     api, workers = spawn("facerec-api"), [spawn("facerec-worker") for _ in range(args.workers)]
     flushes = 0
     kills = []
@@ -118,8 +122,9 @@ def main():
             if i % max(1, args.n // 12) == 0 and i > 0:  # chaos while submitting and running
                 kill_one()
             if i == args.n // 3:  # a graceful stop under load: jobs in hand finish, the rest stays queued
-                stop(workers[0])
-                workers[0] = spawn("facerec-worker")
+                oldest = min(range(len(workers)), key=lambda k: workers[k].started)
+                stop(workers[oldest])
+                workers[oldest] = spawn("facerec-worker")
             if i == args.n // 2:
                 subprocess.run(["redis-cli", "-n", "9", "FLUSHDB"], check=True, stdout=subprocess.DEVNULL)
                 flushes += 1

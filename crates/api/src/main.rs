@@ -7,8 +7,12 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async {
         facerec_telemetry::init_tracing("facerec-api");
-        let api = Api::build(Settings::parse()).await?;
-        api.run_until(facerec_telemetry::shutdown_signal()).await
+        let mut shutdown = Box::pin(facerec_telemetry::shutdown_signal());
+        let api = tokio::select! {
+            api = Api::build(Settings::parse()) => api?,
+            () = &mut shutdown => return Ok(()),
+        };
+        api.run_until(shutdown).await
     });
     // Connections still open after the shutdown deadline are dropped, not awaited.
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -7,8 +7,13 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async {
         facerec_telemetry::init_tracing("facerec-worker");
-        let worker = Worker::build(Settings::parse()).await?;
-        worker.run_until(facerec_telemetry::shutdown_signal()).await
+        let mut shutdown = Box::pin(facerec_telemetry::shutdown_signal());
+        // Loading the models takes a while; a stop meanwhile ends here, cleanly.
+        let worker = tokio::select! {
+            worker = Worker::build(Settings::parse()) => worker?,
+            () = &mut shutdown => return Ok(()),
+        };
+        worker.run_until(shutdown).await
     });
     // Whatever is still running after the shutdown deadline (an inference on a
     // blocking thread) is abandoned, not awaited: its lease runs out and another
