@@ -66,7 +66,10 @@ impl Drop for Proxy {
 
 async fn serve(listener: TcpListener, target: String, state: watch::Receiver<bool>, open: Arc<AtomicUsize>) {
     loop {
-        let Ok((client, _)) = listener.accept().await else { continue };
+        let Ok((client, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
         if !*state.borrow() {
             // Reset, not a clean close: the client sees what a dead server
             // gives (ECONNRESET), not a server that hangs up mid-handshake.

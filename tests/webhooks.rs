@@ -139,3 +139,36 @@ async fn deliveries_give_up_after_max_attempts_and_private_targets_are_refused()
     assert_eq!(receiver.count(), 0, "nothing may reach a private address");
     app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_attempt_does_not_overwrite_a_later_one() {
+    let app = TestApp::spawn().await.unwrap();
+    let id = app.run_job("/v1/recognize", photo("obama2.jpg"), &[]).await["job_id"].as_str().unwrap().to_owned();
+    let job_id: uuid::Uuid = id.parse().unwrap();
+    // As if attempt 1 had outlived its hold and attempt 2 had been taken since
+    // (the worker's loop leaves it alone: it is not due for an hour).
+    sqlx::query(
+        "UPDATE jobs SET callback_url = 'http://127.0.0.1:9/hook', webhook_status = 'pending', \
+         webhook_attempts = 2, webhook_next_at = now() + interval '1 hour' WHERE id = $1",
+    )
+    .bind(job_id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let store = facerec_store::Store::from_pool(app.db.clone());
+    let outcome = |delivered: bool| facerec_store::WebhookAttempt {
+        http_status: Some(if delivered { 204 } else { 500 }),
+        error: None,
+        duration: Duration::from_millis(5),
+        retry_after: (!delivered).then_some(Duration::from_secs(60)),
+        delivered,
+    };
+    store.record_webhook_attempt(job_id, 2, &outcome(true)).await.unwrap();
+    store.record_webhook_attempt(job_id, 1, &outcome(false)).await.unwrap();
+    let (_, job) = app.get_job(&id).await;
+    assert_eq!(job["webhook"]["status"], "delivered", "{job}");
+    assert_eq!(job["webhook"]["attempts"], 2, "{job}");
+    assert_eq!(job["webhook"]["last_status"], 204, "{job}");
+    assert_eq!(app.count("webhook_attempts").await, 2, "both attempts are on record");
+    app.stop().await.unwrap();
+}

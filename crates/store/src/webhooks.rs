@@ -56,7 +56,9 @@ impl Store {
         Ok(due)
     }
 
-    /// Records an attempt and moves the delivery on: delivered, failed for good, or due again later.
+    /// Records an attempt and moves the delivery on: delivered, failed for good,
+    /// or due again later; unless a later attempt was taken meanwhile (this one
+    /// outlived its hold), whose outcome then decides.
     pub async fn record_webhook_attempt(
         &self,
         job_id: Uuid,
@@ -85,7 +87,7 @@ impl Store {
             "UPDATE jobs SET webhook_status = $2, webhook_attempts = $3, webhook_last_status = $4, \
                  webhook_last_error = $5, \
                  webhook_next_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => $6) END \
-             WHERE id = $1",
+             WHERE id = $1 AND webhook_attempts = $3 AND webhook_status = 'pending'",
         )
         .bind(job_id)
         .bind(status)

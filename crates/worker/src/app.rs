@@ -12,6 +12,7 @@ use crate::Settings;
 use crate::handler::{JobContext, handle_job};
 use crate::maintenance::{reconcile_loop, vacuum_loop};
 use crate::pool::PipelinePool;
+use crate::webhook;
 
 /// A worker process: connections and models loaded, ready to run.
 pub struct Worker {
@@ -25,7 +26,8 @@ impl Worker {
     /// Connects to PostgreSQL (applying migrations) and Redis, and loads the models.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let concurrency = settings.concurrency.max(1);
-        let store = Store::connect(&settings.database_url, concurrency as u32 * 2 + 2)
+        // Two connections per job slot, the rest for webhook deliveries and maintenance.
+        let store = Store::connect(&settings.database_url, concurrency as u32 * 2 + 6)
             .await
             .context("connecting to PostgreSQL")?;
         store.migrate().await.context("migrating the database")?;
@@ -49,7 +51,8 @@ impl Worker {
         let vacuum = tokio::spawn(vacuum_loop(self.queue.clone(), self.settings.clone()));
         let reconcile = tokio::spawn(reconcile_loop(ctx.store.clone(), self.queue.clone(), self.settings.clone()));
         // Deliveries run apart from inference: a slow receiver never holds a pipeline.
-        let webhooks = tokio::spawn(crate::webhook::delivery_loop(ctx.store.clone(), self.settings.clone()));
+        let slots = webhook::delivery_slots();
+        let webhooks = tokio::spawn(webhook::delivery_loop(ctx.store.clone(), self.settings.clone(), slots.clone()));
         let queue = self.queue;
         let concurrency = self.settings.concurrency.max(1);
         let poll = Duration::from_millis(self.settings.poll_interval_ms.max(10));
@@ -79,6 +82,9 @@ impl Worker {
         vacuum.abort();
         reconcile.abort();
         webhooks.abort();
+        // An attempt ends within the receiver timeout (resolving, then sending).
+        let deliveries = Duration::from_secs(self.settings.webhook_timeout_secs * 2 + 1);
+        webhook::finish_deliveries(&slots, deliveries).await;
         Ok(())
     }
 }

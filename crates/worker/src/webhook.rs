@@ -30,11 +30,23 @@ fn hold(settings: &Settings) -> Duration {
     Duration::from_secs(settings.webhook_timeout_secs * 2 + 10)
 }
 
-pub(crate) async fn delivery_loop(store: Store, settings: Arc<Settings>) {
+/// The deliveries a worker may have in flight; [`finish_deliveries`] waits for them.
+pub(crate) fn delivery_slots() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(IN_FLIGHT))
+}
+
+/// At shutdown, once the loop is stopped: waits (at most `timeout`) for the
+/// deliveries in flight, so that none is cut off and sent again later.
+pub(crate) async fn finish_deliveries(slots: &Semaphore, timeout: Duration) {
+    if tokio::time::timeout(timeout, slots.acquire_many(IN_FLIGHT as u32)).await.is_err() {
+        warn!("webhook deliveries still in flight at shutdown; they will be sent again as redeliveries");
+    }
+}
+
+pub(crate) async fn delivery_loop(store: Store, settings: Arc<Settings>, slots: Arc<Semaphore>) {
     if settings.webhook_secret.is_none() {
         warn!("FACEREC_WEBHOOK_SECRET is not set: webhooks are sent unsigned");
     }
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut tick = tokio::time::interval(Duration::from_millis(settings.webhook_poll_ms.max(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -127,9 +139,13 @@ async fn deliver(d: &DueWebhook, settings: &Settings) -> WebhookAttempt {
         }),
         delivered: false,
     };
-    let target = match resolve(&d.url, settings.webhook_allow_private).await {
-        Ok(target) => target,
-        Err((message, permanent)) => return retry(Some(message), None, permanent),
+    // Resolving gets the receiver's timeout too, so that an attempt ends within
+    // the hold (2 × timeout + 10 s) and is never sent again while it runs.
+    let timeout = Duration::from_secs(settings.webhook_timeout_secs);
+    let target = match tokio::time::timeout(timeout, resolve(&d.url, settings.webhook_allow_private)).await {
+        Ok(Ok(target)) => target,
+        Ok(Err((message, permanent))) => return retry(Some(message), None, permanent),
+        Err(_) => return retry(Some("resolving the host timed out".to_owned()), None, false),
     };
     let body = match serde_json::to_vec(&d.job) {
         Ok(body) => body,
@@ -137,7 +153,7 @@ async fn deliver(d: &DueWebhook, settings: &Settings) -> WebhookAttempt {
     };
     let timestamp = chrono::Utc::now().timestamp().max(0) as u64;
     let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(settings.webhook_timeout_secs))
+        .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .resolve(&target.0, target.1)
         .build()
