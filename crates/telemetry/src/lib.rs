@@ -4,7 +4,11 @@
 //! `FACEREC_LOG_FORMAT`) and into an OpenTelemetry tracer, so every span has a
 //! trace id that a job can carry from the api to the worker. Exporting traces
 //! to a collector is configuration for later; nothing leaves the process now.
-//! Also the shutdown signal every binary waits on.
+//! Also how every binary runs: its runtime and its graceful shutdown ([`run_service`]).
+
+mod service;
+
+pub use service::{Shutdown, run_service, shutdown_signal};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -26,31 +30,6 @@ pub fn init_tracing(service: &'static str) {
     let provider = SdkTracerProvider::builder().build();
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));
     let _ = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init();
-}
-
-/// Completes on Ctrl-C or SIGTERM: the signal for a graceful shutdown.
-/// SIGTERM is handled from the moment this is called (inside a runtime), so a
-/// process stopped while still starting exits cleanly too.
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    async move {
-        let ctrl_c = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        #[cfg(unix)]
-        let term = async move {
-            match term {
-                Some(mut s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let term = std::future::pending::<()>();
-        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    }
 }
 
 /// The W3C `traceparent` of the current span, to carry a trace across the

@@ -1,0 +1,63 @@
+//! How a facerec binary runs: one multi-thread runtime, tracing, and a
+//! graceful shutdown on SIGTERM or Ctrl-C, handled from the first moment.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// Completes when the service should stop.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs a service: `build` it (connections, models), then `run` it until the
+/// shutdown signal, which `run` gets to drain by. A stop while still building
+/// ends cleanly. Whatever is still running 1 s after `run` returns (a model
+/// load or an inference on a blocking thread, a connection past the deadline)
+/// is abandoned, not awaited: a job's lease runs out and another worker takes it.
+pub fn run_service<S, E, B, R>(
+    service: &'static str,
+    build: impl FnOnce() -> B,
+    run: impl FnOnce(S, Shutdown) -> R,
+) -> Result<(), E>
+where
+    B: Future<Output = Result<S, E>>,
+    R: Future<Output = Result<(), E>>,
+    E: From<std::io::Error>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = runtime.block_on(async {
+        crate::init_tracing(service);
+        let mut shutdown: Shutdown = Box::pin(shutdown_signal());
+        let built = tokio::select! {
+            built = build() => built?,
+            () = &mut shutdown => return Ok(()),
+        };
+        run(built, shutdown).await
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+/// Completes on Ctrl-C or SIGTERM: the signal for a graceful shutdown.
+/// SIGTERM is handled from the moment this is called (inside a runtime), so a
+/// process stopped while still starting exits cleanly too.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    }
+}
