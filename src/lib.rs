@@ -246,8 +246,15 @@ impl TestApp {
         }
     }
 
+    /// A job's status and attempt count, read straight from the database
+    /// (also while the api is down or stopped).
+    pub async fn status_and_attempts(&self, id: &str) -> (String, i32) {
+        let id: uuid::Uuid = id.parse().expect("a job id");
+        sqlx::query_as("SELECT status, attempts FROM jobs WHERE id = $1").bind(id).fetch_one(&self.db).await.unwrap()
+    }
+
     /// A connection to the Redis that carries this test's queue.
-    async fn redis(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    pub async fn redis(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         redis::Client::open(self.redis_url.as_str())?.get_multiplexed_async_connection().await
     }
 

@@ -64,12 +64,8 @@ async fn while_postgres_is_down_new_work_gets_503_and_nothing_accepted_is_lost()
 
     // The worker met the outage mid-job and meets it again claiming the next ones.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (status, attempts): (String, i32) = sqlx::query_as("SELECT status, attempts FROM jobs WHERE id = $1")
-        .bind(accepted[0].parse::<uuid::Uuid>().unwrap())
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!((status.as_str(), attempts), ("processing", 1), "the job in hand could not be finished");
+    let during = app.status_and_attempts(&accepted[0]).await;
+    assert_eq!(during, ("processing".to_owned(), 1), "the job in hand could not be finished");
     proxy.restore();
 
     for id in &accepted {

@@ -62,8 +62,7 @@ async fn wait_for_retry(app: &TestApp, id: &str, attempts: i32) -> Value {
 /// The due time (unix seconds) of the one message in the queue's scheduled set,
 /// waiting for the worker to put it there (before `until`).
 async fn scheduled_message(app: &TestApp, until: DateTime<Utc>) -> i64 {
-    let client = redis::Client::open(app.redis_url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = app.redis().await.unwrap();
     loop {
         let scheduled: Vec<(String, f64)> = redis::cmd("ZRANGE")
             .arg(format!("{}:scheduled", app.queue))

@@ -12,11 +12,6 @@ use std::time::{Duration, Instant};
 use facerec_e2e::{TestApp, photo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn status_and_attempts(app: &TestApp, id: &str) -> (String, i32) {
-    let id: uuid::Uuid = id.parse().unwrap();
-    sqlx::query_as("SELECT status, attempts FROM jobs WHERE id = $1").bind(id).fetch_one(&app.db).await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_worker_finishes_its_job_and_leaves_the_rest_queued() {
     let mut app = TestApp::spawn().await.unwrap();
@@ -32,8 +27,8 @@ async fn a_stopping_worker_finishes_its_job_and_leaves_the_rest_queued() {
     lock.commit().await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), worker).await.expect("worker exits").unwrap().unwrap();
 
-    assert_eq!(status_and_attempts(&app, &in_hand).await, ("succeeded".to_owned(), 1));
-    assert_eq!(status_and_attempts(&app, &waiting).await, ("queued".to_owned(), 0), "not taken while stopping");
+    assert_eq!(app.status_and_attempts(&in_hand).await, ("succeeded".to_owned(), 1));
+    assert_eq!(app.status_and_attempts(&waiting).await, ("queued".to_owned(), 0), "not taken while stopping");
 
     // Another worker picks up what was left (its message may have been taken by
     // the stopped worker's poller: the reconciler re-sends it).
