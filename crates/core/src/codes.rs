@@ -23,6 +23,15 @@ pub enum JobErrorCode {
     FaceTurnedAway,
     /// Register: too much of the face lies outside the image.
     FaceCutOff,
+    /// Register: the collection holds faces of another embedder; vectors are never mixed.
+    /// Verify: the face compared with was made by another embedder.
+    EmbedderMismatch,
+    /// Verify: the subject to compare with does not exist.
+    SubjectNotFound,
+    /// Verify: the subject to compare with has no faces.
+    SubjectHasNoFaces,
+    /// Verify: the face to compare with does not exist.
+    FaceNotFound,
     /// The job failed for a reason on our side, after all retries.
     #[serde(rename = "internal_error")]
     Internal,
@@ -40,6 +49,10 @@ impl JobErrorCode {
             Self::FaceBlurred => "face_blurred",
             Self::FaceTurnedAway => "face_turned_away",
             Self::FaceCutOff => "face_cut_off",
+            Self::EmbedderMismatch => "embedder_mismatch",
+            Self::SubjectNotFound => "subject_not_found",
+            Self::SubjectHasNoFaces => "subject_has_no_faces",
+            Self::FaceNotFound => "face_not_found",
             Self::Internal => "internal_error",
         }
     }
@@ -67,6 +80,10 @@ mod tests {
             JobErrorCode::FaceBlurred,
             JobErrorCode::FaceTurnedAway,
             JobErrorCode::FaceCutOff,
+            JobErrorCode::EmbedderMismatch,
+            JobErrorCode::SubjectNotFound,
+            JobErrorCode::SubjectHasNoFaces,
+            JobErrorCode::FaceNotFound,
             JobErrorCode::Internal,
         ] {
             assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{code}\""));

@@ -82,6 +82,7 @@ text_enum!(
         Register => "register",
         Recognize => "recognize",
         Embed => "embed",
+        Verify => "verify",
     }
 );
 

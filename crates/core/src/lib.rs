@@ -6,6 +6,7 @@
 
 mod codes;
 mod float;
+mod gallery;
 mod job;
 mod params;
 mod quality;
@@ -13,15 +14,16 @@ mod result;
 mod view;
 
 pub use codes::JobErrorCode;
+pub use gallery::{AuditEntry, CollectionView, ConsentView, FaceView, SubjectSummary, SubjectView};
 pub use job::{JobId, JobKind, JobStatus, ParseEnumError};
 pub use params::{
-    CollectionName, EmbedParams, JobParams, MaxFaces, ParamError, RecognizeParams, RegisterParams, SubjectName,
-    Threshold, TopK,
+    CollectionName, ConsentRef, EmbedParams, JobParams, MaxFaces, ParamError, RecognizeParams, RegisterParams,
+    SubjectName, Threshold, TopK, VerifyParams, VerifyTarget,
 };
 pub use quality::{FaceQuality, QualityGates, QualityIssue};
 pub use result::{
     BBox, BestMatch, EmbedResult, EmbeddedFace, FaceInfo, FaceMatch, RecognizeResult, RecognizedFace, RegisterResult,
-    SkipReason, SkippedFace,
+    SkipReason, SkippedFace, VerifiedAgainst, VerifyResult,
 };
 pub use view::{Durations, JobError, JobView, RetryView, WebhookView};
 

@@ -16,6 +16,8 @@ pub enum ParamError {
     Threshold(String),
     #[error("max_faces must be an integer from 1 to 100, got {0:?}")]
     MaxFaces(String),
+    #[error("consent must be 1 to 512 characters without control characters, got {0} characters")]
+    Consent(usize),
 }
 
 /// A person's external id or name: 1–128 characters (Unicode scalar values), no control characters.
@@ -60,6 +62,25 @@ impl CollectionName {
 impl Default for CollectionName {
     fn default() -> Self {
         Self(Self::DEFAULT.to_owned())
+    }
+}
+
+/// A reference to a person's consent to be registered (a signed form's id, a
+/// ticket URL): 1–512 characters, no control characters. Stored as given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ConsentRef(String);
+
+impl ConsentRef {
+    pub fn parse(s: &str) -> Result<Self, ParamError> {
+        let n = s.chars().count();
+        if !(1..=512).contains(&n) || s.trim().is_empty() || s.chars().any(char::is_control) {
+            return Err(ParamError::Consent(n));
+        }
+        Ok(Self(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -131,6 +152,9 @@ impl Default for MaxFaces {
 pub struct RegisterParams {
     pub subject: SubjectName,
     pub collection: CollectionName,
+    /// Required by collections with `require_consent`; stored with the subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<ConsentRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +173,24 @@ pub struct EmbedParams {
     pub max_faces: MaxFaces,
 }
 
+/// What a verify job compares its photo's face with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum VerifyTarget {
+    /// The largest usable face of a second photo (the job's second input).
+    Image,
+    /// The best-matching face of a subject.
+    Subject { collection: CollectionName, subject: SubjectName },
+    /// One stored face.
+    Face { face_id: uuid::Uuid },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyParams {
+    pub target: VerifyTarget,
+    pub threshold: Threshold,
+}
+
 /// What a job was asked to do; stored as JSON in `jobs.params`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -156,6 +198,7 @@ pub enum JobParams {
     Register(RegisterParams),
     Recognize(RecognizeParams),
     Embed(EmbedParams),
+    Verify(VerifyParams),
 }
 
 impl JobParams {
@@ -164,6 +207,7 @@ impl JobParams {
             Self::Register(_) => crate::JobKind::Register,
             Self::Recognize(_) => crate::JobKind::Recognize,
             Self::Embed(_) => crate::JobKind::Embed,
+            Self::Verify(_) => crate::JobKind::Verify,
         }
     }
 }
@@ -215,9 +259,29 @@ mod tests {
         let p = JobParams::Register(RegisterParams {
             subject: SubjectName::parse("ada").unwrap(),
             collection: CollectionName::default(),
+            consent: None,
         });
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json, serde_json::json!({"kind": "register", "subject": "ada", "collection": "default"}));
         assert_eq!(serde_json::from_value::<JobParams>(json).unwrap(), p);
+        let v = JobParams::Verify(VerifyParams {
+            target: VerifyTarget::Subject {
+                collection: CollectionName::default(),
+                subject: SubjectName::parse("ada/b").unwrap(),
+            },
+            threshold: Threshold::new(0.4).unwrap(),
+        });
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["target"], serde_json::json!({"type": "subject", "collection": "default", "subject": "ada/b"}));
+        assert_eq!(serde_json::from_value::<JobParams>(json).unwrap(), v);
+    }
+
+    #[test]
+    fn consent_references() {
+        assert!(ConsentRef::parse("form-2026-0042").is_ok());
+        assert!(ConsentRef::parse(&"x".repeat(512)).is_ok());
+        for bad in ["", "  ", "a\nb", &"x".repeat(513)] {
+            assert!(ConsentRef::parse(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

@@ -148,6 +148,35 @@ pub struct EmbedResult {
     pub faces: Vec<EmbeddedFace>,
 }
 
+/// What a verify job compared its photo's face with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum VerifiedAgainst {
+    /// The largest usable face of the second photo (`image2`).
+    Image { face: FaceInfo },
+    /// A subject: its face most similar to the photo's counts.
+    Subject { collection: String, subject: String, face_id: Uuid },
+    /// One stored face.
+    Face { collection: String, subject: String, face_id: Uuid },
+}
+
+/// The outcome of a 1:1 comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VerifyResult {
+    /// Cosine similarity in [-1, 1] between the two faces' embeddings.
+    #[serde(serialize_with = "crate::float::f32_short")]
+    pub similarity: f32,
+    /// Whether `similarity` reaches `threshold`: the same person.
+    #[serde(rename = "match")]
+    pub is_match: bool,
+    #[serde(serialize_with = "crate::float::f32_short")]
+    pub threshold: f32,
+    pub model: String,
+    /// The largest usable face of the photo (`image`).
+    pub face: FaceInfo,
+    pub target: VerifiedAgainst,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ pub struct JobView {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub attempts: i32,
-    /// When `succeeded`: a `RegisterResult`, `RecognizeResult` or `EmbedResult`, by `kind`.
+    /// When `succeeded`: a `RegisterResult`, `RecognizeResult`, `EmbedResult` or `VerifyResult`, by `kind`.
     #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     pub error: Option<JobError>,

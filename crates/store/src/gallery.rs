@@ -1,6 +1,9 @@
-use facerec_core::{BBox, CollectionName, FaceQuality, SubjectName};
+//! Storing a registered face: its subject, its collection's embedder binding
+//! and the job's end, in one transaction.
+
+use chrono::{DateTime, Utc};
+use facerec_core::{BBox, CollectionName, ConsentRef, FaceQuality, SubjectName};
 use pgvector::Vector;
-use sqlx::FromRow;
 use uuid::Uuid;
 
 use crate::error::QueryContext;
@@ -19,42 +22,82 @@ pub struct NewFace {
     pub embedding: Vec<f32>,
     pub bbox: BBox,
     pub detection_score: f32,
+    pub landmarks: [[f32; 2]; 5],
     pub quality: FaceQuality,
+    /// The consent reference the register carried, and when it was submitted.
+    pub consent: Option<(ConsentRef, DateTime<Utc>)>,
 }
 
-#[derive(Debug, Clone, PartialEq, FromRow)]
-pub struct SearchHit {
-    pub face_id: Uuid,
-    pub subject: String,
-    pub similarity: f32,
+/// What storing a registered face did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RegisterOutcome {
+    /// The face is stored and the job succeeded.
+    Stored,
+    /// The claim was lost (or the job canceled) meanwhile; nothing was written.
+    ClaimLost,
+    /// The collection is bound to this other embedder; nothing was written.
+    EmbedderMismatch(String),
 }
 
 impl Store {
-    /// Stores the face (creating its subject if new) and ends the register job
-    /// with `result`, in one transaction. False, writing nothing, when the claim was lost.
+    /// Stores the face (creating its subject if new, binding an empty
+    /// collection to the face's embedder) and ends the register job with
+    /// `result`, in one transaction. Writes nothing unless it returns `Stored`.
     pub async fn complete_register(
         &self,
         claim: &Claim,
         face: &NewFace,
         result: &serde_json::Value,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<RegisterOutcome, StoreError> {
         let mut tx = self.pool.begin().await.context("begin register")?;
+        // The job row first: a deletion that cancels this job takes it first too.
         if !finish(&mut tx, claim.job.id, claim.token, JobStatus::Succeeded, Some(result), None).await? {
-            return Ok(false);
+            return Ok(RegisterOutcome::ClaimLost);
         }
+        // Read first: once bound (the usual case) the collection row is not
+        // locked until the face count changes, at the end of this transaction.
+        let bound: Option<String> = sqlx::query_scalar("SELECT embedder FROM collections WHERE name = $1")
+            .bind(face.collection.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .context("read collection embedder")?
+            .flatten();
+        let bound = match bound {
+            Some(bound) => bound,
+            None => sqlx::query_scalar(
+                "INSERT INTO collections (name, embedder) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET embedder = coalesce(collections.embedder, EXCLUDED.embedder) \
+                 RETURNING embedder",
+            )
+            .bind(face.collection.as_str())
+            .bind(&face.embedder)
+            .fetch_one(&mut *tx)
+            .await
+            .context("bind collection embedder")?,
+        };
+        if bound != face.embedder {
+            return Ok(RegisterOutcome::EmbedderMismatch(bound));
+        }
+        let (consent_ref, consent_at) = face.consent.as_ref().map(|(r, at)| (r.as_str(), *at)).unzip();
         let subject_id: Uuid = sqlx::query_scalar(
-            "INSERT INTO subjects (id, collection, name) VALUES ($1, $2, $3) \
-             ON CONFLICT (collection, name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+            "INSERT INTO subjects (id, collection, name, consent_ref, consent_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (collection, name) DO UPDATE SET \
+                 consent_ref = coalesce(EXCLUDED.consent_ref, subjects.consent_ref), \
+                 consent_at = CASE WHEN EXCLUDED.consent_ref IS NULL THEN subjects.consent_at \
+                                   ELSE EXCLUDED.consent_at END \
+             RETURNING id",
         )
         .bind(Uuid::now_v7())
         .bind(face.collection.as_str())
         .bind(face.subject.as_str())
+        .bind(consent_ref)
+        .bind(consent_at)
         .fetch_one(&mut *tx)
         .await
         .context("upsert subject")?;
         sqlx::query(
             "INSERT INTO faces (id, subject_id, collection, detector, embedder, embedding, bbox, detection_score, \
-             quality, source_job_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             landmarks, quality, source_job_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(face.id)
         .bind(subject_id)
@@ -64,49 +107,13 @@ impl Store {
         .bind(Vector::from(face.embedding.clone()))
         .bind(sqlx::types::Json(face.bbox))
         .bind(face.detection_score)
+        .bind(sqlx::types::Json(face.landmarks))
         .bind(sqlx::types::Json(face.quality))
         .bind(claim.job.id.0)
         .execute(&mut *tx)
         .await
         .context("insert face")?;
         tx.commit().await.context("commit register")?;
-        Ok(true)
-    }
-
-    /// The `limit` faces of `collection` nearest to `embedding` by cosine distance,
-    /// among those made by `embedder` (whichever detector found them); similarity = 1 − distance.
-    pub async fn search_faces(
-        &self,
-        collection: &CollectionName,
-        embedder: &str,
-        embedding: &[f32],
-        limit: u32,
-    ) -> Result<Vec<SearchHit>, StoreError> {
-        let mut tx = self.pool.begin().await.context("begin search")?;
-        // HNSW filtered by collection: keep scanning the graph until `limit`
-        // rows pass the filter (pgvector 0.8 iterative scans), in exact order.
-        sqlx::query("SET LOCAL hnsw.iterative_scan = strict_order")
-            .execute(&mut *tx)
-            .await
-            .context("set iterative scan")?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL hnsw.ef_search = {}", (limit * 2).max(40))))
-            .execute(&mut *tx)
-            .await
-            .context("set ef_search")?;
-        let hits = sqlx::query_as::<_, SearchHit>(
-            "SELECT f.id AS face_id, s.name AS subject, (1 - (f.embedding <=> $1))::real AS similarity \
-             FROM faces f JOIN subjects s ON s.id = f.subject_id \
-             WHERE f.collection = $2 AND f.embedder = $3 \
-             ORDER BY f.embedding <=> $1 LIMIT $4",
-        )
-        .bind(Vector::from(embedding.to_vec()))
-        .bind(collection.as_str())
-        .bind(embedder)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .context("search faces")?;
-        tx.commit().await.context("commit search")?;
-        Ok(hits)
+        Ok(RegisterOutcome::Stored)
     }
 }

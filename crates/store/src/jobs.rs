@@ -7,6 +7,7 @@ use facerec_core::{
 use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
 
+use crate::collections::ensure_collection;
 use crate::error::QueryContext;
 use crate::{Store, StoreError};
 
@@ -19,8 +20,13 @@ pub struct NewJob {
     pub callback_url: Option<String>,
     pub content_type: String,
     pub input: Vec<u8>,
+    /// A verify's second photo (content type, bytes).
+    pub second_input: Option<(String, Vec<u8>)>,
     /// The client's `Idempotency-Key`, if it sent one.
     pub idempotency_key: Option<String>,
+    /// For a register into a collection that does not exist yet: create it,
+    /// requiring consent or not.
+    pub create_collection: Option<bool>,
 }
 
 /// What a submission did.
@@ -84,6 +90,8 @@ pub struct Claim {
     pub job: JobRecord,
     pub token: Uuid,
     pub input: Vec<u8>,
+    /// A verify's second photo.
+    pub second_input: Option<Vec<u8>>,
 }
 
 #[derive(FromRow)]
@@ -206,13 +214,22 @@ impl Store {
             return existing.map(|j| Submitted::Existing(Box::new(j))).ok_or(StoreError::Conflict("idempotency key"));
         }
         inserted.context("insert job")?;
-        sqlx::query("INSERT INTO job_inputs (job_id, content_type, bytes) VALUES ($1, $2, $3)")
-            .bind(job.id.0)
-            .bind(&job.content_type)
-            .bind(&job.input)
-            .execute(&mut *tx)
-            .await
-            .context("insert job input")?;
+        let (second_type, second_bytes) = job.second_input.as_ref().map(|(t, b)| (t, b)).unzip();
+        sqlx::query(
+            "INSERT INTO job_inputs (job_id, content_type, bytes, second_content_type, second_bytes) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(job.id.0)
+        .bind(&job.content_type)
+        .bind(&job.input)
+        .bind(second_type)
+        .bind(second_bytes)
+        .execute(&mut *tx)
+        .await
+        .context("insert job input")?;
+        if let (JobParams::Register(p), Some(require_consent)) = (&job.params, job.create_collection) {
+            ensure_collection(&mut tx, &p.collection, require_consent).await?;
+        }
         tx.commit().await.context("commit insert job")?;
         Ok(Submitted::Created)
     }
@@ -309,13 +326,14 @@ impl Store {
                 _ => ClaimOutcome::Done,
             });
         };
-        let input: Option<Vec<u8>> = sqlx::query_scalar("SELECT bytes FROM job_inputs WHERE job_id = $1")
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .context("read job input")?;
+        let input: Option<(Vec<u8>, Option<Vec<u8>>)> =
+            sqlx::query_as("SELECT bytes, second_bytes FROM job_inputs WHERE job_id = $1")
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .context("read job input")?;
         let job = JobRecord::try_from(row)?;
-        let Some(input) = input else {
+        let Some((input, second_input)) = input else {
             // A processing job without input can only fail; do it here so it never sticks.
             finish(&mut tx, id, token, JobStatus::Failed, None, Some((JobErrorCode::Internal, "job input is missing")))
                 .await?;
@@ -323,7 +341,7 @@ impl Store {
             return Ok(ClaimOutcome::Done);
         };
         tx.commit().await.context("commit claim")?;
-        Ok(ClaimOutcome::Claimed(Box::new(Claim { job, token, input })))
+        Ok(ClaimOutcome::Claimed(Box::new(Claim { job, token, input, second_input })))
     }
 
     /// Gives a claimed job back to the queue after a transient failure, not to

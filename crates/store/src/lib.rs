@@ -7,17 +7,24 @@
 //! result is written in the same transaction as its status change.
 //! Async (sqlx on tokio); no business logic beyond keeping those rules.
 
+mod collections;
+mod deletion;
 mod error;
 mod gallery;
 mod jobs;
 mod listing;
 mod recovery;
+mod search;
+mod subjects;
 mod webhooks;
 
+pub use collections::{CollectionPatch, NewCollection};
 pub use error::StoreError;
-pub use gallery::{NewFace, SearchHit};
+pub use gallery::{NewFace, RegisterOutcome};
 pub use jobs::{CancelOutcome, Claim, ClaimOutcome, JobRecord, NewJob, Submitted};
 pub use listing::{JobCounts, JobFilter};
+pub use search::{SearchHit, SearchSettings, StoredFace, SubjectMatch};
+pub use subjects::RenameOutcome;
 pub use webhooks::{DueWebhook, WebhookAttempt};
 
 use std::time::Duration;
