@@ -11,6 +11,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use crate::Settings;
 use crate::jobs::{embed, recognize, register};
 use crate::pool::PipelinePool;
+use crate::verify::verify;
 
 /// What every job handler shares.
 #[derive(Clone)]
@@ -85,6 +86,7 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
     };
     let started = Instant::now();
     let input = std::mem::take(&mut claim.input);
+    let second_input = claim.second_input.take();
     // Keep the lease while inference runs, however long it takes; a worker that
     // dies stops renewing, and the job is taken over once the lease runs out.
     let renewal = AbortOnDrop(tokio::spawn(keep_lease(ctx.store.clone(), (*claim).clone(), lease)));
@@ -92,6 +94,7 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
         JobParams::Register(p) => register(ctx, &claim, p, input).await,
         JobParams::Recognize(p) => recognize(ctx, &claim, p, input).await,
         JobParams::Embed(p) => embed(ctx, &claim, p, input).await,
+        JobParams::Verify(p) => verify(ctx, &claim, p, input, second_input).await,
     };
     drop(renewal);
     let elapsed_ms = started.elapsed().as_millis() as u64;

@@ -1,11 +1,11 @@
-//! The three job kinds: what each does with the photo and what it stores.
+//! Register, recognize and embed: what each does with the photo and what it stores.
 //! Vision work runs on a pipeline thread; database work back on the runtime.
 
 use facerec_core::{
     EmbedParams, EmbedResult, EmbeddedFace, FaceInfo, FaceMatch, JobErrorCode, RecognizeParams, RecognizeResult,
     RecognizedFace, RegisterParams, RegisterResult, SkipReason, SkippedFace,
 };
-use facerec_store::{Claim, NewFace};
+use facerec_store::{Claim, NewFace, RegisterOutcome};
 use facerec_vision::{Detection, FacePipeline, decode_image, measure_quality};
 use image::RgbImage;
 use serde::Serialize;
@@ -14,9 +14,9 @@ use uuid::Uuid;
 use crate::handler::{Failure, JobContext};
 
 /// A detected face, aligned and measured, not yet embedded.
-struct Candidate {
-    info: FaceInfo,
-    crop: RgbImage,
+pub(crate) struct Candidate {
+    pub info: FaceInfo,
+    pub crop: RgbImage,
 }
 
 fn candidate(pipeline: &FacePipeline, image: &RgbImage, d: Detection) -> Candidate {
@@ -27,7 +27,7 @@ fn candidate(pipeline: &FacePipeline, image: &RgbImage, d: Detection) -> Candida
 
 /// Decodes and detects on a pipeline thread (faces largest first), then hands
 /// every face, aligned and measured, to `f` on the same thread.
-async fn with_faces<T: Send + 'static>(
+pub(crate) async fn with_faces<T: Send + 'static>(
     ctx: &JobContext,
     input: Vec<u8>,
     f: impl FnOnce(&mut FacePipeline, Vec<Candidate>) -> Result<T, Failure> + Send + 'static,
@@ -44,7 +44,7 @@ async fn with_faces<T: Send + 'static>(
         .map_err(|e| Failure::Transient(Box::new(e)))?
 }
 
-fn to_json(result: &impl Serialize) -> Result<serde_json::Value, Failure> {
+pub(crate) fn to_json(result: &impl Serialize) -> Result<serde_json::Value, Failure> {
     serde_json::to_value(result).map_err(|e| Failure::Transient(Box::new(e)))
 }
 
@@ -92,7 +92,9 @@ pub(crate) async fn register(
         embedding,
         bbox: face.bbox,
         detection_score: face.detection_score,
+        landmarks: face.landmarks,
         quality: face.quality,
+        consent: params.consent.clone().map(|c| (c, claim.job.created_at)),
     };
     let result = RegisterResult {
         subject: params.subject.as_str().to_owned(),
@@ -101,7 +103,18 @@ pub(crate) async fn register(
         face,
         model: ctx.pool.model_id().to_owned(),
     };
-    Ok(ctx.store.complete_register(claim, &new_face, &to_json(&result)?).await?)
+    match ctx.store.complete_register(claim, &new_face, &to_json(&result)?).await? {
+        RegisterOutcome::Stored => Ok(true),
+        RegisterOutcome::ClaimLost => Ok(false),
+        RegisterOutcome::EmbedderMismatch(bound) => Err(Failure::Permanent(
+            JobErrorCode::EmbedderMismatch,
+            format!(
+                "collection {} holds faces of embedder {bound}; this worker embeds with {}",
+                params.collection.as_str(),
+                new_face.embedder
+            ),
+        )),
+    }
 }
 
 /// Recognize: every face, largest first, up to `max_faces`; faces below the
@@ -138,7 +151,14 @@ pub(crate) async fn recognize(
     let threshold = params.threshold.get();
     let mut faces = Vec::with_capacity(embedded.len());
     for (embedding, info) in embedded {
-        let hits = ctx.store.search_faces(&params.collection, ctx.pool.embedder_id(), &embedding, params.top_k.get());
+        let search = ctx.settings.search();
+        let hits = ctx.store.search_subjects(
+            &params.collection,
+            ctx.pool.embedder_id(),
+            &embedding,
+            params.top_k.get(),
+            search,
+        );
         let matches = hits
             .await?
             .into_iter()

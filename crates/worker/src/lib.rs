@@ -18,6 +18,7 @@ mod jobs;
 mod maintenance;
 mod pool;
 mod settings;
+mod verify;
 mod webhook;
 
 pub use app::Worker;

@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use facerec_core::QualityGates;
+use facerec_store::SearchSettings;
 use facerec_vision::{CenterFaceConfig, DecodeLimits, DetectorChoice, PipelineConfig, YuNetConfig};
 
 use crate::backoff::Backoff;
@@ -123,6 +124,14 @@ pub struct Settings {
     /// How long finished messages stay in Redis before the vacuum removes them, in seconds.
     #[arg(long, env = "FACEREC_QUEUE_RETENTION_SECS", default_value_t = 600)]
     pub queue_retention_secs: u64,
+    /// Recognize: HNSW candidate list size (`hnsw.ef_search`) when a large
+    /// collection is searched through the index. See docs/scaling.md.
+    #[arg(long, env = "FACEREC_SEARCH_EF", default_value_t = SearchSettings::default().ef_search)]
+    pub search_ef: u32,
+    /// Recognize: collections with at most this many faces are searched
+    /// exactly (every face), larger ones through the HNSW index.
+    #[arg(long, env = "FACEREC_EXACT_SEARCH_MAX_FACES", default_value_t = SearchSettings::default().exact_max_faces)]
+    pub exact_search_max_faces: i64,
     /// How often an idle worker looks for new jobs, in milliseconds.
     #[arg(long, env = "FACEREC_POLL_INTERVAL_MS", default_value_t = 25)]
     pub poll_interval_ms: u64,
@@ -172,6 +181,10 @@ impl Settings {
             base: Duration::from_millis(self.retry_backoff_ms),
             max: Duration::from_secs(self.retry_max_backoff_secs),
         }
+    }
+
+    pub fn search(&self) -> SearchSettings {
+        SearchSettings { ef_search: self.search_ef.max(1), exact_max_faces: self.exact_search_max_faces }
     }
 
     pub fn decode_limits(&self) -> DecodeLimits {

@@ -1,0 +1,112 @@
+//! Verify: is the photo's largest usable face the same person as a second
+//! photo's, a subject's (its most similar face counts) or a stored face's?
+
+use facerec_core::{FaceInfo, JobErrorCode, QualityGates, VerifiedAgainst, VerifyParams, VerifyResult, VerifyTarget};
+use facerec_store::{Claim, SubjectMatch};
+
+use crate::handler::{Failure, JobContext};
+use crate::jobs::{to_json, with_faces};
+
+pub(crate) async fn verify(
+    ctx: &JobContext,
+    claim: &Claim,
+    params: VerifyParams,
+    input: Vec<u8>,
+    second_input: Option<Vec<u8>>,
+) -> Result<bool, Failure> {
+    let gates = ctx.settings.quality_gates();
+    let embedder = ctx.pool.embedder_id();
+    let (face, embedding) = largest_usable_face(ctx, input, gates, "image").await?;
+    let (target, similarity) = match params.target {
+        VerifyTarget::Image => {
+            let Some(second) = second_input else {
+                return Err(Failure::Permanent(JobErrorCode::Internal, "the second photo is missing".into()));
+            };
+            let (other, other_embedding) = largest_usable_face(ctx, second, gates, "image2").await?;
+            (VerifiedAgainst::Image { face: other }, cosine(&embedding, &other_embedding))
+        }
+        VerifyTarget::Subject { collection, subject } => {
+            match ctx.store.best_face_of_subject(&collection, &subject, embedder, &embedding).await? {
+                SubjectMatch::NotFound => {
+                    let message = format!("collection {} has no subject {:?}", collection.as_str(), subject.as_str());
+                    return Err(Failure::Permanent(JobErrorCode::SubjectNotFound, message));
+                }
+                SubjectMatch::NoFaces => {
+                    let message = format!("subject {:?} has no faces of embedder {embedder}", subject.as_str());
+                    return Err(Failure::Permanent(JobErrorCode::SubjectHasNoFaces, message));
+                }
+                SubjectMatch::Best { face_id, similarity } => {
+                    let target = VerifiedAgainst::Subject {
+                        collection: collection.as_str().to_owned(),
+                        subject: subject.as_str().to_owned(),
+                        face_id,
+                    };
+                    (target, similarity)
+                }
+            }
+        }
+        VerifyTarget::Face { face_id } => {
+            let Some(stored) = ctx.store.stored_face(face_id).await? else {
+                return Err(Failure::Permanent(JobErrorCode::FaceNotFound, format!("no face has id {face_id}")));
+            };
+            if stored.embedder != embedder {
+                let message =
+                    format!("face {face_id} was made by embedder {}, this worker runs {embedder}", stored.embedder);
+                return Err(Failure::Permanent(JobErrorCode::EmbedderMismatch, message));
+            }
+            let similarity = cosine(&embedding, &stored.embedding);
+            (VerifiedAgainst::Face { collection: stored.collection, subject: stored.subject, face_id }, similarity)
+        }
+    };
+    let threshold = params.threshold.get();
+    let result = VerifyResult {
+        similarity,
+        is_match: similarity >= threshold,
+        threshold,
+        model: ctx.pool.model_id().to_owned(),
+        face,
+        target,
+    };
+    Ok(ctx.store.succeed_job(claim, &to_json(&result)?).await?)
+}
+
+/// The largest face that passes the size gate, with its embedding.
+async fn largest_usable_face(
+    ctx: &JobContext,
+    input: Vec<u8>,
+    gates: QualityGates,
+    field: &'static str,
+) -> Result<(FaceInfo, Vec<f32>), Failure> {
+    with_faces(ctx, input, move |pipeline, faces| {
+        let Some(largest) = faces.first() else {
+            return Err(Failure::Permanent(JobErrorCode::NoFace, format!("no face was found in {field}")));
+        };
+        let Some(face) = faces.iter().find(|c| gates.too_small(&c.info.quality).is_none()) else {
+            let issue = gates.too_small(&largest.info.quality).expect("every face failed the size gate");
+            return Err(Failure::Permanent(issue.code, format!("{field}: {}", issue.message)));
+        };
+        Ok((face.info.clone(), pipeline.embed_aligned(&face.crop)?))
+    })
+    .await
+}
+
+/// Cosine similarity; embeddings are unit length, but stored ones went through f32 storage.
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let denominator = norm(a) * norm(b);
+    if denominator > 0.0 { dot / denominator } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cosine;
+
+    #[test]
+    fn cosine_of_unit_and_scaled_vectors() {
+        assert!((cosine(&[1.0, 0.0], &[0.0, 1.0])).abs() < 1e-6);
+        assert!((cosine(&[0.6, 0.8], &[1.2, 1.6]) - 1.0).abs() < 1e-6);
+        assert!((cosine(&[1.0, 0.0], &[-2.0, 0.0]) + 1.0).abs() < 1e-6);
+        assert_eq!(cosine(&[0.0, 0.0], &[1.0, 0.0]), 0.0);
+    }
+}
