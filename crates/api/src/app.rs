@@ -19,19 +19,36 @@ use tracing::{info, warn};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{health, jobs, listing, submit};
+use crate::routes::{collections, health, jobs, listing, subjects, submit};
 use crate::{ApiDoc, ApiError, AppState, ErrorCode, Settings};
 
-/// Room for the text fields and multipart framing around the image.
+/// Room for the text fields and multipart framing around the images.
 const FORM_OVERHEAD_BYTES: usize = 64 * 1024;
 
 /// The HTTP router with every route and middleware.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.settings.max_upload_bytes + FORM_OVERHEAD_BYTES;
+    // Verify may carry two images, each within the upload limit.
+    let body_limit = 2 * state.settings.max_upload_bytes + FORM_OVERHEAD_BYTES;
     Router::new()
         .route("/v1/register", post(submit::register))
         .route("/v1/recognize", post(submit::recognize))
         .route("/v1/embed", post(submit::embed))
+        .route("/v1/verify", post(submit::verify))
+        .route("/v1/collections", post(collections::create_collection).get(collections::list_collections))
+        .route(
+            "/v1/collections/{name}",
+            get(collections::get_collection)
+                .patch(collections::update_collection)
+                .delete(collections::delete_collection),
+        )
+        .route("/v1/collections/{name}/subjects", get(subjects::list_subjects))
+        .route(
+            "/v1/collections/{name}/subjects/{subject}",
+            get(subjects::get_subject).patch(subjects::rename_subject).delete(subjects::delete_subject),
+        )
+        .route("/v1/collections/{name}/faces", get(subjects::list_faces))
+        .route("/v1/faces/{id}", get(subjects::get_face).delete(subjects::delete_face))
+        .route("/v1/audit", get(subjects::list_audit))
         .route("/v1/jobs", get(listing::list_jobs))
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))

@@ -3,15 +3,16 @@
 //! Swagger UI vendored into the binary: nothing is loaded from the internet).
 
 use facerec_core::{
-    BBox, BestMatch, Durations, EmbedResult, EmbeddedFace, FaceInfo, FaceMatch, FaceQuality, JobError, JobErrorCode,
-    JobId, JobKind, JobStatus, JobView, RecognizeResult, RecognizedFace, RegisterResult, RetryView, SkipReason,
-    SkippedFace, WebhookView,
+    AuditEntry, BBox, BestMatch, CollectionView, ConsentView, Durations, EmbedResult, EmbeddedFace, FaceInfo,
+    FaceMatch, FaceQuality, FaceView, JobError, JobErrorCode, JobId, JobKind, JobStatus, JobView, RecognizeResult,
+    RecognizedFace, RegisterResult, RetryView, SkipReason, SkippedFace, SubjectSummary, SubjectView, VerifiedAgainst,
+    VerifyResult, WebhookView,
 };
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
-use crate::routes::{health, jobs, listing, submit};
+use crate::routes::{collections, health, jobs, listing, subjects, submit};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,10 +28,24 @@ use crate::routes::{health, jobs, listing, submit};
         submit::register,
         submit::recognize,
         submit::embed,
+        submit::verify,
         jobs::get_job,
         jobs::cancel_job,
         listing::list_jobs,
         listing::stats,
+        collections::create_collection,
+        collections::list_collections,
+        collections::get_collection,
+        collections::update_collection,
+        collections::delete_collection,
+        subjects::list_subjects,
+        subjects::get_subject,
+        subjects::rename_subject,
+        subjects::delete_subject,
+        subjects::list_faces,
+        subjects::get_face,
+        subjects::delete_face,
+        subjects::list_audit,
         health::healthz,
         health::readyz
     ),
@@ -39,9 +54,16 @@ use crate::routes::{health, jobs, listing, submit};
         listing::JobPage, listing::Stats, Health, Readiness, ErrorBody,
         ErrorDetail, ErrorCode, JobErrorCode, JobId, JobKind, JobStatus, BBox, FaceQuality, FaceInfo,
         RegisterResult, RecognizeResult, RecognizedFace, FaceMatch, BestMatch, SkippedFace, SkipReason,
-        EmbedResult, EmbeddedFace
+        EmbedResult, EmbeddedFace, VerifyForm, VerifyResult, VerifiedAgainst, CollectionView, ConsentView,
+        SubjectSummary, SubjectView, FaceView, AuditEntry, collections::CreateCollection,
+        collections::UpdateCollection, collections::CollectionPage, subjects::SubjectPage, subjects::FacePage,
+        subjects::AuditPage, subjects::RenameSubject
     )),
-    tags((name = "jobs", description = "Submit work and read its outcome"), (name = "health", description = "Probes"))
+    tags(
+        (name = "jobs", description = "Submit work and read its outcome"),
+        (name = "gallery", description = "Collections, subjects and faces: list, inspect, correct, delete"),
+        (name = "health", description = "Probes")
+    )
 )]
 pub struct ApiDoc;
 
@@ -60,7 +82,7 @@ pub struct Accepted {
 pub enum SubmitErrors {
     /// `invalid_multipart`, `missing_image`, `duplicate_field`, `missing_subject`, `invalid_subject`,
     /// `invalid_collection`, `invalid_top_k`, `invalid_threshold`, `invalid_max_faces`, `invalid_callback_url`,
-    /// `invalid_idempotency_key`
+    /// `invalid_idempotency_key`, `invalid_consent`, `consent_required`, `invalid_verify_target`, `invalid_face_id`
     #[response(status = 400)]
     BadRequest(ErrorBody),
     /// `idempotency_key_reused`: the key names a job of another kind
@@ -118,6 +140,10 @@ pub struct RegisterForm {
     /// Absolute http(s) URL, at most 2048 bytes; stored with the job.
     #[schema(required = false, max_length = 2048)]
     callback_url: String,
+    /// A reference to the person's consent (a signed form's id, a ticket URL), 1–512 characters;
+    /// required in collections with `require_consent`, stored with the subject.
+    #[schema(required = false, min_length = 1, max_length = 512)]
+    consent: String,
 }
 
 /// `multipart/form-data` body of `POST /v1/recognize`. Unknown fields are ignored.
@@ -131,7 +157,8 @@ pub struct RecognizeForm {
     /// Matches per face, 1–100; default 5.
     #[schema(required = false, minimum = 1, maximum = 100)]
     top_k: u32,
-    /// Cosine similarity from -1 to 1 at which a match counts; default `FACEREC_DEFAULT_THRESHOLD` (0.4).
+    /// Cosine similarity from -1 to 1 at which a match counts; default: the collection's
+    /// `threshold`, else `FACEREC_DEFAULT_THRESHOLD` (0.4).
     #[schema(required = false, minimum = -1.0, maximum = 1.0)]
     threshold: f32,
     /// Faces searched, largest first, 1–100; default 10.
@@ -154,6 +181,32 @@ pub struct EmbedForm {
     callback_url: String,
 }
 
+/// `multipart/form-data` body of `POST /v1/verify`: `image` and exactly one
+/// of `image2`, `subject` (with `collection`) and `face_id`. Unknown fields are ignored.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct VerifyForm {
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+    /// A second photo: its largest usable face is compared.
+    #[schema(required = false, value_type = String, format = Binary)]
+    image2: Vec<u8>,
+    /// A subject of `collection`: its most similar face counts.
+    #[schema(required = false, min_length = 1, max_length = 128)]
+    subject: String,
+    /// The subject's collection (and the default threshold's); default `default`.
+    #[schema(required = false, pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    collection: String,
+    /// A stored face.
+    #[schema(required = false, format = Uuid)]
+    face_id: String,
+    /// Default: the collection's `threshold`, else `FACEREC_DEFAULT_THRESHOLD`.
+    #[schema(required = false, minimum = -1.0, maximum = 1.0)]
+    threshold: f32,
+    #[schema(required = false, max_length = 2048)]
+    callback_url: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,7 +216,17 @@ mod tests {
         let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
         let paths = ["/v1/register", "/v1/recognize", "/v1/embed", "/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/cancel"];
-        for path in paths.into_iter().chain(["/v1/stats", "/healthz", "/readyz"]) {
+        let gallery = [
+            "/v1/verify",
+            "/v1/collections",
+            "/v1/collections/{name}",
+            "/v1/collections/{name}/subjects",
+            "/v1/collections/{name}/subjects/{subject}",
+            "/v1/collections/{name}/faces",
+            "/v1/faces/{id}",
+            "/v1/audit",
+        ];
+        for path in paths.into_iter().chain(gallery).chain(["/v1/stats", "/healthz", "/readyz"]) {
             assert!(doc["paths"][path].is_object(), "{path} missing");
         }
         let codes = doc["components"]["schemas"]["ErrorCode"].to_string();

@@ -37,6 +37,10 @@ pub struct Settings {
     /// errors on 1,770 labelled pairs, 0.046 above the most similar different people.
     #[arg(long, env = "FACEREC_DEFAULT_THRESHOLD", default_value = "0.4", value_parser = parse_threshold)]
     pub default_threshold: Threshold,
+    /// Whether collections created without saying so (by a register, or by
+    /// `POST /v1/collections` without `require_consent`) require a `consent` reference.
+    #[arg(long, env = "FACEREC_REQUIRE_CONSENT", default_value_t = false)]
+    pub require_consent: bool,
 }
 
 fn parse_threshold(s: &str) -> Result<Threshold, String> {

@@ -19,10 +19,12 @@ pub struct ImageUpload {
     pub content_type: &'static str,
 }
 
-/// The fields of a submission form. Unknown fields are ignored.
+/// The fields of a submission form: the `image` file, for verify an optional
+/// `image2` file, and text fields. Unknown fields are ignored.
 #[derive(Debug)]
 pub struct Form {
     pub image: ImageUpload,
+    pub image2: Option<ImageUpload>,
     fields: HashMap<String, String>,
 }
 
@@ -35,15 +37,20 @@ impl Form {
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(settings.max_upload_bytes),
             _ => ApiError::new(ErrorCode::InvalidMultipart, format!("malformed multipart body: {}", e.body_text())),
         };
-        let mut image = None;
+        let (mut image, mut image2) = (None, None);
         let mut fields = HashMap::new();
         while let Some(field) = multipart.next_field().await.map_err(too_large)? {
             let name = field.name().unwrap_or_default().to_owned();
-            if name == "image" {
-                if image.is_some() {
-                    return Err(ApiError::new(ErrorCode::DuplicateField, "the form has more than one image"));
+            let file = match name.as_str() {
+                "image" => Some(&mut image),
+                "image2" => Some(&mut image2),
+                _ => None,
+            };
+            if let Some(slot) = file {
+                if slot.is_some() {
+                    return Err(ApiError::new(ErrorCode::DuplicateField, format!("the form has more than one {name}")));
                 }
-                image = Some(field.bytes().await.map_err(too_large)?);
+                *slot = Some(field.bytes().await.map_err(too_large)?);
             } else {
                 let value = field.text().await.map_err(too_large)?;
                 if fields.insert(name.clone(), value).is_some() {
@@ -52,8 +59,10 @@ impl Form {
             }
         }
         let bytes = image.ok_or_else(|| ApiError::new(ErrorCode::MissingImage, "the form has no image field"))?;
-        let content_type = check_image(&bytes, settings)?;
-        Ok(Self { image: ImageUpload { bytes, content_type }, fields })
+        let image = ImageUpload { content_type: check_image(&bytes, settings)?, bytes };
+        let image2 =
+            image2.map(|bytes| Ok::<_, ApiError>(ImageUpload { content_type: check_image(&bytes, settings)?, bytes }));
+        Ok(Self { image, image2: image2.transpose()?, fields })
     }
 
     pub fn text(&self, name: &str) -> Option<&str> {

@@ -32,7 +32,7 @@ pub struct Stats {
     pub max_queued: i64,
 }
 
-fn parse<T>(
+pub(crate) fn parse<T>(
     query: &HashMap<String, String>,
     name: &str,
     code: ErrorCode,

@@ -1,5 +1,5 @@
-//! `POST /v1/register`, `/v1/recognize` and `/v1/embed`: parse the form,
-//! record the job with its input, enqueue it, answer `202`.
+//! `POST /v1/register`, `/v1/recognize`, `/v1/embed` and `/v1/verify`: parse
+//! the form, record the job with its input, enqueue it, answer `202`.
 
 use axum::Json;
 use axum::extract::multipart::MultipartRejection;
@@ -7,14 +7,14 @@ use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use facerec_core::{
-    CollectionName, EmbedParams, JobId, JobParams, JobStatus, MaxFaces, ParamError, RecognizeParams, RegisterParams,
-    SubjectName, Threshold, TopK,
+    CollectionName, ConsentRef, EmbedParams, JobId, JobParams, JobStatus, MaxFaces, ParamError, RecognizeParams,
+    RegisterParams, SubjectName, Threshold, TopK, VerifyParams, VerifyTarget,
 };
 use facerec_queue::JobMessage;
 use facerec_store::{NewJob, Submitted};
 use tracing::{error, info};
 
-use crate::openapi::{Accepted, EmbedForm, RecognizeForm, RegisterForm, SubmitErrors};
+use crate::openapi::{Accepted, EmbedForm, RecognizeForm, RegisterForm, SubmitErrors, VerifyForm};
 use crate::upload::Form;
 use crate::{ApiError, AppState, ErrorCode};
 
@@ -38,11 +38,21 @@ pub async fn register(
     let form = Form::read(multipart, &state.settings).await?;
     let subject =
         form.text("subject").ok_or_else(|| ApiError::new(ErrorCode::MissingSubject, "the form has no subject"))?;
-    let params = RegisterParams {
-        subject: SubjectName::parse(subject).map_err(|e| invalid_param(ErrorCode::InvalidSubject, e))?,
-        collection: collection(&form)?,
-    };
-    submit(&state, &headers, form, JobParams::Register(params)).await
+    let subject = SubjectName::parse(subject).map_err(|e| invalid_param(ErrorCode::InvalidSubject, e))?;
+    let collection = collection(&form)?;
+    let consent = form.text("consent").map(ConsentRef::parse).transpose();
+    let consent = consent.map_err(|e| invalid_param(ErrorCode::InvalidConsent, e))?;
+    let existing = state.store.get_collection(&collection).await?;
+    let requires_consent = existing.as_ref().map_or(state.settings.require_consent, |c| c.require_consent);
+    if requires_consent && consent.is_none() {
+        let message = format!("collection {} requires a consent reference (the `consent` field)", collection.as_str());
+        return Err(ApiError::new(ErrorCode::ConsentRequired, message));
+    }
+    let params = RegisterParams { subject, collection, consent };
+    // Created with the job unless it exists (then it is left alone: its row
+    // may be locked by a register storing its face right now).
+    let create_collection = existing.is_none().then_some(state.settings.require_consent);
+    submit(&state, &headers, form, JobParams::Register(params), create_collection).await
 }
 
 /// Matches every face in the photo against the collection (a job).
@@ -67,12 +77,10 @@ pub async fn recognize(
         Some(v) => TopK::parse(v).map_err(|e| invalid_param(ErrorCode::InvalidTopK, e))?,
         None => TopK::DEFAULT,
     };
-    let threshold = match form.text("threshold") {
-        Some(v) => Threshold::parse(v).map_err(|e| invalid_param(ErrorCode::InvalidThreshold, e))?,
-        None => state.settings.default_threshold,
-    };
-    let params = RecognizeParams { collection: collection(&form)?, top_k, threshold, max_faces: max_faces(&form)? };
-    submit(&state, &headers, form, JobParams::Recognize(params)).await
+    let collection = collection(&form)?;
+    let threshold = threshold(&state, &form, Some(&collection)).await?;
+    let params = RecognizeParams { collection, top_k, threshold, max_faces: max_faces(&form)? };
+    submit(&state, &headers, form, JobParams::Recognize(params), None).await
 }
 
 /// Returns the embedding of every face in the photo (a job); stores no face.
@@ -94,7 +102,60 @@ pub async fn embed(
 ) -> Result<Response, ApiError> {
     let form = Form::read(multipart, &state.settings).await?;
     let params = EmbedParams { max_faces: max_faces(&form)? };
-    submit(&state, &headers, form, JobParams::Embed(params)).await
+    submit(&state, &headers, form, JobParams::Embed(params), None).await
+}
+
+/// Compares the photo's largest usable face with a second photo's, a
+/// subject's or a stored face's (a job).
+#[utoipa::path(
+    post,
+    path = "/v1/verify",
+    tag = "jobs",
+    request_body(content = VerifyForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Recorded and queued; poll the `Location`", body = Accepted,
+         headers(("Location" = String, description = "`/v1/jobs/{job_id}`"))),
+        SubmitErrors
+    )
+)]
+pub async fn verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let form = Form::read(multipart, &state.settings).await?;
+    let targets = [form.image2.is_some(), form.text("subject").is_some(), form.text("face_id").is_some()];
+    if targets.iter().filter(|&&t| t).count() != 1 {
+        let message = "give exactly one of image2 (a second photo), subject (with collection) and face_id";
+        return Err(ApiError::new(ErrorCode::InvalidVerifyTarget, message));
+    }
+    let (target, threshold_collection) = if let Some(subject) = form.text("subject") {
+        let subject = SubjectName::parse(subject).map_err(|e| invalid_param(ErrorCode::InvalidSubject, e))?;
+        let collection = collection(&form)?;
+        (VerifyTarget::Subject { collection: collection.clone(), subject }, Some(collection))
+    } else if let Some(face_id) = form.text("face_id") {
+        let face_id = crate::routes::gallery::face_id(face_id)?;
+        // The face's collection sets the default threshold; a face that does
+        // not exist fails the job with `face_not_found` when it runs.
+        let collection = state.store.get_face(face_id).await?.and_then(|f| CollectionName::parse(&f.collection).ok());
+        (VerifyTarget::Face { face_id }, collection)
+    } else {
+        (VerifyTarget::Image, form.text("collection").map(|_| collection(&form)).transpose()?)
+    };
+    let threshold = threshold(&state, &form, threshold_collection.as_ref()).await?;
+    submit(&state, &headers, form, JobParams::Verify(VerifyParams { target, threshold }), None).await
+}
+
+/// The request's `threshold`, else the collection's, else the server's default.
+async fn threshold(state: &AppState, form: &Form, collection: Option<&CollectionName>) -> Result<Threshold, ApiError> {
+    if let Some(v) = form.text("threshold") {
+        return Threshold::parse(v).map_err(|e| invalid_param(ErrorCode::InvalidThreshold, e));
+    }
+    let own = match collection {
+        Some(c) => state.store.get_collection(c).await?.and_then(|c| c.threshold).and_then(Threshold::new),
+        None => None,
+    };
+    Ok(own.unwrap_or(state.settings.default_threshold))
 }
 
 fn max_faces(form: &Form) -> Result<MaxFaces, ApiError> {
@@ -127,7 +188,13 @@ fn callback_url(form: &Form) -> Result<Option<String>, ApiError> {
 
 /// Records the job and its input, then enqueues it. If the enqueue fails the
 /// job is deleted again, so a client never holds the id of a job nobody will run.
-async fn submit(state: &AppState, headers: &HeaderMap, form: Form, params: JobParams) -> Result<Response, ApiError> {
+async fn submit(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: Form,
+    params: JobParams,
+    create_collection: Option<bool>,
+) -> Result<Response, ApiError> {
     let kind = params.kind();
     let idempotency_key = idempotency_key(headers)?;
     let queued = state.store.queued_jobs().await?;
@@ -142,7 +209,9 @@ async fn submit(state: &AppState, headers: &HeaderMap, form: Form, params: JobPa
         request_id: headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
         content_type: form.image.content_type.to_owned(),
         input: form.image.bytes.to_vec(),
+        second_input: form.image2.as_ref().map(|i| (i.content_type.to_owned(), i.bytes.to_vec())),
         idempotency_key,
+        create_collection,
     };
     if let Submitted::Existing(existing) = state.store.insert_job(&job).await? {
         if existing.kind != kind {
