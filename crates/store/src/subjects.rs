@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use facerec_core::{
     BBox, CollectionName, ConsentView, FaceQuality, FaceView, SubjectName, SubjectSummary, SubjectView,
 };
-use sqlx::FromRow;
 use sqlx::types::Json;
+use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::error::QueryContext;
@@ -78,12 +78,7 @@ impl Store {
         limit: u32,
     ) -> Result<Option<Vec<SubjectSummary>>, StoreError> {
         let mut tx = self.pool.begin().await.context("begin list subjects")?;
-        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM collections WHERE name = $1")
-            .bind(collection.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .context("find collection")?;
-        if exists.is_none() {
+        if !collection_exists(&mut tx, collection).await? {
             return Ok(None);
         }
         // Byte order ("C"), the same on every install, so cursors and
@@ -186,12 +181,7 @@ impl Store {
         limit: u32,
     ) -> Result<Option<Vec<FaceView>>, StoreError> {
         let mut tx = self.pool.begin().await.context("begin list faces")?;
-        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM collections WHERE name = $1")
-            .bind(collection.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .context("find collection")?;
-        if exists.is_none() {
+        if !collection_exists(&mut tx, collection).await? {
             return Ok(None);
         }
         // Two statements, so each keeps a plan that uses its own index.
@@ -215,4 +205,13 @@ impl Store {
         tx.commit().await.context("commit list faces")?;
         Ok(Some(rows.into_iter().map(FaceView::from).collect()))
     }
+}
+
+async fn collection_exists(tx: &mut Transaction<'_, Postgres>, name: &CollectionName) -> Result<bool, StoreError> {
+    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM collections WHERE name = $1")
+        .bind(name.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .context("find collection")?;
+    Ok(found.is_some())
 }
