@@ -202,6 +202,21 @@ impl TestApp {
         self.wait_for_job(&id).await
     }
 
+    /// Sends a request with an optional JSON body; the status and the JSON answer (`null` if none).
+    pub async fn json(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let resp = request.send().await.expect("request reaches the api");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        self.json(reqwest::Method::GET, path, None).await
+    }
+
     /// Number of rows in `table` of this test's database.
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
@@ -342,6 +357,17 @@ pub fn photo(name: &str) -> Vec<u8> {
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos"));
     let path = dir.join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; run `make test` to fetch the test photos", path.display()))
+}
+
+/// Percent-encodes `s` for one path segment: everything but unreserved ASCII,
+/// so `/`, spaces and emoji travel inside the segment.
+pub fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Encodes an image as JPEG (quality 92).
