@@ -36,6 +36,7 @@ The cluster is stopped at the end, on errors and on Ctrl-C. The load average
 import argparse
 import asyncio
 import datetime
+import hashlib
 import io
 import json
 import os
@@ -158,6 +159,24 @@ async def vector_codec(conn):
     """Vectors travel in pgvector's binary form (see vec_bin), as sqlx sends them."""
     await conn.set_type_codec("vector", schema="public", format="binary",
                               encoder=lambda b: b, decoder=lambda b: b)
+
+
+async def apply_migrations(conn):
+    """Applies migrations/*.sql and records them as sqlx does (version, description,
+    SHA-384 checksum), so facerec's own binaries accept the loaded database
+    (scripts/recognize_latency.py runs them against it)."""
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS _sqlx_migrations (version bigint PRIMARY KEY, description text NOT NULL, "
+        "installed_on timestamptz NOT NULL DEFAULT now(), success boolean NOT NULL, checksum bytea NOT NULL, "
+        "execution_time bigint NOT NULL)")
+    for m in sorted((ROOT / "migrations").glob("*.sql")):
+        sql = m.read_text()
+        await conn.execute(sql)
+        version, description = m.stem.split("_", 1)
+        await conn.execute(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) "
+            "VALUES ($1, $2, true, $3, 0)",
+            int(version), description.replace("_", " "), hashlib.sha384(sql.encode()).digest())
 
 
 def vec_bin(v):
@@ -458,8 +477,7 @@ async def bench_size(a, n_big, rng, results):
     try:
         cluster.start()
         admin = await cluster.connect(vector=False)
-        for m in sorted((ROOT / "migrations").glob("*.sql")):
-            await admin.execute(m.read_text())
+        await apply_migrations(admin)
         await vector_codec(admin)
         await admin.execute(f"DROP INDEX {INDEX}")
         await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
