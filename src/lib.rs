@@ -177,9 +177,7 @@ impl TestApp {
     }
 
     pub async fn get_job(&self, id: &str) -> (u16, Value) {
-        let resp = self.client.get(self.url(&format!("/v1/jobs/{id}"))).send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        self.get_json(&format!("/v1/jobs/{id}")).await
     }
 
     /// Polls the job, as a client would, until it reaches a terminal state (60 s at most).

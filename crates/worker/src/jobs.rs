@@ -149,9 +149,9 @@ pub(crate) async fn recognize(
     })
     .await?;
     let threshold = params.threshold.get();
+    let search = ctx.settings.search();
     let mut faces = Vec::with_capacity(embedded.len());
     for (embedding, info) in embedded {
-        let search = ctx.settings.search();
         let hits = ctx.store.search_subjects(
             &params.collection,
             ctx.pool.embedder_id(),

@@ -8,13 +8,14 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use facerec_core::{
     CollectionName, ConsentRef, EmbedParams, JobId, JobParams, JobStatus, MaxFaces, ParamError, RecognizeParams,
-    RegisterParams, SubjectName, Threshold, TopK, VerifyParams, VerifyTarget,
+    RegisterParams, Threshold, TopK, VerifyParams, VerifyTarget,
 };
 use facerec_queue::JobMessage;
 use facerec_store::{NewJob, Submitted};
 use tracing::{error, info};
 
 use crate::openapi::{Accepted, EmbedForm, RecognizeForm, RegisterForm, SubmitErrors, VerifyForm};
+use crate::routes::gallery::{self, collection_name, subject_name};
 use crate::upload::Form;
 use crate::{ApiError, AppState, ErrorCode};
 
@@ -38,7 +39,7 @@ pub async fn register(
     let form = Form::read(multipart, &state.settings).await?;
     let subject =
         form.text("subject").ok_or_else(|| ApiError::new(ErrorCode::MissingSubject, "the form has no subject"))?;
-    let subject = SubjectName::parse(subject).map_err(|e| invalid_param(ErrorCode::InvalidSubject, e))?;
+    let subject = subject_name(subject)?;
     let collection = collection(&form)?;
     let consent = form.text("consent").map(ConsentRef::parse).transpose();
     let consent = consent.map_err(|e| invalid_param(ErrorCode::InvalidConsent, e))?;
@@ -130,11 +131,11 @@ pub async fn verify(
         return Err(ApiError::new(ErrorCode::InvalidVerifyTarget, message));
     }
     let (target, threshold_collection) = if let Some(subject) = form.text("subject") {
-        let subject = SubjectName::parse(subject).map_err(|e| invalid_param(ErrorCode::InvalidSubject, e))?;
+        let subject = subject_name(subject)?;
         let collection = collection(&form)?;
         (VerifyTarget::Subject { collection: collection.clone(), subject }, Some(collection))
     } else if let Some(face_id) = form.text("face_id") {
-        let face_id = crate::routes::gallery::face_id(face_id)?;
+        let face_id = gallery::face_id(face_id)?;
         // The face's collection sets the default threshold; a face that does
         // not exist fails the job with `face_not_found` when it runs.
         let collection = state.store.get_face(face_id).await?.and_then(|f| CollectionName::parse(&f.collection).ok());
@@ -171,7 +172,7 @@ fn invalid_param(code: ErrorCode, e: ParamError) -> ApiError {
 
 fn collection(form: &Form) -> Result<CollectionName, ApiError> {
     match form.text("collection") {
-        Some(c) => CollectionName::parse(c).map_err(|e| invalid_param(ErrorCode::InvalidCollection, e)),
+        Some(c) => collection_name(c),
         None => Ok(CollectionName::default()),
     }
 }
