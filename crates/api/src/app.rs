@@ -19,21 +19,41 @@ use tracing::{info, warn};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{collections, health, jobs, listing, subjects, submit};
+use crate::admission::Admission;
+use crate::routes::{batches, collections, health, jobs, listing, subjects, submit};
 use crate::{ApiDoc, ApiError, AppState, ErrorCode, Settings};
 
 /// Room for the text fields and multipart framing around the images.
 const FORM_OVERHEAD_BYTES: usize = 64 * 1024;
 
+/// The largest submission body: verify may carry two images, each within the upload limit.
+pub fn submission_body_limit(settings: &Settings) -> usize {
+    2 * settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+}
+
 /// The HTTP router with every route and middleware.
 pub fn router(state: AppState) -> Router {
-    // Verify may carry two images, each within the upload limit.
-    let body_limit = 2 * state.settings.max_upload_bytes + FORM_OVERHEAD_BYTES;
-    Router::new()
+    let body_limit = submission_body_limit(&state.settings);
+    // Uploads held in memory come out of one budget (see `admission`).
+    let submissions = Router::new()
         .route("/v1/register", post(submit::register))
         .route("/v1/recognize", post(submit::recognize))
         .route("/v1/embed", post(submit::embed))
         .route("/v1/verify", post(submit::verify))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::admission::limit_uploads));
+    // Archives stream to a spool file; they hold a few entries in memory at a time.
+    let batches = Router::new()
+        .route("/v1/batches", post(batches::create_batch))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::admission::limit_batch_uploads))
+        .route_layer(DefaultBodyLimit::max(
+            usize::try_from(state.settings.max_batch_bytes).unwrap_or(usize::MAX).saturating_add(FORM_OVERHEAD_BYTES),
+        ));
+    Router::new()
+        .merge(submissions)
+        .merge(batches)
+        .route("/v1/batches/{id}", get(batches::get_batch))
+        .route("/v1/batches/{id}/items", get(batches::list_batch_items))
+        .route("/v1/batches/{id}/cancel", post(batches::cancel_batch))
         .route("/v1/collections", post(collections::create_collection).get(collections::list_collections))
         .route(
             "/v1/collections/{name}",
@@ -67,7 +87,7 @@ pub fn router(state: AppState) -> Router {
             tracing::error!("handler panicked");
             ApiError::new(ErrorCode::InternalError, "an internal error occurred").into_response()
         }))
-        .layer(axum::middleware::from_fn(crate::error::render_errors))
+        .layer(axum::middleware::from_fn_with_state(state.store.clone(), crate::error::render_errors))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
             let span = tracing::info_span!(
@@ -100,12 +120,17 @@ pub struct Api {
 impl Api {
     /// Connects to PostgreSQL (applying migrations) and Redis, and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store = Store::connect(&settings.database_url, 16).await.context("connecting to PostgreSQL")?;
+        let db_wait = Duration::from_millis(settings.db_wait_ms);
+        let store = Store::connect_with(&settings.database_url, settings.db_connections, db_wait)
+            .await
+            .context("connecting to PostgreSQL")?;
         store.migrate().await.context("migrating the database")?;
         let queue = JobQueue::connect(&settings.redis_url, &settings.queue).await.context("connecting to Redis")?;
         let listener = TcpListener::bind(settings.addr).await.with_context(|| format!("binding {}", settings.addr))?;
         let shutdown_timeout = Duration::from_secs(settings.shutdown_timeout_secs);
-        let state = AppState { store, queue, settings: Arc::new(settings) };
+        let admission =
+            Arc::new(Admission::new(settings.max_upload_bytes_in_flight, Duration::from_millis(settings.upload_wait_ms)));
+        let state = AppState { store, queue, admission, settings: Arc::new(settings) };
         Ok(Self { listener, router: router(state), shutdown_timeout })
     }
 

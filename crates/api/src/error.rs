@@ -2,7 +2,8 @@
 //! and the JSON body `{"error": {"code", "message", "request_id"}}`.
 
 use axum::Json;
-use axum::extract::Request;
+use axum::extract::{Request, State};
+use facerec_store::Store;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -62,21 +63,33 @@ error_codes! {
     InvalidConsent => "invalid_consent", BAD_REQUEST, "`consent` is not 1 to 512 characters without control characters.";
     ConsentRequired => "consent_required", BAD_REQUEST, "The collection requires consent: register needs a `consent` reference.";
     InvalidVerifyTarget => "invalid_verify_target", BAD_REQUEST, "Verify needs exactly one of `image2`, `subject` and `face_id`.";
+    MissingArchive => "missing_archive", BAD_REQUEST, "`POST /v1/batches` without an `archive` file.";
+    CorruptArchive => "corrupt_archive", BAD_REQUEST, "The archive cannot be read (e.g. a damaged central directory or a truncated stream).";
+    UnsafeArchivePath => "unsafe_archive_path", BAD_REQUEST, "An archive entry has an absolute name or climbs out with `..`; nothing was kept.";
+    ArchiveTooManyEntries => "archive_too_many_entries", BAD_REQUEST, "The archive has more entries than `FACEREC_MAX_BATCH_ITEMS`.";
+    ArchiveBomb => "archive_bomb", BAD_REQUEST, "The archive expands far beyond its size (a compression bomb); nothing was kept.";
+    EmptyArchive => "empty_archive", BAD_REQUEST, "The archive has no files.";
+    InvalidBatchId => "invalid_batch_id", BAD_REQUEST, "The batch id in the path is not a UUID.";
     CollectionExists => "collection_exists", CONFLICT, "A collection of this name exists.";
     SubjectExists => "subject_exists", CONFLICT, "The collection already has a subject of the new name.";
     IdempotencyKeyReused => "idempotency_key_reused", CONFLICT, "The `Idempotency-Key` already names a job of another kind.";
+    BatchNotCancelable => "batch_not_cancelable", CONFLICT, "The batch has already ended (completed or canceled).";
     JobNotCancelable => "job_not_cancelable", CONFLICT, "Only a queued job can be canceled; this one is processing or has ended.";
     QueueFull => "queue_full", TOO_MANY_REQUESTS, "Too many jobs are waiting; retry after `Retry-After` seconds.";
     JobNotFound => "job_not_found", NOT_FOUND, "No job has this id.";
+    BatchNotFound => "batch_not_found", NOT_FOUND, "No batch has this id.";
     CollectionNotFound => "collection_not_found", NOT_FOUND, "No collection has this name.";
     SubjectNotFound => "subject_not_found", NOT_FOUND, "The collection has no subject of this name.";
     FaceNotFound => "face_not_found", NOT_FOUND, "No face has this id.";
     NotFound => "not_found", NOT_FOUND, "No such route.";
     MethodNotAllowed => "method_not_allowed", METHOD_NOT_ALLOWED, "The route does not accept this method.";
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE, "The upload (each image) is over `FACEREC_MAX_UPLOAD_BYTES`.";
+    ArchiveTooLarge => "archive_too_large", PAYLOAD_TOO_LARGE, "The archive is larger than `FACEREC_MAX_BATCH_BYTES`.";
+    UnsupportedArchive => "unsupported_archive", UNSUPPORTED_MEDIA_TYPE, "The archive is not zip, tar or tar.gz (judged by its bytes).";
     UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "The image is not JPEG, PNG or WebP (judged by its bytes).";
     CorruptImage => "corrupt_image", UNPROCESSABLE_ENTITY, "The image is empty or its header cannot be read.";
     ImageTooLarge => "image_too_large", UNPROCESSABLE_ENTITY, "The image header declares more pixels than `FACEREC_MAX_PIXELS`.";
+    ServerBusy => "server_busy", SERVICE_UNAVAILABLE, "The api is at its limit of uploads in flight or of database connections; nothing was kept. Retry after `Retry-After` seconds.";
     DatabaseUnavailable => "database_unavailable", SERVICE_UNAVAILABLE, "PostgreSQL does not answer; nothing was kept. Retry after `Retry-After` seconds.";
     QueueUnavailable => "queue_unavailable", SERVICE_UNAVAILABLE, "Redis refused the job; nothing was kept. Retry later.";
     NotReady => "not_ready", SERVICE_UNAVAILABLE, "`/readyz`: PostgreSQL or Redis does not answer.";
@@ -93,6 +106,9 @@ pub struct ApiError {
     pub extra: Option<(&'static str, Value)>,
     /// `Retry-After` seconds, for errors a client should retry later.
     pub retry_after: Option<u64>,
+    /// Came from a query that found no free pooled connection in time; told
+    /// apart (busy pool or unreachable database) where the store is known.
+    pub pool_timeout: bool,
 }
 
 /// The error as it travels from a handler to `render_errors`, which adds the request id.
@@ -115,7 +131,12 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), extra: None, retry_after: None }
+        Self { code, message: message.into(), extra: None, retry_after: None, pool_timeout: false }
+    }
+
+    /// `503 server_busy`: come back after `retry_after` seconds.
+    pub fn busy(message: impl Into<String>, retry_after: u64) -> Self {
+        Self { retry_after: Some(retry_after), ..Self::new(ErrorCode::ServerBusy, message) }
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
@@ -147,12 +168,17 @@ impl IntoResponse for ApiError {
 }
 
 /// Middleware: renders every [`ApiError`] response as JSON with the request's id.
-pub async fn render_errors(request: Request, next: Next) -> Response {
+/// A pool timeout becomes `server_busy` when every connection was open (the
+/// pool was busy), and stays `database_unavailable` otherwise.
+pub async fn render_errors(State(store): State<Store>, request: Request, next: Next) -> Response {
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let mut response = next.run(request).await;
-    let Some(PendingError(error)) = response.extensions_mut().remove::<PendingError>() else {
+    let Some(PendingError(mut error)) = response.extensions_mut().remove::<PendingError>() else {
         return response;
     };
+    if error.pool_timeout && store.is_saturated() {
+        error = ApiError::busy("every database connection is busy; try again shortly", 1);
+    }
     let mut body = json!({"error": {"code": error.code, "message": error.message, "request_id": request_id}});
     if let Some((key, value)) = error.extra {
         body[key] = value;
@@ -175,7 +201,7 @@ impl From<facerec_store::StoreError> for ApiError {
         if e.is_unavailable() {
             tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "database unavailable");
             let error = Self::new(ErrorCode::DatabaseUnavailable, "the database is unavailable; try again later");
-            return Self { retry_after: Some(5), ..error };
+            return Self { retry_after: Some(5), pool_timeout: e.is_pool_timeout(), ..error };
         }
         Self::internal(&e)
     }

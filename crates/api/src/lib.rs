@@ -5,8 +5,11 @@
 //! Threading model: plain async handlers on tokio; the only CPU work is
 //! reading an image header to check its type and size.
 
+mod admission;
 mod app;
+mod archive;
 mod error;
+mod intake;
 mod openapi;
 mod routes;
 mod settings;
@@ -27,5 +30,6 @@ use std::sync::Arc;
 pub struct AppState {
     pub store: Store,
     pub queue: JobQueue,
+    pub admission: Arc<admission::Admission>,
     pub settings: Arc<Settings>,
 }

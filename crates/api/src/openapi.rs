@@ -3,7 +3,7 @@
 //! Swagger UI vendored into the binary: nothing is loaded from the internet).
 
 use facerec_core::{
-    AuditEntry, BBox, BestMatch, CollectionView, ConsentView, Durations, EmbedResult, EmbeddedFace, FaceInfo,
+    AuditEntry, BatchCounts, BatchItemError, BatchItemStatus, BatchItemView, BatchStatus, BatchView, BBox, BestMatch, CollectionView, ConsentView, Durations, EmbedResult, EmbeddedFace, FaceInfo,
     FaceMatch, FaceQuality, FaceView, JobError, JobErrorCode, JobId, JobKind, JobStatus, JobView, RecognizeResult,
     RecognizedFace, RegisterResult, RetryView, SkipReason, SkippedFace, SubjectSummary, SubjectView, VerifiedAgainst,
     VerifyResult, WebhookView,
@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
-use crate::routes::{collections, health, jobs, listing, subjects, submit};
+use crate::routes::{batches, collections, health, jobs, listing, subjects, submit};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -46,6 +46,10 @@ use crate::routes::{collections, health, jobs, listing, subjects, submit};
         subjects::get_face,
         subjects::delete_face,
         subjects::list_audit,
+        batches::create_batch,
+        batches::get_batch,
+        batches::list_batch_items,
+        batches::cancel_batch,
         health::healthz,
         health::readyz
     ),
@@ -57,11 +61,13 @@ use crate::routes::{collections, health, jobs, listing, subjects, submit};
         EmbedResult, EmbeddedFace, VerifyForm, VerifyResult, VerifiedAgainst, CollectionView, ConsentView,
         SubjectSummary, SubjectView, FaceView, AuditEntry, collections::CreateCollection,
         collections::UpdateCollection, collections::CollectionPage, subjects::SubjectPage, subjects::FacePage,
-        subjects::AuditPage, subjects::RenameSubject
+        subjects::AuditPage, subjects::RenameSubject, BatchForm, BatchView, BatchStatus, BatchCounts,
+        BatchItemView, BatchItemStatus, BatchItemError, batches::BatchItemPage
     )),
     tags(
         (name = "jobs", description = "Submit work and read its outcome"),
         (name = "gallery", description = "Collections, subjects and faces: list, inspect, correct, delete"),
+        (name = "batches", description = "Bulk ingestion: an archive of labelled photos, one register job per image"),
         (name = "health", description = "Probes")
     )
 )]
@@ -103,6 +109,7 @@ pub enum SubmitErrors {
     /// `internal_error`
     #[response(status = 500)]
     Internal(ErrorBody),
+    /// `server_busy` (too many uploads in flight, or every database connection busy),
     /// `queue_unavailable`, `database_unavailable` (with `Retry-After`)
     #[response(status = 503)]
     Unavailable(ErrorBody),
@@ -142,6 +149,26 @@ pub struct RegisterForm {
     callback_url: String,
     /// A reference to the person's consent (a signed form's id, a ticket URL), 1–512 characters;
     /// required in collections with `require_consent`, stored with the subject.
+    #[schema(required = false, min_length = 1, max_length = 512)]
+    consent: String,
+}
+
+/// `multipart/form-data` body of `POST /v1/batches`. Unknown fields are ignored.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct BatchForm {
+    /// A zip, tar or tar.gz archive (judged by its bytes), at most `FACEREC_MAX_BATCH_BYTES`
+    /// (2 GiB) and `FACEREC_MAX_BATCH_ITEMS` (100,000) entries. Layout `<subject>/<image>`, or a
+    /// `manifest.csv` (`path,subject`) at its root. Entries that are not images are reported as
+    /// skipped items; links are never followed; nested archives are not opened.
+    #[schema(value_type = String, format = Binary)]
+    archive: Vec<u8>,
+    #[schema(required = false, pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    collection: String,
+    /// Sent once, signed, when the whole batch has ended.
+    #[schema(required = false, max_length = 2048)]
+    callback_url: String,
+    /// Consent reference for every subject of the archive (collections with `require_consent`).
     #[schema(required = false, min_length = 1, max_length = 512)]
     consent: String,
 }
@@ -225,6 +252,10 @@ mod tests {
             "/v1/collections/{name}/faces",
             "/v1/faces/{id}",
             "/v1/audit",
+            "/v1/batches",
+            "/v1/batches/{id}",
+            "/v1/batches/{id}/items",
+            "/v1/batches/{id}/cancel",
         ];
         for path in paths.into_iter().chain(gallery).chain(["/v1/stats", "/healthz", "/readyz"]) {
             assert!(doc["paths"][path].is_object(), "{path} missing");

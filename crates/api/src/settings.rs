@@ -23,6 +23,31 @@ pub struct Settings {
     /// Back-pressure: with this many jobs waiting for a worker, submissions get `429 queue_full`.
     #[arg(long, env = "FACEREC_MAX_QUEUED_JOBS", default_value_t = 10_000)]
     pub max_queued_jobs: i64,
+    /// Upload bytes the api holds in memory at once, over all submissions
+    /// (each reserves its `Content-Length`). A submission that finds no room
+    /// within `FACEREC_UPLOAD_WAIT_MS` gets `503 server_busy` with `Retry-After`.
+    #[arg(long, env = "FACEREC_MAX_UPLOAD_BYTES_IN_FLIGHT", default_value_t = 128 * 1024 * 1024)]
+    pub max_upload_bytes_in_flight: usize,
+    /// How long a submission may wait for room among the upload bytes in flight.
+    #[arg(long, env = "FACEREC_UPLOAD_WAIT_MS", default_value_t = 2000)]
+    pub upload_wait_ms: u64,
+    /// Largest archive `POST /v1/batches` accepts, in bytes.
+    #[arg(long, env = "FACEREC_MAX_BATCH_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
+    pub max_batch_bytes: u64,
+    /// Most entries an archive may have.
+    #[arg(long, env = "FACEREC_MAX_BATCH_ITEMS", default_value_t = 100_000)]
+    pub max_batch_items: usize,
+    /// Where uploaded archives are spooled while they are read (default: the system's temp folder).
+    /// Each file is removed as soon as its batch is recorded or refused.
+    #[arg(long, env = "FACEREC_SPOOL_DIR")]
+    pub spool_dir: Option<std::path::PathBuf>,
+    /// PostgreSQL connections the api keeps at most.
+    #[arg(long, env = "FACEREC_API_DB_CONNECTIONS", default_value_t = 16)]
+    pub db_connections: u32,
+    /// How long a request waits for a free database connection before it
+    /// gets `503 server_busy`.
+    #[arg(long, env = "FACEREC_API_DB_WAIT_MS", default_value_t = 3000)]
+    pub db_wait_ms: u64,
     /// Seconds a client is told to wait (`Retry-After`) when the queue is full.
     #[arg(long, env = "FACEREC_RETRY_AFTER_SECS", default_value_t = 5)]
     pub retry_after_secs: u64,

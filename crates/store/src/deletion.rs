@@ -192,6 +192,21 @@ async fn cancel_registers(
     collection: &str,
     subject: Option<&str>,
 ) -> Result<i64, StoreError> {
+    // Batch items not yet fed first: this waits for a feeder that is turning
+    // one into a job right now, so the jobs statement below sees that job.
+    let items: i64 = sqlx::query_scalar(
+        "WITH canceled AS ( \
+             UPDATE batch_items i SET state = 'canceled' FROM batches b \
+             WHERE b.id = i.batch_id AND b.collection = $1 AND ($2::text IS NULL OR i.subject = $2) \
+                 AND i.state = 'pending' RETURNING i.batch_id, i.seq), \
+         dropped AS (DELETE FROM batch_item_inputs x USING canceled c WHERE x.batch_id = c.batch_id AND x.seq = c.seq) \
+         SELECT count(*) FROM canceled",
+    )
+    .bind(collection)
+    .bind(subject)
+    .fetch_one(&mut **tx)
+    .await
+    .context("cancel batch items")?;
     let canceled: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE jobs SET status = 'canceled', finished_at = now(), claim_token = NULL, lease_expires_at = NULL, \
              retry_at = NULL, \
@@ -213,7 +228,7 @@ async fn cancel_registers(
             .await
             .context("delete canceled inputs")?;
     }
-    Ok(canceled.len() as i64)
+    Ok(canceled.len() as i64 + items)
 }
 
 async fn record(

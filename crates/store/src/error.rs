@@ -31,6 +31,12 @@ impl<T> QueryContext<T> for Result<T, sqlx::Error> {
 }
 
 impl StoreError {
+    /// No pooled connection became free in time: the pool is busy, or the
+    /// database cannot be reached (see [`crate::Store::is_saturated`]).
+    pub fn is_pool_timeout(&self) -> bool {
+        matches!(self, Self::Connect(sqlx::Error::PoolTimedOut) | Self::Query { source: sqlx::Error::PoolTimedOut, .. })
+    }
+
     /// The database could not be reached (down, restarting, pool exhausted), as
     /// opposed to a query that failed: worth retrying later.
     pub fn is_unavailable(&self) -> bool {

@@ -7,6 +7,8 @@
 //! result is written in the same transaction as its status change.
 //! Async (sqlx on tokio); no business logic beyond keeping those rules.
 
+mod batch_feed;
+mod batches;
 mod collections;
 mod deletion;
 mod error;
@@ -18,6 +20,8 @@ mod search;
 mod subjects;
 mod webhooks;
 
+pub use batch_feed::DueBatchWebhook;
+pub use batches::{BatchCancel, BatchWriter, ItemContent, NewBatch, NewBatchItem};
 pub use collections::{CollectionPatch, NewCollection};
 pub use error::StoreError;
 pub use gallery::{NewFace, RegisterOutcome};
@@ -39,22 +43,41 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
+    max_connections: u32,
 }
 
 impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        Self::connect_with(url, max_connections, Duration::from_secs(5)).await
+    }
+
+    /// A pool of at most `max_connections`, where a query waits at most
+    /// `acquire_timeout` for a free connection.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let options: PgConnectOptions = url.parse().map_err(StoreError::Connect)?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(acquire_timeout)
             .connect_with(options)
             .await
             .map_err(StoreError::Connect)?;
-        Ok(Self { pool })
+        Ok(Self { pool, max_connections })
     }
 
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        let max_connections = pool.options().get_max_connections();
+        Self { pool, max_connections }
+    }
+
+    /// Every connection the pool may open is open: a query that timed out
+    /// waiting for one met a busy pool, not a database that cannot be reached
+    /// (which leaves the pool short of connections it failed to open).
+    pub fn is_saturated(&self) -> bool {
+        self.pool.size() >= self.max_connections
     }
 
     pub fn pool(&self) -> &PgPool {

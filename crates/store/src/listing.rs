@@ -16,6 +16,8 @@ pub struct JobFilter {
     pub collection: Option<CollectionName>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
+    /// Only the job submitted with this `Idempotency-Key` (at most one).
+    pub idempotency_key: Option<String>,
     /// Only jobs older than this one (the cursor of the previous page).
     pub before: Option<JobId>,
 }
@@ -49,6 +51,9 @@ impl Store {
         if let Some(before) = filter.created_before {
             q.push(" AND created_at < ").push_bind(before);
         }
+        if let Some(key) = &filter.idempotency_key {
+            q.push(" AND idempotency_key = ").push_bind(key.clone());
+        }
         if let Some(cursor) = filter.before {
             q.push(" AND id < ").push_bind(cursor.0);
         }
@@ -76,9 +81,12 @@ impl Store {
         Ok(counts)
     }
 
-    /// Jobs waiting for a worker (what back-pressure limits).
-    pub async fn queued_jobs(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'queued'")
+    /// Jobs waiting for a worker (what back-pressure limits), counted up to
+    /// `cap`: the answer is `min(queued, cap)`, so the count costs the same at
+    /// any queue depth past the limit.
+    pub async fn queued_jobs(&self, cap: i64) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT count(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' LIMIT $1) AS q")
+            .bind(cap.max(0))
             .fetch_one(&self.pool)
             .await
             .context("count queued jobs")

@@ -9,6 +9,7 @@ use facerec_store::Store;
 use tracing::{info, warn};
 
 use crate::Settings;
+use crate::batches::batch_loop;
 use crate::handler::{JobContext, handle_job};
 use crate::maintenance::{reconcile_loop, vacuum_loop};
 use crate::pool::PipelinePool;
@@ -50,6 +51,7 @@ impl Worker {
         };
         let vacuum = tokio::spawn(vacuum_loop(self.queue.clone(), self.settings.clone()));
         let reconcile = tokio::spawn(reconcile_loop(ctx.store.clone(), self.queue.clone(), self.settings.clone()));
+        let batches = tokio::spawn(batch_loop(ctx.store.clone(), self.queue.clone(), self.settings.clone()));
         // Deliveries run apart from inference: a slow receiver never holds a pipeline.
         let slots = webhook::delivery_slots();
         let webhooks = tokio::spawn(webhook::delivery_loop(ctx.store.clone(), self.settings.clone(), slots.clone()));
@@ -81,6 +83,7 @@ impl Worker {
             .context("running the queue consumer")?;
         vacuum.abort();
         reconcile.abort();
+        batches.abort();
         webhooks.abort();
         // An attempt ends within the receiver timeout (resolving, then sending).
         let deliveries = Duration::from_secs(self.settings.webhook_timeout_secs * 2 + 1);

@@ -13,6 +13,7 @@
 
 mod app;
 mod backoff;
+mod batches;
 mod handler;
 mod jobs;
 mod maintenance;

@@ -115,6 +115,13 @@ pub struct Settings {
     /// How long a receiver may take to answer, in seconds.
     #[arg(long, env = "FACEREC_WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
     pub webhook_timeout_secs: u64,
+    /// Archive batches: how many of their jobs may wait in the queue at once
+    /// (items are fed as room frees, so single submissions keep theirs).
+    #[arg(long, env = "FACEREC_BATCH_WINDOW", default_value_t = 256)]
+    pub batch_window: i64,
+    /// How often this worker feeds batch items and ends finished batches, in milliseconds (0: never).
+    #[arg(long, env = "FACEREC_BATCH_POLL_MS", default_value_t = 200)]
+    pub batch_poll_ms: u64,
     /// How often this worker looks for webhooks to send, in milliseconds.
     #[arg(long, env = "FACEREC_WEBHOOK_POLL_MS", default_value_t = 500)]
     pub webhook_poll_ms: u64,

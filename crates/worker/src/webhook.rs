@@ -1,5 +1,6 @@
-//! Webhook delivery, apart from inference: when a job with a `callback_url`
-//! ends, its outcome (the same JSON as `GET /v1/jobs/{id}`) is POSTed there,
+//! Webhook delivery, apart from inference: when a job (or a batch) with a
+//! `callback_url` ends, its outcome (the same JSON as `GET /v1/jobs/{id}`, or
+//! `GET /v1/batches/{id}`) is POSTed there,
 //! signed with HMAC-SHA256, retried with exponential backoff and jitter for
 //! about an hour, every attempt recorded. Targets that resolve to loopback,
 //! private, link-local or metadata addresses are refused unless allowed.
@@ -8,7 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use facerec_store::{DueWebhook, Store, WebhookAttempt};
+use facerec_store::{DueBatchWebhook, DueWebhook, Store, WebhookAttempt};
+use uuid::Uuid;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::Semaphore;
@@ -51,17 +53,7 @@ pub(crate) async fn delivery_loop(store: Store, settings: Arc<Settings>, slots: 
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let free = slots.available_permits();
-        let due = if free == 0 {
-            Vec::new()
-        } else {
-            match store.due_webhooks(free as i64, hold(&settings)).await {
-                Ok(due) => due,
-                Err(e) => {
-                    warn!(error = %e, "could not read due webhooks; will retry");
-                    Vec::new()
-                }
-            }
-        };
+        let due = if free == 0 { Vec::new() } else { due_deliveries(&store, free, hold(&settings)).await };
         // A full batch means more may be due: look again at once.
         if due.len() < free || free == 0 {
             tick.tick().await;
@@ -77,17 +69,66 @@ pub(crate) async fn delivery_loop(store: Store, settings: Arc<Settings>, slots: 
     }
 }
 
-async fn send_and_record(store: &Store, settings: &Settings, d: &DueWebhook) {
-    let job_id = d.job.job_id.0;
+/// What a delivery is about: a job's end or a batch's end.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Job(Uuid),
+    Batch(Uuid),
+}
+
+/// One webhook to send: where, what, and which attempt.
+struct Delivery {
+    target: Target,
+    url: String,
+    attempt: i32,
+    body: serde_json::Result<Vec<u8>>,
+}
+
+/// Due job webhooks, then due batch webhooks, `free` at most in all.
+async fn due_deliveries(store: &Store, free: usize, hold: Duration) -> Vec<Delivery> {
+    let mut due: Vec<Delivery> = match store.due_webhooks(free as i64, hold).await {
+        Ok(due) => due.into_iter().map(Delivery::from).collect(),
+        Err(e) => {
+            warn!(error = %e, "could not read due webhooks; will retry");
+            Vec::new()
+        }
+    };
+    let left = free.saturating_sub(due.len());
+    if left > 0 {
+        match store.due_batch_webhooks(left as i64, hold).await {
+            Ok(batches) => due.extend(batches.into_iter().map(Delivery::from)),
+            Err(e) => warn!(error = %e, "could not read due batch webhooks; will retry"),
+        }
+    }
+    due
+}
+
+impl From<DueWebhook> for Delivery {
+    fn from(d: DueWebhook) -> Self {
+        Self { target: Target::Job(d.job.job_id.0), url: d.url, attempt: d.attempt, body: serde_json::to_vec(&d.job) }
+    }
+}
+
+impl From<DueBatchWebhook> for Delivery {
+    fn from(d: DueBatchWebhook) -> Self {
+        Self { target: Target::Batch(d.batch.batch_id), url: d.url, attempt: d.attempt, body: serde_json::to_vec(&d.batch) }
+    }
+}
+
+async fn send_and_record(store: &Store, settings: &Settings, d: &Delivery) {
     let outcome = deliver(d, settings).await;
     if outcome.delivered {
-        info!(%job_id, attempt = d.attempt, "webhook delivered");
+        info!(target = ?d.target, attempt = d.attempt, "webhook delivered");
     } else {
-        warn!(%job_id, attempt = d.attempt, status = ?outcome.http_status, error = ?outcome.error,
+        warn!(target = ?d.target, attempt = d.attempt, status = ?outcome.http_status, error = ?outcome.error,
               retry_in = ?outcome.retry_after, "webhook not delivered");
     }
-    if let Err(e) = store.record_webhook_attempt(job_id, d.attempt, &outcome).await {
-        warn!(%job_id, error = %e, "could not record a webhook attempt");
+    let recorded = match d.target {
+        Target::Job(id) => store.record_webhook_attempt(id, d.attempt, &outcome).await,
+        Target::Batch(id) => store.record_batch_webhook_attempt(id, d.attempt, &outcome).await,
+    };
+    if let Err(e) = recorded {
+        warn!(target = ?d.target, error = %e, "could not record a webhook attempt");
     }
 }
 
@@ -128,7 +169,7 @@ pub fn is_private(ip: IpAddr) -> bool {
     }
 }
 
-async fn deliver(d: &DueWebhook, settings: &Settings) -> WebhookAttempt {
+async fn deliver(d: &Delivery, settings: &Settings) -> WebhookAttempt {
     let started = Instant::now();
     let retry = |error: Option<String>, http_status: Option<i32>, permanent: bool| WebhookAttempt {
         http_status,
@@ -147,9 +188,9 @@ async fn deliver(d: &DueWebhook, settings: &Settings) -> WebhookAttempt {
         Ok(Err((message, permanent))) => return retry(Some(message), None, permanent),
         Err(_) => return retry(Some("resolving the host timed out".to_owned()), None, false),
     };
-    let body = match serde_json::to_vec(&d.job) {
-        Ok(body) => body,
-        Err(e) => return retry(Some(format!("cannot encode the job: {e}")), None, true),
+    let body = match &d.body {
+        Ok(body) => body.clone(),
+        Err(e) => return retry(Some(format!("cannot encode the body: {e}")), None, true),
     };
     let timestamp = chrono::Utc::now().timestamp().max(0) as u64;
     let client = match reqwest::Client::builder()
@@ -161,11 +202,15 @@ async fn deliver(d: &DueWebhook, settings: &Settings) -> WebhookAttempt {
         Ok(client) => client,
         Err(e) => return retry(Some(format!("cannot build an HTTP client: {e}")), None, false),
     };
+    let (id_header, id) = match d.target {
+        Target::Job(id) => ("x-facerec-job-id", id),
+        Target::Batch(id) => ("x-facerec-batch-id", id),
+    };
     let mut request = client
         .post(&d.url)
         .header("content-type", "application/json")
         .header("x-facerec-timestamp", timestamp.to_string())
-        .header("x-facerec-job-id", d.job.job_id.to_string())
+        .header(id_header, id.to_string())
         .header("x-facerec-delivery-attempt", d.attempt.to_string());
     if let Some(secret) = &settings.webhook_secret {
         request = request.header("x-facerec-signature", signature(secret, timestamp, &body));

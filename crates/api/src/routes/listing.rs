@@ -57,12 +57,13 @@ pub(crate) fn parse<T>(
         ("collection" = Option<String>, Query, description = "Only register and recognize jobs on this collection"),
         ("created_after" = Option<String>, Query, format = DateTime, description = "Created at or after (RFC 3339)"),
         ("created_before" = Option<String>, Query, format = DateTime, description = "Created before (RFC 3339)"),
+        ("idempotency_key" = Option<String>, Query, description = "Only the job submitted with this `Idempotency-Key` (how a client resuming a bulk load finds what it already sent)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, default 20"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")
     ),
     responses(
         (status = 200, description = "A page of jobs", body = JobPage),
-        (status = 400, description = "`invalid_status`, `invalid_kind`, `invalid_collection`, `invalid_time`, `invalid_limit`, `invalid_cursor`", body = crate::ErrorBody),
+        (status = 400, description = "`invalid_status`, `invalid_kind`, `invalid_collection`, `invalid_time`, `invalid_idempotency_key`, `invalid_limit`, `invalid_cursor`", body = crate::ErrorBody),
         (status = 500, description = "`internal_error`", body = crate::ErrorBody),
         (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
     )
@@ -78,6 +79,9 @@ pub async fn list_jobs(
         collection: parse(&query, "collection", ErrorCode::InvalidCollection, |v| CollectionName::parse(v).ok())?,
         created_after: parse(&query, "created_after", ErrorCode::InvalidTime, time)?,
         created_before: parse(&query, "created_before", ErrorCode::InvalidTime, time)?,
+        idempotency_key: parse(&query, "idempotency_key", ErrorCode::InvalidIdempotencyKey, |v| {
+            ((1..=255).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic())).then(|| v.to_owned())
+        })?,
         before: parse(&query, "cursor", ErrorCode::InvalidCursor, |v| v.parse::<JobId>().ok())?,
     };
     let limit = parse(&query, "limit", ErrorCode::InvalidLimit, |v| v.parse().ok().filter(|n| (1..=100).contains(n)))?

@@ -1,3 +1,4 @@
+pub mod batches;
 pub mod collections;
 pub mod gallery;
 pub mod health;

@@ -178,7 +178,12 @@ fn collection(form: &Form) -> Result<CollectionName, ApiError> {
 }
 
 fn callback_url(form: &Form) -> Result<Option<String>, ApiError> {
-    let Some(raw) = form.text("callback_url") else { return Ok(None) };
+    callback_url_field(form.text("callback_url"))
+}
+
+/// A `callback_url` form field: an absolute http(s) URL of at most 2048 bytes.
+pub(crate) fn callback_url_field(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
     let bad = || ApiError::new(ErrorCode::InvalidCallbackUrl, "callback_url must be an absolute http(s) URL");
     let url = url::Url::parse(raw).map_err(|_| bad())?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || raw.len() > 2048 {
@@ -198,19 +203,23 @@ async fn submit(
 ) -> Result<Response, ApiError> {
     let kind = params.kind();
     let idempotency_key = idempotency_key(headers)?;
-    let queued = state.store.queued_jobs().await?;
-    if queued >= state.settings.max_queued_jobs {
+    let limit = state.settings.max_queued_jobs;
+    let queued = state.admission.queued_jobs(&state.store, limit).await?;
+    if queued >= limit {
         let error = ApiError::new(ErrorCode::QueueFull, format!("{queued} jobs are waiting; try again later"));
         return Err(ApiError { retry_after: Some(state.settings.retry_after_secs), ..error });
     }
+    let callback_url = callback_url(&form)?;
+    let Form { image, image2, .. } = form;
     let job = NewJob {
         id: JobId::new(),
-        callback_url: callback_url(&form)?,
+        callback_url,
         params,
         request_id: headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
-        content_type: form.image.content_type.to_owned(),
-        input: form.image.bytes.to_vec(),
-        second_input: form.image2.as_ref().map(|i| (i.content_type.to_owned(), i.bytes.to_vec())),
+        content_type: image.content_type.to_owned(),
+        // Moved, not copied: the upload's buffer becomes the job's input.
+        input: Vec::from(image.bytes),
+        second_input: image2.map(|i| (i.content_type.to_owned(), Vec::from(i.bytes))),
         idempotency_key,
         create_collection,
     };
@@ -240,6 +249,7 @@ async fn submit(
             return Err(ApiError::new(ErrorCode::QueueUnavailable, "the job queue is unavailable; try again later"));
         }
     }
+    state.admission.note_queued().await;
     info!(job_id = %job.id, %kind, bytes = job.input.len(), "job queued");
     let body = Accepted { job_id: job.id, kind, status: JobStatus::Queued };
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location(job.id))], Json(body)).into_response())

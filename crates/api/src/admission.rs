@@ -1,0 +1,103 @@
+//! Admission control for submissions: a budget of upload bytes held in memory
+//! at once (so a crowd of large uploads cannot take the api's memory), and a
+//! cheap view of the queue depth for back-pressure (so the check costs the
+//! same at any depth).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::header::CONTENT_LENGTH;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use facerec_store::{Store, StoreError};
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::{ApiError, AppState};
+
+/// The budget is counted in KiB (a semaphore's permits are `u32`).
+const UNIT: usize = 1024;
+
+/// How stale the queue depth may be. Submissions admitted meanwhile are
+/// counted in, so a burst cannot overrun the limit by more than what workers
+/// took in the same interval.
+const QUEUE_DEPTH_MAX_AGE: Duration = Duration::from_millis(200);
+
+/// `Retry-After` seconds for a submission that found no room.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
+/// Shared by every request of one api.
+pub struct Admission {
+    upload_budget: Arc<Semaphore>,
+    budget_units: u32,
+    wait: Duration,
+    queued: Mutex<QueueDepth>,
+}
+
+struct QueueDepth {
+    value: i64,
+    read_at: Option<Instant>,
+}
+
+impl Admission {
+    pub fn new(bytes_in_flight: usize, wait: Duration) -> Self {
+        let budget_units = u32::try_from(bytes_in_flight.div_ceil(UNIT).max(1)).unwrap_or(u32::MAX >> 4);
+        Self {
+            upload_budget: Arc::new(Semaphore::new(budget_units as usize)),
+            budget_units,
+            wait,
+            queued: Mutex::new(QueueDepth { value: 0, read_at: None }),
+        }
+    }
+
+    /// Jobs waiting for a worker, up to `cap`; read from the database at most
+    /// every [`QUEUE_DEPTH_MAX_AGE`] (one reader at a time).
+    pub async fn queued_jobs(&self, store: &Store, cap: i64) -> Result<i64, StoreError> {
+        let mut depth = self.queued.lock().await;
+        if depth.read_at.is_none_or(|at| at.elapsed() >= QUEUE_DEPTH_MAX_AGE) {
+            depth.value = store.queued_jobs(cap).await?;
+            depth.read_at = Some(Instant::now());
+        }
+        Ok(depth.value)
+    }
+
+    /// Counts a job just queued into the cached depth.
+    pub async fn note_queued(&self) {
+        self.queued.lock().await.value += 1;
+    }
+}
+
+/// Middleware for the submission routes: reserves the request's declared size
+/// (`Content-Length`, else the largest body allowed) from the upload budget
+/// until the answer is ready; waits for room at most the configured time, then
+/// answers `503 server_busy` without reading the body.
+pub async fn limit_uploads(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let most = crate::app::submission_body_limit(&state.settings);
+    let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    reserved(&state, declared.unwrap_or(most).min(most), request, next).await
+}
+
+/// Middleware for `POST /v1/batches`: an archive streams to disk, but its
+/// entries pass through memory a few at a time (each at most one upload).
+pub async fn limit_batch_uploads(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let bytes = (crate::intake::READ_AHEAD + 2) * state.settings.max_upload_bytes;
+    reserved(&state, bytes, request, next).await
+}
+
+async fn reserved(state: &AppState, bytes: usize, request: Request, next: Next) -> Response {
+    let admission = &state.admission;
+    let units = u32::try_from(bytes.div_ceil(UNIT).max(1)).unwrap_or(u32::MAX).min(admission.budget_units);
+    let reservation = tokio::time::timeout(admission.wait, admission.upload_budget.clone().acquire_many_owned(units));
+    match reservation.await {
+        Ok(Ok(permit)) => {
+            let response = next.run(request).await;
+            drop(permit);
+            response
+        }
+        _ => {
+            tracing::warn!(bytes, "upload refused: too many upload bytes in flight");
+            let message = "the api holds as many uploads as it may; try again shortly";
+            ApiError::busy(message, BUSY_RETRY_AFTER_SECS).into_response()
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Reading an uploaded archive (zip, tar or tar.gz) from its spool file, one
+//! entry at a time, with the checks a hostile archive needs: a cap on entries,
+//! on each entry's bytes and on all bytes expanded, a ratio that catches
+//! compression bombs, and names that are refused when absolute or climbing
+//! (`..`). Nothing is ever written to disk from an archive: entries become
+//! bytes in memory, one at a time, and then rows.
+//!
+//! Synchronous (runs on a blocking thread).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek};
+use std::path::Path;
+
+use zip::result::ZipError;
+
+/// The archive formats accepted, told apart by their first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Zip,
+    Tar,
+    TarGz,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_entries: usize,
+    /// Larger entries become `TooLarge` (not read past this).
+    pub max_entry_bytes: u64,
+    /// All entries together, expanded.
+    pub max_expanded_bytes: u64,
+    /// Expanded bytes may exceed this many times the archive's size (beyond a first 64 MiB).
+    pub max_ratio: u64,
+}
+
+/// Why a whole archive is refused (nothing of it is kept).
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("the file is not a zip, tar or tar.gz archive")]
+    Unsupported,
+    #[error("the archive is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the archive has an entry named {0:?}: absolute names and `..` are refused")]
+    UnsafePath(String),
+    #[error("the archive has more than {0} entries")]
+    TooManyEntries(usize),
+    #[error("the archive expands to more than {0} bytes (a compression bomb?)")]
+    Bomb(u64),
+    #[error("reading the spooled archive failed")]
+    Io(#[source] io::Error),
+}
+
+/// One entry of the archive (directories and hidden files are not entries).
+#[derive(Debug)]
+pub struct Entry {
+    pub name: String,
+    pub content: Content,
+}
+
+#[derive(Debug)]
+pub enum Content {
+    Bytes(Vec<u8>),
+    /// Over the per-entry limit; its size as far as it was read.
+    TooLarge,
+    /// A symlink, hard link, device or FIFO: never followed.
+    NotRegular,
+    /// Encrypted, or compressed with a method we do not read.
+    Unreadable(String),
+}
+
+/// Bytes at which the ratio check starts (small archives may compress well).
+const RATIO_GRACE: u64 = 64 * 1024 * 1024;
+/// `manifest.csv` is read whole; it may not be larger than this.
+const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
+pub const MANIFEST: &str = "manifest.csv";
+
+pub fn detect(path: &Path) -> Result<Format, ArchiveError> {
+    let mut head = [0u8; 512];
+    let mut file = File::open(path).map_err(ArchiveError::Io)?;
+    let n = read_up_to(&mut file, &mut head).map_err(ArchiveError::Io)?;
+    let head = &head[..n];
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Ok(Format::Zip)
+    } else if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Format::TarGz)
+    } else if n >= 262 && &head[257..262] == b"ustar" {
+        Ok(Format::Tar)
+    } else {
+        Err(ArchiveError::Unsupported)
+    }
+}
+
+/// True when the bytes begin like an archive or compressed stream (an archive inside an archive).
+pub fn looks_like_archive(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"PK\x03\x04")
+        || bytes.starts_with(&[0x1f, 0x8b])
+        || bytes.starts_with(b"BZh")
+        || bytes.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+        || bytes.starts_with(&[b'7', b'z', 0xbc, 0xaf, 0x27, 0x1c])
+        || bytes.starts_with(b"Rar!")
+        || (bytes.len() >= 262 && &bytes[257..262] == b"ustar")
+}
+
+/// Checks an entry's name; `None` for entries that are not items (directories,
+/// hidden files, macOS resource forks).
+fn entry_name(raw: &str) -> Result<Option<String>, ArchiveError> {
+    let name = raw.replace('\\', "/");
+    let drive = name.len() >= 2 && name.as_bytes()[1] == b':' && name.as_bytes()[0].is_ascii_alphabetic();
+    if name.starts_with('/') || drive || name.contains('\0') || name.split('/').any(|c| c == "..") {
+        return Err(ArchiveError::UnsafePath(raw.to_owned()));
+    }
+    let name = name.trim_start_matches("./").to_owned();
+    let hidden = name.split('/').any(|c| c.starts_with('.') || c == "__MACOSX");
+    if name.is_empty() || name.ends_with('/') || hidden {
+        return Ok(None);
+    }
+    Ok(Some(name))
+}
+
+/// Counts expanded bytes against the limits.
+struct Budget {
+    limits: Limits,
+    archive_bytes: u64,
+    expanded: u64,
+}
+
+impl Budget {
+    fn add(&mut self, n: u64) -> Result<(), ArchiveError> {
+        self.expanded += n;
+        let by_ratio = RATIO_GRACE.max(self.archive_bytes.saturating_mul(self.limits.max_ratio));
+        let most = by_ratio.min(self.limits.max_expanded_bytes);
+        if self.expanded > most { Err(ArchiveError::Bomb(most)) } else { Ok(()) }
+    }
+}
+
+/// Reads at most `max + 1` bytes: `TooLarge` when there were more than `max`.
+fn read_entry(reader: &mut impl Read, max: u64, budget: &mut Budget) -> Result<Content, io::Error> {
+    let mut bytes = Vec::new();
+    reader.take(max + 1).read_to_end(&mut bytes)?;
+    if budget.add(bytes.len() as u64).is_err() {
+        return Err(io::Error::other(BombSignal));
+    }
+    Ok(if bytes.len() as u64 > max { Content::TooLarge } else { Content::Bytes(bytes) })
+}
+
+#[derive(Debug)]
+struct BombSignal;
+impl std::fmt::Display for BombSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("expansion limit reached")
+    }
+}
+impl std::error::Error for BombSignal {}
+
+/// The archive's `manifest.csv` (`path,subject`), if it has one at its root.
+pub fn manifest(path: &Path, format: Format, limits: Limits) -> Result<Option<HashMap<String, String>>, ArchiveError> {
+    let mut found = None;
+    let limits = Limits { max_entry_bytes: MAX_MANIFEST_BYTES, ..limits };
+    read(path, format, limits, &mut |entry| {
+        if entry.name == MANIFEST {
+            found = Some(entry.content);
+            return false;
+        }
+        true
+    })?;
+    let Some(content) = found else { return Ok(None) };
+    let Content::Bytes(bytes) = content else {
+        return Err(ArchiveError::Corrupt(format!("{MANIFEST} is not a readable file under 64 MiB")));
+    };
+    parse_manifest(&bytes).map(Some)
+}
+
+fn parse_manifest(bytes: &[u8]) -> Result<HashMap<String, String>, ArchiveError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| ArchiveError::Corrupt(format!("{MANIFEST} is not UTF-8")))?;
+    let mut rows = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || (i == 0 && line.replace(' ', "") == "path,subject") {
+            continue;
+        }
+        let (path, subject) = line
+            .split_once(',')
+            .ok_or_else(|| ArchiveError::Corrupt(format!("{MANIFEST} line {} is not path,subject", i + 1)))?;
+        rows.insert(path.trim().trim_start_matches("./").to_owned(), unquote(subject.trim()).to_owned());
+    }
+    Ok(rows)
+}
+
+fn unquote(s: &str) -> &str {
+    s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(s)
+}
+
+/// Calls `emit` with every entry in archive order until it returns `false`.
+pub fn read(path: &Path, format: Format, limits: Limits, emit: &mut dyn FnMut(Entry) -> bool) -> Result<(), ArchiveError> {
+    let file = File::open(path).map_err(ArchiveError::Io)?;
+    let archive_bytes = file.metadata().map_err(ArchiveError::Io)?.len();
+    let mut budget = Budget { limits, archive_bytes, expanded: 0 };
+    let result = match format {
+        Format::Zip => read_zip(file, &mut budget, emit),
+        Format::Tar => read_tar(BufReader::new(file), &mut budget, emit),
+        Format::TarGz => read_tar(flate2::read::MultiGzDecoder::new(BufReader::new(file)), &mut budget, emit),
+    };
+    result.map_err(|e| match e {
+        ArchiveError::Io(io) if is_bomb(&io) => ArchiveError::Bomb(budget_most(&budget)),
+        ArchiveError::Io(io) => ArchiveError::Corrupt(io.to_string()),
+        other => other,
+    })
+}
+
+fn budget_most(b: &Budget) -> u64 {
+    RATIO_GRACE.max(b.archive_bytes.saturating_mul(b.limits.max_ratio)).min(b.limits.max_expanded_bytes)
+}
+
+fn is_bomb(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<BombSignal>())
+}
+
+fn read_zip(file: File, budget: &mut Budget, emit: &mut dyn FnMut(Entry) -> bool) -> Result<(), ArchiveError> {
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+    if zip.len() > budget.limits.max_entries {
+        return Err(ArchiveError::TooManyEntries(budget.limits.max_entries));
+    }
+    for i in 0..zip.len() {
+        let raw = match zip.name_for_index(i) {
+            Some(Ok(name)) => name.into_owned(),
+            Some(Err(e)) => return Err(ArchiveError::Corrupt(e.to_string())),
+            None => continue,
+        };
+        let Some(name) = entry_name(&raw)? else { continue };
+        let content = match zip.by_index(i) {
+            Ok(entry) if entry.is_dir() => continue,
+            Ok(entry) if entry.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000) => Content::NotRegular,
+            Ok(mut entry) => read_entry(&mut entry, budget.limits.max_entry_bytes, budget).map_err(ArchiveError::Io)?,
+            Err(e @ (ZipError::UnsupportedArchive(_) | ZipError::CompressionMethodNotSupported(_))) => {
+                Content::Unreadable(e.to_string())
+            }
+            Err(e) => return Err(ArchiveError::Corrupt(e.to_string())),
+        };
+        if !emit(Entry { name, content }) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn read_tar(reader: impl Read, budget: &mut Budget, emit: &mut dyn FnMut(Entry) -> bool) -> Result<(), ArchiveError> {
+    let mut tar = tar::Archive::new(reader);
+    let mut count = 0usize;
+    for entry in tar.entries().map_err(ArchiveError::Io)? {
+        let mut entry = entry.map_err(ArchiveError::Io)?;
+        count += 1;
+        if count > budget.limits.max_entries {
+            return Err(ArchiveError::TooManyEntries(budget.limits.max_entries));
+        }
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let kind = entry.header().entry_type();
+        if kind.is_dir() || kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
+            continue;
+        }
+        let Some(name) = entry_name(&raw)? else { continue };
+        let content = if kind.is_file() || kind == tar::EntryType::Continuous {
+            read_entry(&mut entry, budget.limits.max_entry_bytes, budget).map_err(ArchiveError::Io)?
+        } else {
+            Content::NotRegular
+        };
+        if !emit(Entry { name, content }) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn read_up_to(file: &mut (impl Read + Seek), buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_climb_or_are_absolute_are_refused() {
+        for bad in ["../x.jpg", "a/../../x.jpg", "/etc/passwd", "C:\\x.jpg", "a\\..\\..\\x.jpg"] {
+            assert!(matches!(entry_name(bad), Err(ArchiveError::UnsafePath(_))), "{bad}");
+        }
+        assert_eq!(entry_name("./ann/1.jpg").unwrap().as_deref(), Some("ann/1.jpg"));
+        assert_eq!(entry_name("ann/").unwrap(), None);
+        assert_eq!(entry_name("__MACOSX/ann/._1.jpg").unwrap(), None);
+        assert_eq!(entry_name("ann/.DS_Store").unwrap(), None);
+        assert_eq!(entry_name("a..b/c..jpg").unwrap().as_deref(), Some("a..b/c..jpg"));
+    }
+
+    #[test]
+    fn manifest_rows_with_or_without_header() {
+        let rows = parse_manifest(b"path,subject\nann/1.jpg,Ann\n./bo.jpg,\"Bo\"\n\n").unwrap();
+        assert_eq!(rows["ann/1.jpg"], "Ann");
+        assert_eq!(rows["bo.jpg"], "Bo");
+        assert!(parse_manifest(b"no comma here\n").is_err());
+    }
+
+    #[test]
+    fn the_budget_catches_ratio_and_total() {
+        let limits = Limits { max_entries: 10, max_entry_bytes: 10, max_expanded_bytes: u64::MAX, max_ratio: 10 };
+        let mut b = Budget { limits, archive_bytes: 1024 * 1024 * 1024, expanded: 0 };
+        assert!(b.add(1024).is_ok());
+        let mut small = Budget { limits, archive_bytes: 1000, expanded: 0 };
+        assert!(small.add(RATIO_GRACE).is_ok());
+        assert!(small.add(1).is_err(), "past the grace, 10x of 1000 bytes is long exceeded");
+    }
+}

@@ -1,0 +1,194 @@
+//! `POST /v1/batches` (an archive of labelled photos becomes one register job
+//! per image, fed to the queue as room frees), `GET /v1/batches/{id}`, its
+//! items, and cancel.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use facerec_core::{BatchItemStatus, BatchItemView, BatchView, CollectionName, ConsentRef};
+use facerec_store::{BatchCancel, NewBatch};
+use serde::Serialize;
+use tracing::info;
+use uuid::Uuid;
+
+use crate::intake::{self, Spooled};
+use crate::routes::gallery::{collection_name, limit, request_id};
+use crate::routes::listing::parse;
+use crate::routes::submit::callback_url_field;
+use crate::{ApiError, AppState, ErrorCode};
+
+/// A page of a batch's items, in archive order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchItemPage {
+    pub items: Vec<BatchItemView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Records the archive's entries as a batch of register jobs.
+#[utoipa::path(
+    post,
+    path = "/v1/batches",
+    tag = "batches",
+    request_body(content = crate::openapi::BatchForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Recorded; its items are fed to the queue as room frees", body = BatchView,
+         headers(("Location" = String, description = "`/v1/batches/{batch_id}`"))),
+        (status = 400, description = "`invalid_multipart`, `missing_archive`, `invalid_collection`, `invalid_consent`, `consent_required`, `invalid_callback_url`, `corrupt_archive`, `unsafe_archive_path`, `archive_too_many_entries`, `archive_bomb`, `empty_archive`", body = crate::ErrorBody),
+        (status = 413, description = "`archive_too_large`", body = crate::ErrorBody),
+        (status = 415, description = "`unsupported_archive`", body = crate::ErrorBody),
+        (status = 500, description = "`internal_error`", body = crate::ErrorBody),
+        (status = 503, description = "`server_busy`, `database_unavailable` (with `Retry-After`)", body = crate::ErrorBody)
+    )
+)]
+pub async fn create_batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let settings = &state.settings;
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::new(ErrorCode::InvalidMultipart, format!("expected a multipart/form-data body: {e}"))
+    })?;
+    let mut spooled: Option<Spooled> = None;
+    let mut fields = HashMap::new();
+    while let Some(field) = multipart.next_field().await.map_err(|e| intake::multipart_error(e, settings))? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "archive" {
+            if spooled.is_some() {
+                return Err(ApiError::new(ErrorCode::DuplicateField, "the form has more than one archive"));
+            }
+            spooled = Some(intake::spool(field, settings).await?);
+        } else {
+            let value = field.text().await.map_err(|e| intake::multipart_error(e, settings))?;
+            if fields.insert(name.clone(), value).is_some() {
+                return Err(ApiError::new(ErrorCode::DuplicateField, format!("the form has field {name:?} twice")));
+            }
+        }
+    }
+    let spooled = spooled.ok_or_else(|| ApiError::new(ErrorCode::MissingArchive, "the form has no archive file"))?;
+    let collection = match fields.get("collection") {
+        Some(c) => collection_name(c)?,
+        None => CollectionName::default(),
+    };
+    let consent = fields.get("consent").map(|c| ConsentRef::parse(c)).transpose();
+    let consent = consent.map_err(|e| ApiError::new(ErrorCode::InvalidConsent, e.to_string()))?;
+    let existing = state.store.get_collection(&collection).await?;
+    if existing.as_ref().map_or(settings.require_consent, |c| c.require_consent) && consent.is_none() {
+        let message = format!("collection {} requires a consent reference (the `consent` field)", collection.as_str());
+        return Err(ApiError::new(ErrorCode::ConsentRequired, message));
+    }
+    let batch = NewBatch {
+        id: Uuid::now_v7(),
+        collection,
+        consent,
+        callback_url: callback_url_field(fields.get("callback_url").map(String::as_str))?,
+        request_id: request_id(&headers).map(str::to_owned),
+        create_collection: existing.is_none().then_some(settings.require_consent),
+    };
+    let mut writer = state.store.begin_batch(&batch).await?;
+    let items = intake::read_into(&spooled, &mut writer, settings).await?;
+    if items == 0 {
+        return Err(ApiError::new(ErrorCode::EmptyArchive, "the archive has no files"));
+    }
+    writer.commit().await?;
+    let archive_bytes = spooled.bytes;
+    drop(spooled);
+    let view = state.store.get_batch(batch.id).await?.ok_or_else(|| not_found(batch.id))?;
+    info!(batch_id = %batch.id, items, archive_bytes, collection = %view.collection, "batch recorded");
+    let location = HeaderValue::from_str(&format!("/v1/batches/{}", batch.id)).expect("a UUID path is a valid header");
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(view)).into_response())
+}
+
+/// The batch with its counts.
+#[utoipa::path(
+    get,
+    path = "/v1/batches/{id}",
+    tag = "batches",
+    params(("id" = Uuid, Path, description = "The batch id")),
+    responses(
+        (status = 200, description = "The batch", body = BatchView),
+        (status = 400, description = "`invalid_batch_id`", body = crate::ErrorBody),
+        (status = 404, description = "`batch_not_found`", body = crate::ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
+    )
+)]
+pub async fn get_batch(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<BatchView>, ApiError> {
+    let id = batch_id(&id)?;
+    state.store.get_batch(id).await?.map(Json).ok_or_else(|| not_found(id))
+}
+
+/// The batch's items in archive order, optionally only those in one state.
+#[utoipa::path(
+    get,
+    path = "/v1/batches/{id}/items",
+    tag = "batches",
+    params(
+        ("id" = Uuid, Path, description = "The batch id"),
+        ("status" = Option<BatchItemStatus>, Query, description = "Only items in this state"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, default 20"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")
+    ),
+    responses(
+        (status = 200, description = "A page of items", body = BatchItemPage),
+        (status = 400, description = "`invalid_batch_id`, `invalid_status`, `invalid_limit`, `invalid_cursor`", body = crate::ErrorBody),
+        (status = 404, description = "`batch_not_found`", body = crate::ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
+    )
+)]
+pub async fn list_batch_items(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<BatchItemPage>, ApiError> {
+    let id = batch_id(&id)?;
+    let status = parse(&query, "status", ErrorCode::InvalidStatus, BatchItemStatus::parse)?;
+    let after = parse(&query, "cursor", ErrorCode::InvalidCursor, |v| v.parse::<i32>().ok().filter(|n| *n >= 0))?;
+    let limit = limit(&query)?;
+    if state.store.get_batch(id).await?.is_none() {
+        return Err(not_found(id));
+    }
+    let page = state.store.list_batch_items(id, status, after, limit).await?;
+    let next_cursor = (page.len() == limit as usize).then(|| page.last().map(|(seq, _)| seq.to_string())).flatten();
+    Ok(Json(BatchItemPage { items: page.into_iter().map(|(_, item)| item).collect(), next_cursor }))
+}
+
+/// Cancels the batch: items not yet run are canceled, items running finish.
+#[utoipa::path(
+    post,
+    path = "/v1/batches/{id}/cancel",
+    tag = "batches",
+    params(("id" = Uuid, Path, description = "The batch id")),
+    responses(
+        (status = 200, description = "Canceled", body = BatchView),
+        (status = 400, description = "`invalid_batch_id`", body = crate::ErrorBody),
+        (status = 404, description = "`batch_not_found`", body = crate::ErrorBody),
+        (status = 409, description = "`batch_not_cancelable`: it has ended", body = crate::ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
+    )
+)]
+pub async fn cancel_batch(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<BatchView>, ApiError> {
+    let id = batch_id(&id)?;
+    match state.store.cancel_batch(id).await? {
+        BatchCancel::Canceled(view) => {
+            info!(batch_id = %id, "batch canceled");
+            Ok(Json(view))
+        }
+        BatchCancel::NotRunning(view) => Err(ApiError::new(
+            ErrorCode::BatchNotCancelable,
+            format!("batch {id} has ended ({})", view.status.as_str()),
+        )),
+        BatchCancel::NotFound => Err(not_found(id)),
+    }
+}
+
+fn batch_id(raw: &str) -> Result<Uuid, ApiError> {
+    raw.trim().parse().map_err(|_| ApiError::new(ErrorCode::InvalidBatchId, "the batch id must be a UUID"))
+}
+
+fn not_found(id: Uuid) -> ApiError {
+    ApiError::new(ErrorCode::BatchNotFound, format!("no batch has id {id}"))
+}
