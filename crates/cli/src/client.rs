@@ -1,0 +1,190 @@
+//! The api as the CLI uses it: find a job by idempotency key, submit a
+//! register, poll a job. Busy answers (`429`, `503`) wait for `Retry-After`
+//! and try again; a lost connection is retried until the connect timeout.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use reqwest::StatusCode;
+use reqwest::multipart::{Form, Part};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A job as `GET /v1/jobs/{id}` shows it (the fields the CLI needs).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Job {
+    pub job_id: String,
+    pub status: String,
+    #[serde(default)]
+    pub result: Option<Value>,
+    #[serde(default)]
+    pub error: Option<ErrorBody>,
+}
+
+impl Job {
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.status.as_str(), "succeeded" | "failed" | "canceled")
+    }
+
+    pub fn face_id(&self) -> Option<String> {
+        self.result.as_ref()?.get("face_id")?.as_str().map(str::to_owned)
+    }
+}
+
+/// `{code, message}`, as in job errors and api error answers.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+/// What a register submission got.
+pub enum Submission {
+    Accepted(Job),
+    /// The api refused the upload (4xx): nothing was recorded.
+    Refused(ErrorBody),
+}
+
+/// One register to send.
+pub struct Register<'a> {
+    pub bytes: Vec<u8>,
+    pub file_name: String,
+    pub content_type: &'static str,
+    pub subject: &'a str,
+    pub collection: &'a str,
+    pub consent: Option<&'a str>,
+    pub idempotency_key: &'a str,
+}
+
+#[derive(Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    /// How long the api may stay unreachable before the run gives up.
+    give_up_after: Duration,
+}
+
+/// Longest wait a `Retry-After` may impose at once.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+impl ApiClient {
+    pub fn new(base: &str, connections: usize, give_up_after: Duration) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(connections)
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self { http, base: base.trim_end_matches('/').to_owned(), give_up_after })
+    }
+
+    /// Fails when the api does not answer `/healthz`.
+    pub async fn check(&self) -> anyhow::Result<()> {
+        let url = format!("{}/healthz", self.base);
+        let response = self.http.get(&url).send().await.with_context(|| format!("cannot reach the api at {url}"))?;
+        if !response.status().is_success() {
+            bail!("the api at {url} answered {}", response.status());
+        }
+        Ok(())
+    }
+
+    /// The job submitted with this idempotency key, if any.
+    pub async fn job_by_key(&self, key: &str) -> anyhow::Result<Option<Job>> {
+        #[derive(Deserialize)]
+        struct Page {
+            jobs: Vec<Job>,
+        }
+        let url = format!("{}/v1/jobs", self.base);
+        let response = self.send(|| self.http.get(&url).query(&[("idempotency_key", key), ("limit", "1")])).await?;
+        let page: Page = expect_ok(response).await?.json().await.context("reading the job list")?;
+        Ok(page.jobs.into_iter().next())
+    }
+
+    pub async fn job(&self, id: &str) -> anyhow::Result<Job> {
+        let url = format!("{}/v1/jobs/{id}", self.base);
+        let response = self.send(|| self.http.get(&url)).await?;
+        expect_ok(response).await?.json().await.context("reading the job")
+    }
+
+    pub async fn register(&self, r: &Register<'_>) -> anyhow::Result<Submission> {
+        let url = format!("{}/v1/register", self.base);
+        let form = || {
+            let part = Part::bytes(r.bytes.clone()).file_name(r.file_name.clone()).mime_str(r.content_type);
+            let mut form = Form::new().text("subject", r.subject.to_owned()).text("collection", r.collection.to_owned());
+            if let Some(consent) = r.consent {
+                form = form.text("consent", consent.to_owned());
+            }
+            form.part("image", part.expect("a valid MIME type"))
+        };
+        let response = self
+            .send(|| self.http.post(&url).header("Idempotency-Key", r.idempotency_key).multipart(form()))
+            .await?;
+        let status = response.status();
+        if status == StatusCode::ACCEPTED {
+            let job: Value = response.json().await.context("reading the submission answer")?;
+            let id = job["job_id"].as_str().ok_or_else(|| anyhow!("the answer has no job_id"))?;
+            return Ok(Submission::Accepted(Job {
+                job_id: id.to_owned(),
+                status: job["status"].as_str().unwrap_or("queued").to_owned(),
+                result: None,
+                error: None,
+            }));
+        }
+        let body: Value = response.json().await.unwrap_or_default();
+        let error = ErrorBody {
+            code: body["error"]["code"].as_str().unwrap_or("http_error").to_owned(),
+            message: body["error"]["message"].as_str().map_or_else(|| format!("the api answered {status}"), str::to_owned),
+        };
+        if status.is_client_error() {
+            return Ok(Submission::Refused(error));
+        }
+        bail!("the api failed: {} ({})", error.message, error.code)
+    }
+
+    /// Sends a request, waiting out busy answers and lost connections.
+    async fn send(&self, request: impl Fn() -> reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        let mut unreachable_since: Option<Instant> = None;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match request().send().await {
+                Ok(response) if is_busy(response.status()) => {
+                    unreachable_since = None;
+                    tokio::time::sleep(retry_after(&response)).await;
+                }
+                Ok(response) => return Ok(response),
+                Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
+                    let since = *unreachable_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= self.give_up_after {
+                        return Err(anyhow::Error::new(e).context(ApiUnreachable(self.give_up_after)));
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// The api stayed unreachable: the whole run stops (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("the api could not be reached for {0:?}")]
+pub struct ApiUnreachable(pub Duration);
+
+fn is_busy(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
+}
+
+fn retry_after(response: &reqwest::Response) -> Duration {
+    let secs = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    secs.map_or(Duration::from_secs(1), Duration::from_secs).clamp(Duration::from_millis(100), MAX_RETRY_AFTER)
+}
+
+async fn expect_ok(response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let body = response.text().await.unwrap_or_default();
+    bail!("the api answered {status}: {body}")
+}

@@ -1,0 +1,103 @@
+//! The `facerec` command line: bulk ingestion of labelled photo folders or
+//! manifests into a running facerec api (`facerec ingest`).
+//!
+//! It talks to the api over HTTP only, as any client would. Threading model:
+//! one tokio runtime; at most `--concurrency` images are in flight (read,
+//! uploaded, polled) at once, each over at most one connection.
+
+mod client;
+mod ingest;
+mod inputs;
+mod progress;
+mod report;
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use ingest::idempotency_key;
+pub use report::{Outcome, Status};
+
+/// facerec command line.
+#[derive(Debug, Parser)]
+#[command(name = "facerec", version, about = "facerec command line: bulk ingestion into a running facerec api")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register every photo of a folder (`DIR/<subject>/...`) or of a manifest.
+    Ingest(IngestArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    /// Folder with one sub-folder per subject (the folder name is the subject).
+    #[arg(required_unless_present = "manifest", conflicts_with = "manifest")]
+    pub dir: Option<PathBuf>,
+    /// A CSV (`path,subject`) or JSONL (`{"path": ..., "subject": ...}`) file
+    /// instead of a folder; relative paths are relative to the manifest.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Collection to register into (created if it does not exist).
+    #[arg(long, short = 'c', default_value = "default")]
+    pub collection: String,
+    /// The api's base URL.
+    #[arg(long, env = "FACEREC_URL", default_value = "http://127.0.0.1:8080")]
+    pub api: String,
+    /// Images in flight at once (each over at most one connection).
+    #[arg(long, short = 'j', default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+    /// Write one JSON line per input file here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// List what would be registered and what would be skipped; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Consent reference sent with every register (collections that require consent).
+    #[arg(long)]
+    pub consent: Option<String>,
+    /// Seconds between progress lines when stderr is not a terminal.
+    #[arg(long, default_value_t = 10)]
+    pub progress_interval: u64,
+    /// No progress output (the summary is still printed).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Give up when the api cannot be reached for this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub connect_timeout: u64,
+}
+
+/// How the command ended, as a process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Every image registered.
+    AllRegistered = 0,
+    /// Some images failed, were skipped or were not reached (interrupted).
+    SomeNotRegistered = 1,
+    /// Bad usage, or the api could not be reached.
+    UsageOrConnection = 2,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e as u8)
+    }
+}
+
+/// Runs a command until it ends or `interrupt` completes (Ctrl-C), in which
+/// case it stops starting images and reports what it has.
+pub async fn run(cli: Cli, interrupt: impl Future<Output = ()>) -> Exit {
+    match cli.command {
+        Command::Ingest(args) => match ingest::ingest(args, interrupt).await {
+            Ok(exit) => exit,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                Exit::UsageOrConnection
+            }
+        },
+    }
+}
