@@ -22,8 +22,10 @@ pub use reqwest;
 pub use serde_json;
 
 mod proxy;
+mod receiver;
 
 pub use proxy::Proxy;
+pub use receiver::WebhookReceiver;
 
 /// A running api + worker pair on a private database and queue.
 pub struct TestApp {
@@ -391,6 +393,20 @@ pub fn side_by_side(left: &[u8], right: &[u8]) -> anyhow::Result<Vec<u8>> {
         bail!("empty composition");
     }
     Ok(jpeg(&out))
+}
+
+/// `n` different JPEGs of the same photo (mirrored or not, each a little
+/// brighter): distinct uploads of one face, for loading many images.
+pub fn variants(photo: &[u8], n: usize) -> Vec<Vec<u8>> {
+    let base = image::load_from_memory(photo).expect("a test photo decodes").to_rgb8();
+    (0..n)
+        .map(|i| {
+            let mut img = if i % 2 == 1 { image::imageops::flip_horizontal(&base) } else { base.clone() };
+            let lift = (i / 2) as u8;
+            img.pixels_mut().for_each(|p| p.0.iter_mut().for_each(|c| *c = c.saturating_add(lift)));
+            jpeg(&img)
+        })
+        .collect()
 }
 
 /// A synthetic photo with no face: smooth gradients and a few shapes.

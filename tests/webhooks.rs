@@ -1,55 +1,12 @@
 //! Webhooks: signed deliveries of a job's outcome to its callback_url, retried
 //! on failure with every attempt recorded, and the SSRF guard.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
 use facerec_e2e::serde_json::Value;
-use facerec_e2e::{TestApp, photo};
+use facerec_e2e::{TestApp, WebhookReceiver as Receiver, photo};
 
 const SECRET: &str = "test-webhook-secret";
-
-/// One request the receiver got: its headers and body.
-type Delivery = (HeaderMap, Vec<u8>);
-
-/// A local webhook receiver: records every request, answers 500 to the first `failures`.
-#[derive(Clone, Default)]
-struct Receiver {
-    seen: Arc<Mutex<Vec<Delivery>>>,
-    failures: Arc<Mutex<usize>>,
-}
-
-impl Receiver {
-    async fn start(failures: usize) -> (Self, String) {
-        let receiver = Receiver { failures: Arc::new(Mutex::new(failures)), ..Default::default() };
-        let state = receiver.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-                let state = state.clone();
-                async move {
-                    state.seen.lock().unwrap().push((headers, body.to_vec()));
-                    let mut failures = state.failures.lock().unwrap();
-                    if *failures > 0 {
-                        *failures -= 1;
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    } else {
-                        StatusCode::NO_CONTENT
-                    }
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (receiver, url)
-    }
-
-    fn count(&self) -> usize {
-        self.seen.lock().unwrap().len()
-    }
-}
 
 /// Polls the job until its webhook reaches a final state.
 async fn settled_webhook(app: &TestApp, id: &str) -> Value {

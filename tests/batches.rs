@@ -1,0 +1,288 @@
+//! Archive batches (`POST /v1/batches`): zip and tar.gz, `<subject>/<image>`
+//! and manifest layouts, counts and items, cancel, the one webhook, a batch
+//! larger than the queue limit, and every hostile archive refused with a 4xx
+//! (nothing kept) or reported as a skipped item.
+
+use std::io::{Cursor, Write};
+use std::time::{Duration, Instant};
+
+use facerec_e2e::reqwest::multipart::{Form, Part};
+use facerec_e2e::reqwest;
+use facerec_e2e::serde_json::Value;
+use facerec_e2e::{TestApp, WebhookReceiver, faceless_image, photo, variants};
+use zip::write::SimpleFileOptions;
+
+/// A zip of `(name, bytes)` entries (deflated).
+fn zip_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, bytes) in entries {
+        zip.start_file(*name, options).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// A tar of `(name, bytes)` entries; names are written raw (absolute and
+/// `..` names included, as a hostile tool would).
+fn tar_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, bytes) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append(&header, bytes.as_slice()).unwrap();
+    }
+    tar.into_inner().unwrap()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+async fn post_batch(app: &TestApp, archive: Vec<u8>, fields: &[(&str, &str)]) -> (u16, Value) {
+    let mut form = Form::new().part("archive", Part::bytes(archive).file_name("photos.zip"));
+    for (k, v) in fields {
+        form = form.text(k.to_string(), v.to_string());
+    }
+    let resp = app.client.post(app.url("/v1/batches")).multipart(form).send().await.unwrap();
+    let status = resp.status().as_u16();
+    if status == 202 {
+        let id = resp.headers()["location"].to_str().unwrap().rsplit('/').next().unwrap().to_owned();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["batch_id"], id.as_str());
+        return (status, body);
+    }
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_for_batch(app: &TestApp, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, batch) = app.get_json(&format!("/v1/batches/{id}")).await;
+        assert_eq!(status, 200, "{batch}");
+        if batch["status"] != "running" {
+            return batch;
+        }
+        assert!(Instant::now() < deadline, "batch {id} still running: {batch}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn items(app: &TestApp, id: &str, query: &str) -> Vec<Value> {
+    let (status, page) = app.get_json(&format!("/v1/batches/{id}/items?{query}")).await;
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_zip_batch_registers_its_images_reports_the_rest_and_calls_back_once() {
+    let (receiver, url) = WebhookReceiver::start(0).await;
+    let app = TestApp::spawn_with(&|_| {}, &|w| w.webhook_secret = Some("s3cret".into())).await.unwrap();
+    let archive = zip_of(&[
+        ("Barack Obama/1.jpg", photo("obama.jpg")),
+        ("Barack Obama/2.jpg", photo("obama2.jpg")),
+        ("Joe Biden/1.jpg", photo("biden.jpg")),
+        ("Joe Biden/nobody.jpg", faceless_image()),
+        ("Joe Biden/notes.txt", b"not an image".to_vec()),
+        ("Joe Biden/inner.zip", zip_of(&[("x/1.jpg", photo("obama3.jpg"))])),
+        ("loose.jpg", photo("obama3.jpg")),
+        ("__MACOSX/Joe Biden/._1.jpg", b"resource fork".to_vec()),
+    ]);
+    let (status, batch) = post_batch(&app, archive, &[("collection", "staff"), ("callback_url", &url)]).await;
+    assert_eq!(status, 202, "{batch}");
+    assert_eq!(batch["total"], 7, "directories and resource forks are not items: {batch}");
+    let id = batch["batch_id"].as_str().unwrap().to_owned();
+    let done = wait_for_batch(&app, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let counts = &done["counts"];
+    assert_eq!(
+        [&counts["succeeded"], &counts["failed"], &counts["skipped"], &counts["queued"], &counts["processing"]],
+        [3, 1, 3, 0, 0],
+        "{done}"
+    );
+    assert!(done["finished_at"].is_string());
+    assert_eq!(app.count("faces").await, 3);
+    let (_, staff) = app.get_json("/v1/collections/staff").await;
+    assert_eq!(staff["subject_count"], 2, "{staff}");
+
+    let failed = items(&app, &id, "status=failed").await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!((failed[0]["path"].as_str(), failed[0]["error"]["code"].as_str()), (Some("Joe Biden/nobody.jpg"), Some("no_face")));
+    let skipped: Vec<_> = items(&app, &id, "status=skipped").await.iter().map(|i| i["error"]["code"].clone()).collect();
+    assert_eq!(skipped, ["unsupported_media_type", "nested_archive", "not_in_subject_folder"]);
+    // Paging in archive order.
+    let (_, first) = app.get_json(&format!("/v1/batches/{id}/items?limit=4")).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let rest = items(&app, &id, &format!("limit=4&cursor={cursor}")).await;
+    assert_eq!(first["items"].as_array().unwrap().len() + rest.len(), 7);
+    assert_eq!(first["items"][0]["path"], "Barack Obama/1.jpg");
+    assert!(first["items"][0]["job_id"].is_string());
+
+    // One signed webhook for the whole batch.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver.count() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.count(), 1, "one webhook per batch, not per item");
+    let (headers, body) = receiver.seen.lock().unwrap()[0].clone();
+    let sent: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((sent["batch_id"].as_str(), sent["status"].as_str()), (Some(id.as_str()), Some("completed")));
+    assert_eq!(sent["counts"], done["counts"]);
+    assert_eq!(headers["x-facerec-batch-id"], id.as_str());
+    let timestamp: u64 = headers["x-facerec-timestamp"].to_str().unwrap().parse().unwrap();
+    assert_eq!(headers["x-facerec-signature"].to_str().unwrap(), facerec_worker::signature("s3cret", timestamp, &body));
+    assert_eq!(app.count("batch_item_inputs").await, 0, "no image is kept once its job exists");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tar_gz_batch_with_a_manifest_and_a_canceled_batch() {
+    let mut app = TestApp::spawn().await.unwrap();
+    let manifest = "path,subject\nimg/a.jpg,\"Obama, Barack\"\nimg/b.jpg,Biden\n";
+    let archive = gzip(&tar_of(&[
+        ("manifest.csv", manifest.as_bytes().to_vec()),
+        ("img/a.jpg", photo("obama.jpg")),
+        ("img/b.jpg", photo("biden.jpg")),
+        ("img/c.jpg", photo("obama2.jpg")),
+    ]));
+    let (status, batch) = post_batch(&app, archive, &[("collection", "m")]).await;
+    assert_eq!(status, 202, "{batch}");
+    assert_eq!(batch["total"], 3, "the manifest is not an item");
+    let done = wait_for_batch(&app, batch["batch_id"].as_str().unwrap()).await;
+    assert_eq!((done["counts"]["succeeded"].as_i64(), done["counts"]["skipped"].as_i64()), (Some(2), Some(1)), "{done}");
+    let (status, _) = app.get_json("/v1/collections/m/subjects/Obama%2C%20Barack").await;
+    assert_eq!(status, 200);
+
+    // With no worker running, nothing of a new batch runs before it is canceled.
+    app.shut_down_worker().await.unwrap().unwrap();
+    let images: Vec<_> = variants(&photo("obama.jpg"), 4).into_iter().enumerate().collect();
+    let entries: Vec<_> = images.iter().map(|(i, b)| (format!("obama/{i}.jpg"), b.clone())).collect();
+    let entries: Vec<(&str, Vec<u8>)> = entries.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let (status, batch) = post_batch(&app, zip_of(&entries), &[]).await;
+    assert_eq!(status, 202);
+    let id = batch["batch_id"].as_str().unwrap();
+    let (status, canceled) = app.json(reqwest::Method::POST, &format!("/v1/batches/{id}/cancel"), None).await;
+    assert_eq!(status, 200, "{canceled}");
+    assert_eq!((canceled["status"].as_str(), canceled["counts"]["canceled"].as_i64()), (Some("canceled"), Some(4)));
+    let (status, again) = app.json(reqwest::Method::POST, &format!("/v1/batches/{id}/cancel"), None).await;
+    assert_eq!((status, again["error"]["code"].as_str()), (409, Some("batch_not_cancelable")));
+    app.start_worker(&|_| {}).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (_, after) = app.get_json(&format!("/v1/batches/{id}")).await;
+    assert_eq!(after["counts"]["canceled"], 4, "a worker that comes back runs nothing of it: {after}");
+    assert_eq!(app.count("faces").await, 2);
+    assert_eq!(app.count("batch_item_inputs").await + app.count("job_inputs").await, 0, "canceled images are gone");
+    let (status, missing) = app.get_json(&format!("/v1/batches/{}", uuid::Uuid::now_v7())).await;
+    assert_eq!((status, missing["error"]["code"].as_str()), (404, Some("batch_not_found")));
+    let (status, bad) = app.get_json("/v1/batches/nope/items").await;
+    assert_eq!((status, bad["error"]["code"].as_str()), (400, Some("invalid_batch_id")));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_larger_than_the_queue_limit_is_fed_as_room_frees() {
+    let app = TestApp::spawn_with(&|a| a.max_queued_jobs = 4, &|w| w.batch_window = 2).await.unwrap();
+    let images = variants(&photo("biden.jpg"), 10);
+    let names: Vec<String> = (0..images.len()).map(|i| format!("biden/{i}.jpg")).collect();
+    let entries: Vec<(&str, Vec<u8>)> = names.iter().map(String::as_str).zip(images).collect();
+    let (status, batch) = post_batch(&app, zip_of(&entries), &[]).await;
+    assert_eq!(status, 202, "a batch over the queue limit is accepted: {batch}");
+    let id = batch["batch_id"].as_str().unwrap().to_owned();
+    // While it runs, single submissions keep their room.
+    let single = app.submit("/v1/register", photo("obama.jpg"), &[("subject", "obama")]).await;
+    let mut most_queued = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'queued' AND batch_id IS NOT NULL")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        most_queued = most_queued.max(queued);
+        let (_, b) = app.get_json(&format!("/v1/batches/{id}")).await;
+        if b["status"] != "running" {
+            assert_eq!(b["counts"]["succeeded"], 10, "{b}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "batch still running: {b}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(most_queued <= 2, "the batch kept to its window of the queue: {most_queued} queued at once");
+    assert_eq!(app.wait_for_job(&single).await["status"], "succeeded");
+    assert_eq!(app.count("faces").await, 11);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_archives_are_refused_and_leave_nothing() {
+    let spool = tempfile::tempdir().unwrap();
+    let spool_dir = spool.path().to_owned();
+    let app = TestApp::spawn_with(
+        &|a| {
+            a.max_batch_items = 8;
+            a.max_batch_bytes = 1024 * 1024;
+            a.spool_dir = Some(spool_dir.clone());
+        },
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let good = || ("ok/1.jpg", photo("obama.jpg"));
+    // Eight entries of 9 MiB of zeros: 72 MiB from a few hundred KiB.
+    let names: Vec<String> = (0..9).map(|i| format!("z/{i}")).collect();
+    let zeros: Vec<(&str, Vec<u8>)> = names[..8].iter().map(|n| (n.as_str(), vec![0u8; 9 * 1024 * 1024])).collect();
+    let bomb = zip_of(&zeros);
+    let tar_bomb = gzip(&tar_of(&zeros));
+    let too_many: Vec<(&str, Vec<u8>)> = names.iter().map(|n| (n.as_str(), b"x".to_vec())).collect();
+    let mut corrupt = zip_of(&[good(), ("ok/2.jpg", photo("biden.jpg"))]);
+    let end = corrupt.len();
+    corrupt[end - 22..end - 18].copy_from_slice(b"XXXX"); // the end-of-central-directory signature
+    let mut truncated_gz = gzip(&tar_of(&[good()]));
+    truncated_gz.truncate(truncated_gz.len() / 2);
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("zip climbing out", zip_of(&[good(), ("../evil.jpg", photo("biden.jpg"))]), 400, "unsafe_archive_path"),
+        ("tar climbing out", tar_of(&[good(), ("a/../../evil.jpg", photo("biden.jpg"))]), 400, "unsafe_archive_path"),
+        ("tar absolute", gzip(&tar_of(&[("/etc/evil.jpg", photo("biden.jpg"))])), 400, "unsafe_archive_path"),
+        ("zip bomb", bomb, 400, "archive_bomb"),
+        ("tar.gz bomb", tar_bomb, 400, "archive_bomb"),
+        ("too many entries", zip_of(&too_many), 400, "archive_too_many_entries"),
+        ("corrupt central directory", corrupt, 400, "corrupt_archive"),
+        ("truncated tar.gz", truncated_gz, 400, "corrupt_archive"),
+        ("not an archive", photo("obama.jpg"), 415, "unsupported_archive"),
+        ("over the size limit", vec![b'P'; 1024 * 1024 + 64 * 1024], 413, "archive_too_large"),
+        ("empty zip", zip_of(&[]), 400, "empty_archive"),
+    ];
+    for (what, archive, status, code) in cases {
+        let (got, body) = post_batch(&app, archive, &[]).await;
+        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{what}: {body}");
+    }
+    let resp = app.client.post(app.url("/v1/batches")).multipart(Form::new().text("collection", "x")).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "missing_archive");
+    for table in ["batches", "batch_items", "batch_item_inputs", "jobs"] {
+        assert_eq!(app.count(table).await, 0, "{table}: a refused archive leaves nothing");
+    }
+    assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0, "no spool file is left behind");
+
+    // Links are never followed: a symlink entry is a skipped item.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut link = tar::Header::new_gnu();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_size(0);
+    tar.append_link(&mut link, "ok/passwd.jpg", "/etc/passwd").unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.set_size(photo("obama.jpg").len() as u64);
+    header.set_mode(0o644);
+    tar.append_data(&mut header, "ok/1.jpg", photo("obama.jpg").as_slice()).unwrap();
+    let (status, batch) = post_batch(&app, tar.into_inner().unwrap(), &[]).await;
+    assert_eq!(status, 202, "{batch}");
+    let id = batch["batch_id"].as_str().unwrap();
+    let skipped = items(&app, id, "status=skipped").await;
+    assert_eq!((skipped.len(), skipped[0]["error"]["code"].as_str()), (1, Some("not_a_regular_file")));
+    app.stop().await.unwrap();
+}
