@@ -6,8 +6,8 @@
 use std::io::{Cursor, Write};
 use std::time::{Duration, Instant};
 
-use facerec_e2e::reqwest::multipart::{Form, Part};
 use facerec_e2e::reqwest;
+use facerec_e2e::reqwest::multipart::{Form, Part};
 use facerec_e2e::serde_json::Value;
 use facerec_e2e::{TestApp, WebhookReceiver, faceless_image, photo, variants};
 use zip::write::SimpleFileOptions;
@@ -112,7 +112,10 @@ async fn a_zip_batch_registers_its_images_reports_the_rest_and_calls_back_once()
 
     let failed = items(&app, &id, "status=failed").await;
     assert_eq!(failed.len(), 1);
-    assert_eq!((failed[0]["path"].as_str(), failed[0]["error"]["code"].as_str()), (Some("Joe Biden/nobody.jpg"), Some("no_face")));
+    assert_eq!(
+        (failed[0]["path"].as_str(), failed[0]["error"]["code"].as_str()),
+        (Some("Joe Biden/nobody.jpg"), Some("no_face"))
+    );
     let skipped: Vec<_> = items(&app, &id, "status=skipped").await.iter().map(|i| i["error"]["code"].clone()).collect();
     assert_eq!(skipped, ["unsupported_media_type", "nested_archive", "not_in_subject_folder"]);
     // Paging in archive order.
@@ -151,13 +154,25 @@ async fn a_tar_gz_batch_with_a_manifest_and_a_canceled_batch() {
         ("img/b.jpg", photo("biden.jpg")),
         ("img/c.jpg", photo("obama2.jpg")),
     ]));
-    let (status, batch) = post_batch(&app, archive, &[("collection", "m")]).await;
+    let (status, batch) = post_batch(&app, archive.clone(), &[("collection", "m")]).await;
     assert_eq!(status, 202, "{batch}");
     assert_eq!(batch["total"], 3, "the manifest is not an item");
     let done = wait_for_batch(&app, batch["batch_id"].as_str().unwrap()).await;
-    assert_eq!((done["counts"]["succeeded"].as_i64(), done["counts"]["skipped"].as_i64()), (Some(2), Some(1)), "{done}");
+    assert_eq!(
+        (done["counts"]["succeeded"].as_i64(), done["counts"]["skipped"].as_i64()),
+        (Some(2), Some(1)),
+        "{done}"
+    );
     let (status, _) = app.get_json("/v1/collections/m/subjects/Obama%2C%20Barack").await;
     assert_eq!(status, 200);
+    // The same archive again adds no face: each image names the face it made.
+    let (_, again) = post_batch(&app, archive, &[("collection", "m")]).await;
+    let again_id = again["batch_id"].as_str().unwrap();
+    assert_eq!(wait_for_batch(&app, again_id).await["counts"]["succeeded"], 2);
+    assert_eq!(app.count("faces").await, 2, "a re-uploaded batch duplicates nothing");
+    let item = &items(&app, again_id, "status=succeeded").await[0];
+    let (_, job) = app.get_job(item["job_id"].as_str().unwrap()).await;
+    assert_eq!(job["result"]["already_registered"], true, "{job}");
 
     // With no worker running, nothing of a new batch runs before it is canceled.
     app.shut_down_worker().await.unwrap().unwrap();
@@ -199,10 +214,11 @@ async fn a_batch_larger_than_the_queue_limit_is_fed_as_room_frees() {
     let mut most_queued = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'queued' AND batch_id IS NOT NULL")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+        let queued: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'queued' AND batch_id IS NOT NULL")
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
         most_queued = most_queued.max(queued);
         let (_, b) = app.get_json(&format!("/v1/batches/{id}")).await;
         if b["status"] != "running" {
@@ -261,7 +277,8 @@ async fn hostile_archives_are_refused_and_leave_nothing() {
         let (got, body) = post_batch(&app, archive, &[]).await;
         assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{what}: {body}");
     }
-    let resp = app.client.post(app.url("/v1/batches")).multipart(Form::new().text("collection", "x")).send().await.unwrap();
+    let resp =
+        app.client.post(app.url("/v1/batches")).multipart(Form::new().text("collection", "x")).send().await.unwrap();
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "missing_archive");
     for table in ["batches", "batch_items", "batch_item_inputs", "jobs"] {

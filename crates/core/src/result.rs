@@ -54,6 +54,10 @@ pub struct RegisterResult {
     pub face: FaceInfo,
     /// Which detector and embedder produced the stored embedding (`detector+embedder`).
     pub model: String,
+    /// The subject already had a face from this very image (same bytes):
+    /// `face_id` names that face and nothing new was stored.
+    #[serde(default)]
+    pub already_registered: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -26,6 +26,9 @@ pub struct NewFace {
     pub quality: FaceQuality,
     /// The consent reference the register carried, and when it was submitted.
     pub consent: Option<(ConsentRef, DateTime<Utc>)>,
+    /// The sha256 of the uploaded image: the same image registered again for
+    /// the same subject returns the face it made.
+    pub source_sha256: Option<Vec<u8>>,
 }
 
 /// What storing a registered face did.
@@ -33,6 +36,9 @@ pub struct NewFace {
 pub enum RegisterOutcome {
     /// The face is stored and the job succeeded.
     Stored,
+    /// The subject already had a face from this very image: the job succeeded
+    /// naming that face (its result says `already_registered`); nothing new was stored.
+    AlreadyStored(Uuid),
     /// The claim was lost (or the job canceled) meanwhile; nothing was written.
     ClaimLost,
     /// The collection is bound to this other embedder; nothing was written.
@@ -95,9 +101,11 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .context("upsert subject")?;
-        sqlx::query(
+        let inserted: Option<Uuid> = sqlx::query_scalar(
             "INSERT INTO faces (id, subject_id, collection, detector, embedder, embedding, bbox, detection_score, \
-             landmarks, quality, source_job_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             landmarks, quality, source_job_id, source_sha256) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (subject_id, source_sha256) WHERE source_sha256 IS NOT NULL DO NOTHING RETURNING id",
         )
         .bind(face.id)
         .bind(subject_id)
@@ -110,10 +118,44 @@ impl Store {
         .bind(sqlx::types::Json(face.landmarks))
         .bind(sqlx::types::Json(face.quality))
         .bind(claim.job.id.0)
-        .execute(&mut *tx)
+        .bind(&face.source_sha256)
+        .fetch_optional(&mut *tx)
         .await
         .context("insert face")?;
+        if inserted.is_none() {
+            return self.name_existing_face(tx, claim, subject_id, face).await;
+        }
         tx.commit().await.context("commit register")?;
         Ok(RegisterOutcome::Stored)
+    }
+}
+
+impl Store {
+    /// The subject already has a face from this image: the job's result names
+    /// that face instead of the one it would have stored.
+    async fn name_existing_face(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        claim: &Claim,
+        subject_id: Uuid,
+        face: &NewFace,
+    ) -> Result<RegisterOutcome, StoreError> {
+        let existing: Uuid = sqlx::query_scalar("SELECT id FROM faces WHERE subject_id = $1 AND source_sha256 = $2")
+            .bind(subject_id)
+            .bind(&face.source_sha256)
+            .fetch_one(&mut *tx)
+            .await
+            .context("read the face of the same image")?;
+        sqlx::query(
+            "UPDATE jobs SET result = jsonb_set(result, '{face_id}', to_jsonb($2::text)) \
+                 || '{\"already_registered\": true}'::jsonb WHERE id = $1",
+        )
+        .bind(claim.job.id.0)
+        .bind(existing.to_string())
+        .execute(&mut *tx)
+        .await
+        .context("name the existing face")?;
+        tx.commit().await.context("commit register")?;
+        Ok(RegisterOutcome::AlreadyStored(existing))
     }
 }

@@ -9,6 +9,7 @@ use facerec_store::{Claim, NewFace, RegisterOutcome};
 use facerec_vision::{Detection, FacePipeline, decode_image, measure_quality};
 use image::RgbImage;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::handler::{Failure, JobContext};
@@ -57,6 +58,7 @@ pub(crate) async fn register(
     input: Vec<u8>,
 ) -> Result<bool, Failure> {
     let gates = ctx.settings.quality_gates();
+    let source_sha256 = Sha256::digest(&input).to_vec();
     let (face, embedding) = with_faces(ctx, input, move |pipeline, faces| {
         if faces.is_empty() {
             return Err(Failure::Permanent(JobErrorCode::NoFace, "no face was found in the image".into()));
@@ -95,6 +97,7 @@ pub(crate) async fn register(
         landmarks: face.landmarks,
         quality: face.quality,
         consent: params.consent.clone().map(|c| (c, claim.job.created_at)),
+        source_sha256: Some(source_sha256),
     };
     let result = RegisterResult {
         subject: params.subject.as_str().to_owned(),
@@ -102,9 +105,10 @@ pub(crate) async fn register(
         face_id: new_face.id,
         face,
         model: ctx.pool.model_id().to_owned(),
+        already_registered: false,
     };
     match ctx.store.complete_register(claim, &new_face, &to_json(&result)?).await? {
-        RegisterOutcome::Stored => Ok(true),
+        RegisterOutcome::Stored | RegisterOutcome::AlreadyStored(_) => Ok(true),
         RegisterOutcome::ClaimLost => Ok(false),
         RegisterOutcome::EmbedderMismatch(bound) => Err(Failure::Permanent(
             JobErrorCode::EmbedderMismatch,
