@@ -44,4 +44,3 @@ impl WebhookReceiver {
         self.seen.lock().unwrap().len()
     }
 }
-

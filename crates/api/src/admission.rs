@@ -61,6 +61,12 @@ impl Admission {
         Ok(depth.value)
     }
 
+    /// Drops the cached depth (a job left the queue through this api): the
+    /// next check reads it again.
+    pub async fn forget_queued(&self) {
+        self.queued.lock().await.read_at = None;
+    }
+
     /// Counts a job just queued into the cached depth.
     pub async fn note_queued(&self) {
         self.queued.lock().await.value += 1;

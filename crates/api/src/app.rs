@@ -128,8 +128,10 @@ impl Api {
         let queue = JobQueue::connect(&settings.redis_url, &settings.queue).await.context("connecting to Redis")?;
         let listener = TcpListener::bind(settings.addr).await.with_context(|| format!("binding {}", settings.addr))?;
         let shutdown_timeout = Duration::from_secs(settings.shutdown_timeout_secs);
-        let admission =
-            Arc::new(Admission::new(settings.max_upload_bytes_in_flight, Duration::from_millis(settings.upload_wait_ms)));
+        let admission = Arc::new(Admission::new(
+            settings.max_upload_bytes_in_flight,
+            Duration::from_millis(settings.upload_wait_ms),
+        ));
         let state = AppState { store, queue, admission, settings: Arc::new(settings) };
         Ok(Self { listener, router: router(state), shutdown_timeout })
     }

@@ -191,7 +191,12 @@ fn unquote(s: &str) -> &str {
 }
 
 /// Calls `emit` with every entry in archive order until it returns `false`.
-pub fn read(path: &Path, format: Format, limits: Limits, emit: &mut dyn FnMut(Entry) -> bool) -> Result<(), ArchiveError> {
+pub fn read(
+    path: &Path,
+    format: Format,
+    limits: Limits,
+    emit: &mut dyn FnMut(Entry) -> bool,
+) -> Result<(), ArchiveError> {
     let file = File::open(path).map_err(ArchiveError::Io)?;
     let archive_bytes = file.metadata().map_err(ArchiveError::Io)?.len();
     let mut budget = Budget { limits, archive_bytes, expanded: 0 };

@@ -3,10 +3,10 @@
 
 use axum::Json;
 use axum::extract::{Request, State};
-use facerec_store::Store;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use facerec_store::Store;
 use serde::Serialize;
 use serde_json::{Value, json};
 

@@ -108,7 +108,9 @@ pub fn item(entry: Entry, manifest: Option<&HashMap<String, String>>, settings: 
     let failed = |code: &'static str, message: String| ItemContent::Failed { code, message };
     let content = match (&subject, entry.content) {
         (None, _) if manifest.is_some() => skipped("not_in_manifest", "the manifest does not list this entry".into()),
-        (None, _) => skipped("not_in_subject_folder", "the entry is not inside a subject folder (<subject>/<image>)".into()),
+        (None, _) => {
+            skipped("not_in_subject_folder", "the entry is not inside a subject folder (<subject>/<image>)".into())
+        }
         (_, Content::NotRegular) => skipped("not_a_regular_file", "links, devices and FIFOs are not followed".into()),
         (_, Content::Unreadable(why)) => skipped("unsupported_archive_entry", why),
         (_, Content::TooLarge) => {

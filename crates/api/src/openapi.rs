@@ -3,10 +3,10 @@
 //! Swagger UI vendored into the binary: nothing is loaded from the internet).
 
 use facerec_core::{
-    AuditEntry, BatchCounts, BatchItemError, BatchItemStatus, BatchItemView, BatchStatus, BatchView, BBox, BestMatch, CollectionView, ConsentView, Durations, EmbedResult, EmbeddedFace, FaceInfo,
-    FaceMatch, FaceQuality, FaceView, JobError, JobErrorCode, JobId, JobKind, JobStatus, JobView, RecognizeResult,
-    RecognizedFace, RegisterResult, RetryView, SkipReason, SkippedFace, SubjectSummary, SubjectView, VerifiedAgainst,
-    VerifyResult, WebhookView,
+    AuditEntry, BBox, BatchCounts, BatchItemError, BatchItemStatus, BatchItemView, BatchStatus, BatchView, BestMatch,
+    CollectionView, ConsentView, Durations, EmbedResult, EmbeddedFace, FaceInfo, FaceMatch, FaceQuality, FaceView,
+    JobError, JobErrorCode, JobId, JobKind, JobStatus, JobView, RecognizeResult, RecognizedFace, RegisterResult,
+    RetryView, SkipReason, SkippedFace, SubjectSummary, SubjectView, VerifiedAgainst, VerifyResult, WebhookView,
 };
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};

@@ -110,15 +110,15 @@ impl ApiClient {
         let url = format!("{}/v1/register", self.base);
         let form = || {
             let part = Part::bytes(r.bytes.clone()).file_name(r.file_name.clone()).mime_str(r.content_type);
-            let mut form = Form::new().text("subject", r.subject.to_owned()).text("collection", r.collection.to_owned());
+            let mut form =
+                Form::new().text("subject", r.subject.to_owned()).text("collection", r.collection.to_owned());
             if let Some(consent) = r.consent {
                 form = form.text("consent", consent.to_owned());
             }
             form.part("image", part.expect("a valid MIME type"))
         };
-        let response = self
-            .send(|| self.http.post(&url).header("Idempotency-Key", r.idempotency_key).multipart(form()))
-            .await?;
+        let response =
+            self.send(|| self.http.post(&url).header("Idempotency-Key", r.idempotency_key).multipart(form())).await?;
         let status = response.status();
         if status == StatusCode::ACCEPTED {
             let job: Value = response.json().await.context("reading the submission answer")?;
@@ -133,7 +133,9 @@ impl ApiClient {
         let body: Value = response.json().await.unwrap_or_default();
         let error = ErrorBody {
             code: body["error"]["code"].as_str().unwrap_or("http_error").to_owned(),
-            message: body["error"]["message"].as_str().map_or_else(|| format!("the api answered {status}"), str::to_owned),
+            message: body["error"]["message"]
+                .as_str()
+                .map_or_else(|| format!("the api answered {status}"), str::to_owned),
         };
         if status.is_client_error() {
             return Ok(Submission::Refused(error));

@@ -140,8 +140,7 @@ async fn process(run: &Run<'_>, input: Input) -> anyhow::Result<Outcome> {
     }
     let key = idempotency_key(run.collection, &input.subject, &bytes);
     // Each try has its own key: a retried file never meets its earlier job's.
-    let keys: Vec<String> =
-        (1..=MAX_TRIES).map(|n| if n == 1 { key.clone() } else { format!("{key}-r{n}") }).collect();
+    let keys: Vec<String> = (1..=MAX_TRIES).map(|n| if n == 1 { key.clone() } else { format!("{key}-r{n}") }).collect();
     let file_name = input.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut register = Register {
         bytes,

@@ -70,7 +70,11 @@ impl Store {
             let (mut ids, mut seqs, mut params) = (Vec::new(), Vec::new(), Vec::new());
             for (seq, subject) in items {
                 let subject = SubjectName::parse(&subject).map_err(corrupt("batch item subject"))?;
-                let job = JobParams::Register(RegisterParams { subject, collection: collection.clone(), consent: consent.clone() });
+                let job = JobParams::Register(RegisterParams {
+                    subject,
+                    collection: collection.clone(),
+                    consent: consent.clone(),
+                });
                 let id = JobId::new();
                 ids.push(id.0);
                 seqs.push(seq);

@@ -187,7 +187,8 @@ impl Store {
                     what: "batch item status",
                     source: format!("unknown status {:?}", r.status).into(),
                 })?;
-                let error = r.error_code.map(|code| BatchItemError { code, message: r.error_message.unwrap_or_default() });
+                let error =
+                    r.error_code.map(|code| BatchItemError { code, message: r.error_message.unwrap_or_default() });
                 Ok((r.seq, BatchItemView { path: r.path, subject: r.subject, job_id: r.job_id, status, error }))
             })
             .collect()

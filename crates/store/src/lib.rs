@@ -53,11 +53,7 @@ impl Store {
 
     /// A pool of at most `max_connections`, where a query waits at most
     /// `acquire_timeout` for a free connection.
-    pub async fn connect_with(
-        url: &str,
-        max_connections: u32,
-        acquire_timeout: Duration,
-    ) -> Result<Self, StoreError> {
+    pub async fn connect_with(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<Self, StoreError> {
         let options: PgConnectOptions = url.parse().map_err(StoreError::Connect)?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)

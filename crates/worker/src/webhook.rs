@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use facerec_store::{DueBatchWebhook, DueWebhook, Store, WebhookAttempt};
-use uuid::Uuid;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
+use uuid::Uuid;
 
 use crate::Settings;
 use crate::backoff::Backoff;
@@ -111,7 +111,12 @@ impl From<DueWebhook> for Delivery {
 
 impl From<DueBatchWebhook> for Delivery {
     fn from(d: DueBatchWebhook) -> Self {
-        Self { target: Target::Batch(d.batch.batch_id), url: d.url, attempt: d.attempt, body: serde_json::to_vec(&d.batch) }
+        Self {
+            target: Target::Batch(d.batch.batch_id),
+            url: d.url,
+            attempt: d.attempt,
+            body: serde_json::to_vec(&d.batch),
+        }
     }
 }
 

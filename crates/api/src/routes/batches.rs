@@ -50,9 +50,8 @@ pub async fn create_batch(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let settings = &state.settings;
-    let mut multipart = multipart.map_err(|e| {
-        ApiError::new(ErrorCode::InvalidMultipart, format!("expected a multipart/form-data body: {e}"))
-    })?;
+    let mut multipart = multipart
+        .map_err(|e| ApiError::new(ErrorCode::InvalidMultipart, format!("expected a multipart/form-data body: {e}")))?;
     let mut spooled: Option<Spooled> = None;
     let mut fields = HashMap::new();
     while let Some(field) = multipart.next_field().await.map_err(|e| intake::multipart_error(e, settings))? {
@@ -174,6 +173,7 @@ pub async fn cancel_batch(State(state): State<AppState>, Path(id): Path<String>)
     let id = batch_id(&id)?;
     match state.store.cancel_batch(id).await? {
         BatchCancel::Canceled(view) => {
+            state.admission.forget_queued().await;
             info!(batch_id = %id, "batch canceled");
             Ok(Json(view))
         }

@@ -49,7 +49,11 @@ fn not_found() -> ApiError {
 )]
 pub async fn cancel_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
     match state.store.cancel_job(job_id(&id)?).await? {
-        CancelOutcome::Canceled(job) => Ok(Json((*job).into())),
+        CancelOutcome::Canceled(job) => {
+            // It left the queue: the next submission counts again rather than trust the cached depth.
+            state.admission.forget_queued().await;
+            Ok(Json((*job).into()))
+        }
         CancelOutcome::NotFound => Err(not_found()),
         CancelOutcome::NotCancelable(status) => Err(ApiError::new(
             ErrorCode::JobNotCancelable,
