@@ -20,6 +20,9 @@ CREATE TABLE batches (
     CHECK ((status = 'running') = (finished_at IS NULL))
 );
 CREATE INDEX batches_running_idx ON batches (created_at) WHERE status = 'running';
+-- Deleting a subject or collection cancels its pending items; finished batches age out.
+CREATE INDEX batches_collection_idx ON batches (collection);
+CREATE INDEX batches_finished_idx ON batches (finished_at) WHERE finished_at IS NOT NULL;
 CREATE INDEX batches_webhook_due_idx ON batches (webhook_next_at) WHERE webhook_status = 'pending';
 
 -- state: pending (waiting to be fed), submitted (job_id names its job),

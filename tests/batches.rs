@@ -38,6 +38,25 @@ fn tar_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
     tar.into_inner().unwrap()
 }
 
+/// A tar whose one entry's name travels in a GNU long-name record (as any
+/// name over 100 bytes does), written raw.
+fn tar_with_long_name(name: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut long = tar::Header::new_gnu();
+    long.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+    long.set_entry_type(tar::EntryType::GNULongName);
+    long.set_size(name.len() as u64 + 1);
+    long.set_cksum();
+    tar.append(&long, [name.as_bytes(), b"\0"].concat().as_slice()).unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.as_old_mut().name[..5].copy_from_slice(b"x.jpg");
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append(&header, bytes).unwrap();
+    tar.into_inner().unwrap()
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(bytes).unwrap();
@@ -264,6 +283,8 @@ async fn hostile_archives_are_refused_and_leave_nothing() {
         ("zip climbing out", zip_of(&[good(), ("../evil.jpg", photo("biden.jpg"))]), 400, "unsafe_archive_path"),
         ("tar climbing out", tar_of(&[good(), ("a/../../evil.jpg", photo("biden.jpg"))]), 400, "unsafe_archive_path"),
         ("tar absolute", gzip(&tar_of(&[("/etc/evil.jpg", photo("biden.jpg"))])), 400, "unsafe_archive_path"),
+        ("long name climbing out", tar_with_long_name(&format!("{}../../../evil.jpg", "a/".repeat(60)), &photo("biden.jpg")), 400, "unsafe_archive_path"),
+        ("long name of 1 MiB", gzip(&tar_with_long_name(&"n".repeat(1 << 20), &photo("biden.jpg"))), 400, "corrupt_archive"),
         ("zip bomb", bomb, 400, "archive_bomb"),
         ("tar.gz bomb", tar_bomb, 400, "archive_bomb"),
         ("too many entries", zip_of(&too_many), 400, "archive_too_many_entries"),

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::header::CONTENT_LENGTH;
+use axum::http::header::{CONTENT_LENGTH, EXPECT};
+use futures::StreamExt;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use facerec_store::{Store, StoreError};
@@ -23,11 +24,20 @@ const UNIT: usize = 1024;
 /// took in the same interval.
 const QUEUE_DEPTH_MAX_AGE: Duration = Duration::from_millis(200);
 
+/// Longest time spent reading (and dropping) the body of a refused upload.
+const DISCARD_TIME: Duration = Duration::from_secs(30);
+
+/// Archives read into the database at once.
+const BATCH_READERS: usize = 2;
+
 /// `Retry-After` seconds for a submission that found no room.
 const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
 /// Shared by every request of one api.
 pub struct Admission {
+    /// Batches whose archive is being read into the database (each holds a
+    /// few entries in memory); the rest wait their turn.
+    batch_readers: Semaphore,
     upload_budget: Arc<Semaphore>,
     budget_units: u32,
     wait: Duration,
@@ -43,6 +53,7 @@ impl Admission {
     pub fn new(bytes_in_flight: usize, wait: Duration) -> Self {
         let budget_units = u32::try_from(bytes_in_flight.div_ceil(UNIT).max(1)).unwrap_or(u32::MAX >> 4);
         Self {
+            batch_readers: Semaphore::new(BATCH_READERS),
             upload_budget: Arc::new(Semaphore::new(budget_units as usize)),
             budget_units,
             wait,
@@ -59,6 +70,11 @@ impl Admission {
             depth.read_at = Some(Instant::now());
         }
         Ok(depth.value)
+    }
+
+    /// Waits for a turn to read a spooled archive into the database.
+    pub async fn batch_reading(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.batch_readers.acquire().await.expect("the semaphore is never closed")
     }
 
     /// Drops the cached depth (a job left the queue through this api): the
@@ -83,13 +99,6 @@ pub async fn limit_uploads(State(state): State<AppState>, request: Request, next
     reserved(&state, declared.unwrap_or(most).min(most), request, next).await
 }
 
-/// Middleware for `POST /v1/batches`: an archive streams to disk, but its
-/// entries pass through memory a few at a time (each at most one upload).
-pub async fn limit_batch_uploads(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let bytes = (crate::intake::READ_AHEAD + 2) * state.settings.max_upload_bytes;
-    reserved(&state, bytes, request, next).await
-}
-
 async fn reserved(state: &AppState, bytes: usize, request: Request, next: Next) -> Response {
     let admission = &state.admission;
     let units = u32::try_from(bytes.div_ceil(UNIT).max(1)).unwrap_or(u32::MAX).min(admission.budget_units);
@@ -102,8 +111,30 @@ async fn reserved(state: &AppState, bytes: usize, request: Request, next: Next) 
         }
         _ => {
             tracing::warn!(bytes, "upload refused: too many upload bytes in flight");
+            // A client that did not ask `Expect: 100-continue` is still sending:
+            // read its body to the end (keeping none of it) so that it gets
+            // this answer instead of a broken pipe.
+            let expects_continue = request.headers().get(EXPECT).is_some_and(|v| v.as_bytes() == b"100-continue");
+            if !expects_continue {
+                discard_body(request, bytes).await;
+            }
             let message = "the api holds as many uploads as it may; try again shortly";
             ApiError::busy(message, BUSY_RETRY_AFTER_SECS).into_response()
         }
     }
+}
+
+/// Reads and drops a body, chunk by chunk: at most `most` bytes and [`DISCARD_TIME`].
+async fn discard_body(request: Request, most: usize) {
+    let mut body = request.into_body().into_data_stream();
+    let mut seen = 0usize;
+    let drain = async {
+        while let Some(Ok(chunk)) = body.next().await {
+            seen += chunk.len();
+            if seen > most {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
 }

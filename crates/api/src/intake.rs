@@ -18,7 +18,7 @@ use crate::archive::{self, ArchiveError, Content, Entry, Limits};
 use crate::{ApiError, ErrorCode, Settings};
 
 /// Entries read ahead of the database (each at most one upload's size).
-pub const READ_AHEAD: usize = 2;
+const READ_AHEAD: usize = 2;
 
 /// An archive on disk, removed when dropped.
 pub struct Spooled {
@@ -46,6 +46,24 @@ pub async fn spool(mut field: Field<'_>, settings: &Settings) -> Result<Spooled,
     }
     file.flush().await.map_err(|e| ApiError::internal(&e))?;
     Ok(Spooled { path, bytes })
+}
+
+/// Longest text field of a batch form (a callback URL, a consent reference).
+const MAX_TEXT_FIELD: usize = 8 * 1024;
+
+/// A text field, refused past [`MAX_TEXT_FIELD`] bytes (never buffered whole).
+pub async fn small_text(mut field: Field<'_>, settings: &Settings) -> Result<String, ApiError> {
+    let name = field.name().unwrap_or_default().to_owned();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, settings))? {
+        if bytes.len() + chunk.len() > MAX_TEXT_FIELD {
+            let message = format!("the form field {name:?} is over {MAX_TEXT_FIELD} bytes");
+            return Err(ApiError::new(ErrorCode::InvalidMultipart, message));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidMultipart, format!("the form field {name:?} is not UTF-8")))
 }
 
 fn archive_too_large(settings: &Settings) -> ApiError {

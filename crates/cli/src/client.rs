@@ -143,39 +143,57 @@ impl ApiClient {
         bail!("the api failed: {} ({})", error.message, error.code)
     }
 
-    /// Sends a request, waiting out busy answers and lost connections.
+    /// Sends a request, waiting out busy answers and lost connections. `429`
+    /// is waited out for as long as it lasts (the queue is full: back-pressure);
+    /// `503` and lost connections only until the connect timeout; any other
+    /// `5xx` is tried [`SERVER_ERROR_TRIES`] times.
     async fn send(&self, request: impl Fn() -> reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
-        let mut unreachable_since: Option<Instant> = None;
+        let mut unavailable_since: Option<Instant> = None;
         let mut backoff = Duration::from_millis(200);
+        let mut server_errors = 0;
         loop {
-            match request().send().await {
-                Ok(response) if is_busy(response.status()) => {
-                    unreachable_since = None;
-                    tokio::time::sleep(retry_after(&response)).await;
+            let wait = match request().send().await {
+                Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
+                    unavailable_since = None;
+                    retry_after(&response)
+                }
+                Ok(response) if response.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                    self.still_waiting(&mut unavailable_since, anyhow!("the api answers 503"))?;
+                    retry_after(&response)
+                }
+                Ok(response) if response.status().is_server_error() && server_errors + 1 < SERVER_ERROR_TRIES => {
+                    server_errors += 1;
+                    backoff
                 }
                 Ok(response) => return Ok(response),
                 Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
-                    let since = *unreachable_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= self.give_up_after {
-                        return Err(anyhow::Error::new(e).context(ApiUnreachable(self.give_up_after)));
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    self.still_waiting(&mut unavailable_since, e.into())?;
+                    backoff
                 }
                 Err(e) => return Err(e.into()),
-            }
+            };
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
+
+    /// Fails with [`ApiUnreachable`] once the api has been unavailable for the connect timeout.
+    fn still_waiting(&self, since: &mut Option<Instant>, cause: anyhow::Error) -> anyhow::Result<()> {
+        let since = *since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= self.give_up_after {
+            return Err(cause.context(ApiUnreachable(self.give_up_after)));
+        }
+        Ok(())
+    }
 }
+
+/// Tries of a request the api answers with a server error (other than `503`).
+const SERVER_ERROR_TRIES: u32 = 3;
 
 /// The api stayed unreachable: the whole run stops (exit code 2).
 #[derive(Debug, thiserror::Error)]
 #[error("the api could not be reached for {0:?}")]
 pub struct ApiUnreachable(pub Duration);
-
-fn is_busy(status: StatusCode) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
-}
 
 fn retry_after(response: &reqwest::Response) -> Duration {
     let secs = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());

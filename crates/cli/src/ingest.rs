@@ -20,8 +20,8 @@ use crate::progress::Progress;
 use crate::report::{Outcome, ReportError, ReportWriter, Status, Tally};
 use crate::{Exit, IngestArgs};
 
-/// Submissions per file when its job ends canceled or with an internal error
-/// (across runs: each try has its own key).
+/// Submissions per file when its job ends with an internal error (across
+/// runs: each try has its own key).
 const MAX_TRIES: u32 = 3;
 
 /// Files larger than this are not read (the api's own limit is far lower).
@@ -112,7 +112,19 @@ pub async fn ingest(args: IngestArgs, interrupt: impl Future<Output = ()>) -> an
 }
 
 /// Sends one file and waits for its job, or finds the job an earlier run sent.
+/// Only a lost api ends the run; any other error fails this file alone.
 async fn process(run: &Run<'_>, input: Input) -> anyhow::Result<Outcome> {
+    let (path, subject) = (input.path.display().to_string(), input.subject.clone());
+    match process_file(run, input).await {
+        Err(e) if e.downcast_ref::<ApiUnreachable>().is_none() => {
+            let error = Some(ReportError { code: "api_error".into(), message: format!("{e:#}") });
+            Ok(Outcome { path, subject, status: Status::Failed, job_id: None, face_id: None, error, resumed: false })
+        }
+        other => other,
+    }
+}
+
+async fn process_file(run: &Run<'_>, input: Input) -> anyhow::Result<Outcome> {
     let outcome = |status, error: Option<(&str, String)>| Outcome {
         path: input.path.display().to_string(),
         subject: input.subject.clone(),
@@ -170,7 +182,8 @@ async fn process(run: &Run<'_>, input: Input) -> anyhow::Result<Outcome> {
             "failed" if attempt == MAX_TRIES || !retryable(error.as_ref()) => {
                 return Ok(Outcome { status: Status::Failed, error, ..done });
             }
-            "canceled" if attempt == MAX_TRIES => {
+            // Canceled by a user, or by deleting the subject: never sent again.
+            "canceled" => {
                 let error = ReportError { code: "canceled".into(), message: "the job was canceled".into() };
                 return Ok(Outcome { status: Status::Failed, error: Some(error), ..done });
             }

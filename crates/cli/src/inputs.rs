@@ -79,9 +79,16 @@ pub fn from_folder(dir: &Path) -> anyhow::Result<Vec<Input>> {
     Ok(inputs)
 }
 
+/// Files under `dir`, at any depth; linked folders are not followed (a link
+/// loop would never end), linked files are.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     for entry in sorted_entries(dir)? {
-        if entry.is_dir() { walk(&entry, out)? } else { out.push(entry) }
+        let linked = entry.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink());
+        match (entry.is_dir(), linked) {
+            (true, false) => walk(&entry, out)?,
+            (true, true) => {}
+            (false, _) => out.push(entry),
+        }
     }
     Ok(())
 }

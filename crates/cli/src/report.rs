@@ -59,6 +59,8 @@ impl ReportWriter {
         if let Some(out) = &mut self.0 {
             serde_json::to_writer(&mut *out, outcome)?;
             out.write_all(b"\n")?;
+            // Line by line, so that even a killed run leaves every line so far.
+            out.flush()?;
         }
         Ok(())
     }

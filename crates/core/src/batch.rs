@@ -37,6 +37,8 @@ pub struct BatchCounts {
     pub canceled: i64,
     /// Entries that were not images (or not in a subject folder): reported, never run.
     pub skipped: i64,
+    /// Items whose job has since been deleted by job retention.
+    pub expired: i64,
 }
 
 /// A batch: one uploaded archive, one register job per image in it.

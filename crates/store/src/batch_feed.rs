@@ -11,7 +11,10 @@ use crate::batches::end_batch;
 use crate::error::QueryContext;
 use crate::{Store, StoreError, WebhookAttempt};
 
-/// Running batches looked at per feeding round, oldest first.
+/// The advisory lock that makes feeding one worker's job at a time ("feed" in ASCII).
+const FEEDER_LOCK: i64 = 0x6665_6564;
+
+/// Running batches with items to feed looked at per round, oldest first.
 const BATCHES_PER_ROUND: i64 = 8;
 
 /// A batch webhook to send now.
@@ -28,6 +31,13 @@ impl Store {
     /// here is re-sent by the reconciler, as for any queued job).
     pub async fn feed_batches(&self, window: i64) -> Result<Vec<(JobId, JobKind)>, StoreError> {
         let mut tx = self.pool.begin().await.context("begin feed batches")?;
+        // One feeder at a time (all workers run this loop): the room counted
+        // below is then not filled twice.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(FEEDER_LOCK)
+            .execute(&mut *tx)
+            .await
+            .context("take the feeder lock")?;
         let queued: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM (SELECT 1 FROM jobs \
                  WHERE batch_id IS NOT NULL AND status = 'queued' LIMIT $1) q",
@@ -41,7 +51,9 @@ impl Store {
             return Ok(Vec::new());
         }
         let batches: Vec<(Uuid, String, Option<String>)> = sqlx::query_as(
-            "SELECT id, collection, consent_ref FROM batches WHERE status = 'running' ORDER BY created_at LIMIT $1",
+            "SELECT b.id, b.collection, b.consent_ref FROM batches b WHERE b.status = 'running' \
+             AND EXISTS (SELECT 1 FROM batch_items i WHERE i.batch_id = b.id AND i.state = 'pending') \
+             ORDER BY b.created_at LIMIT $1",
         )
         .bind(BATCHES_PER_ROUND)
         .fetch_all(&mut *tx)
@@ -107,6 +119,17 @@ impl Store {
             tx.commit().await.context("commit finish batch")?;
         }
         Ok(ended)
+    }
+
+    /// Deletes batches (with their items) that ended more than `age` ago, as
+    /// job retention does for their jobs.
+    pub async fn delete_finished_batches(&self, age: Duration) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM batches WHERE finished_at < now() - make_interval(secs => $1)")
+            .bind(age.as_secs_f64())
+            .execute(&self.pool)
+            .await
+            .context("delete old batches")?;
+        Ok(done.rows_affected())
     }
 
     /// Up to `limit` batch webhooks that are due, each held for `hold` (as job webhooks are).

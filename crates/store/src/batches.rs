@@ -48,6 +48,8 @@ pub struct BatchWriter {
     tx: Transaction<'static, Postgres>,
     id: Uuid,
     items: i32,
+    /// To create at commit, requiring consent or not.
+    collection: Option<(CollectionName, bool)>,
 }
 
 /// What a cancel request found.
@@ -72,6 +74,7 @@ struct BatchRow {
     failed: i64,
     canceled: i64,
     skipped: i64,
+    expired: i64,
 }
 
 /// The batch row with its item counts (an item's state, else its job's).
@@ -81,7 +84,8 @@ const BATCH_VIEW_SQL: &str = "SELECT b.id, b.collection, b.status, b.total, b.cr
          count(*) FILTER (WHERE j.status = 'succeeded') AS succeeded, \
          count(*) FILTER (WHERE i.state = 'failed' OR j.status = 'failed') AS failed, \
          count(*) FILTER (WHERE i.state = 'canceled' OR j.status = 'canceled') AS canceled, \
-         count(*) FILTER (WHERE i.state = 'skipped') AS skipped \
+         count(*) FILTER (WHERE i.state = 'skipped') AS skipped, \
+         count(*) FILTER (WHERE i.state = 'submitted' AND j.id IS NULL) AS expired \
      FROM batches b LEFT JOIN batch_items i ON i.batch_id = b.id LEFT JOIN jobs j ON j.id = i.job_id \
      WHERE b.id = $1 GROUP BY b.id";
 
@@ -105,6 +109,7 @@ impl TryFrom<BatchRow> for BatchView {
                 failed: r.failed,
                 canceled: r.canceled,
                 skipped: r.skipped,
+                expired: r.expired,
             },
             created_at: r.created_at,
             finished_at: r.finished_at,
@@ -126,10 +131,11 @@ struct ItemRow {
 impl Store {
     /// Starts recording a batch (and its collection, if asked to create it).
     pub async fn begin_batch(&self, batch: &NewBatch) -> Result<BatchWriter, StoreError> {
-        let mut tx = self.pool.begin().await.context("begin batch")?;
-        if let Some(require_consent) = batch.create_collection {
-            ensure_collection(&mut tx, &batch.collection, require_consent).await?;
-        }
+        let tx = self.pool.begin().await.context("begin batch")?;
+        let mut writer = BatchWriter { tx, id: batch.id, items: 0, collection: None };
+        // The collection is created at commit: its row is then locked only for
+        // a moment, not while the whole archive is read.
+        writer.collection = batch.create_collection.map(|consent| (batch.collection.clone(), consent));
         sqlx::query(
             "INSERT INTO batches (id, collection, status, total, consent_ref, callback_url, request_id) \
              VALUES ($1, $2, 'running', 0, $3, $4, $5)",
@@ -139,10 +145,10 @@ impl Store {
         .bind(batch.consent.as_ref().map(ConsentRef::as_str))
         .bind(&batch.callback_url)
         .bind(&batch.request_id)
-        .execute(&mut *tx)
+        .execute(&mut *writer.tx)
         .await
         .context("insert batch")?;
-        Ok(BatchWriter { tx, id: batch.id, items: 0 })
+        Ok(writer)
     }
 
     pub async fn get_batch(&self, id: Uuid) -> Result<Option<BatchView>, StoreError> {
@@ -303,6 +309,9 @@ impl BatchWriter {
 
     /// Keeps the batch; a batch with nothing to run ends at once.
     pub async fn commit(mut self) -> Result<(), StoreError> {
+        if let Some((collection, require_consent)) = &self.collection {
+            ensure_collection(&mut self.tx, collection, *require_consent).await?;
+        }
         sqlx::query("UPDATE batches SET total = $2 WHERE id = $1")
             .bind(self.id)
             .bind(self.items)

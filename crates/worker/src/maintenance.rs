@@ -52,6 +52,11 @@ pub(crate) async fn reconcile_loop(store: Store, queue: JobQueue, settings: Arc<
                 Ok(n) => info!(deleted = n, "deleted finished jobs past retention"),
                 Err(e) => warn!(error = %e, "job retention failed; will retry"),
             }
+            match store.delete_finished_batches(retention).await {
+                Ok(0) => {}
+                Ok(n) => info!(deleted = n, "deleted finished batches past retention"),
+                Err(e) => warn!(error = %e, "batch retention failed; will retry"),
+            }
         }
     }
 }

@@ -62,7 +62,7 @@ pub async fn create_batch(
             }
             spooled = Some(intake::spool(field, settings).await?);
         } else {
-            let value = field.text().await.map_err(|e| intake::multipart_error(e, settings))?;
+            let value = intake::small_text(field, settings).await?;
             if fields.insert(name.clone(), value).is_some() {
                 return Err(ApiError::new(ErrorCode::DuplicateField, format!("the form has field {name:?} twice")));
             }
@@ -88,6 +88,8 @@ pub async fn create_batch(
         request_id: request_id(&headers).map(str::to_owned),
         create_collection: existing.is_none().then_some(settings.require_consent),
     };
+    // Reading holds a few entries in memory: a few batches at a time, after their upload.
+    let _reading = state.admission.batch_reading().await;
     let mut writer = state.store.begin_batch(&batch).await?;
     let items = intake::read_into(&spooled, &mut writer, settings).await?;
     if items == 0 {

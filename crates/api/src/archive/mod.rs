@@ -12,7 +12,9 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek};
 use std::path::Path;
 
-use zip::result::ZipError;
+mod tarball;
+mod zipfile;
+
 
 /// The archive formats accepted, told apart by their first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +105,7 @@ pub fn looks_like_archive(bytes: &[u8]) -> bool {
 
 /// Checks an entry's name; `None` for entries that are not items (directories,
 /// hidden files, macOS resource forks).
-fn entry_name(raw: &str) -> Result<Option<String>, ArchiveError> {
+pub(crate) fn entry_name(raw: &str) -> Result<Option<String>, ArchiveError> {
     let name = raw.replace('\\', "/");
     let drive = name.len() >= 2 && name.as_bytes()[1] == b':' && name.as_bytes()[0].is_ascii_alphabetic();
     if name.starts_with('/') || drive || name.contains('\0') || name.split('/').any(|c| c == "..") {
@@ -118,14 +120,14 @@ fn entry_name(raw: &str) -> Result<Option<String>, ArchiveError> {
 }
 
 /// Counts expanded bytes against the limits.
-struct Budget {
+pub(crate) struct Budget {
     limits: Limits,
     archive_bytes: u64,
     expanded: u64,
 }
 
 impl Budget {
-    fn add(&mut self, n: u64) -> Result<(), ArchiveError> {
+    pub(crate) fn add(&mut self, n: u64) -> Result<(), ArchiveError> {
         self.expanded += n;
         let by_ratio = RATIO_GRACE.max(self.archive_bytes.saturating_mul(self.limits.max_ratio));
         let most = by_ratio.min(self.limits.max_expanded_bytes);
@@ -134,10 +136,13 @@ impl Budget {
 }
 
 /// Reads at most `max + 1` bytes: `TooLarge` when there were more than `max`.
-fn read_entry(reader: &mut impl Read, max: u64, budget: &mut Budget) -> Result<Content, io::Error> {
+/// `budget` is charged unless the stream is metered already (tar).
+fn read_entry(reader: &mut impl Read, max: u64, budget: Option<&mut Budget>) -> Result<Content, io::Error> {
     let mut bytes = Vec::new();
     reader.take(max + 1).read_to_end(&mut bytes)?;
-    if budget.add(bytes.len() as u64).is_err() {
+    if let Some(budget) = budget
+        && budget.add(bytes.len() as u64).is_err()
+    {
         return Err(io::Error::other(BombSignal));
     }
     Ok(if bytes.len() as u64 > max { Content::TooLarge } else { Content::Bytes(bytes) })
@@ -153,15 +158,13 @@ impl std::fmt::Display for BombSignal {
 impl std::error::Error for BombSignal {}
 
 /// The archive's `manifest.csv` (`path,subject`), if it has one at its root.
+/// Only that entry is read; the others are passed over.
 pub fn manifest(path: &Path, format: Format, limits: Limits) -> Result<Option<HashMap<String, String>>, ArchiveError> {
     let mut found = None;
     let limits = Limits { max_entry_bytes: MAX_MANIFEST_BYTES, ..limits };
-    read(path, format, limits, &mut |entry| {
-        if entry.name == MANIFEST {
-            found = Some(entry.content);
-            return false;
-        }
-        true
+    read_filtered(path, format, limits, Some(MANIFEST), &mut |entry| {
+        found = Some(entry.content);
+        false
     })?;
     let Some(content) = found else { return Ok(None) };
     let Content::Bytes(bytes) = content else {
@@ -191,22 +194,29 @@ fn unquote(s: &str) -> &str {
 }
 
 /// Calls `emit` with every entry in archive order until it returns `false`.
-pub fn read(
+pub fn read(path: &Path, format: Format, limits: Limits, emit: &mut dyn FnMut(Entry) -> bool) -> Result<(), ArchiveError> {
+    read_filtered(path, format, limits, None, emit)
+}
+
+/// As [`read`]; with `only`, just the entry of that name is read and emitted.
+fn read_filtered(
     path: &Path,
     format: Format,
     limits: Limits,
+    only: Option<&str>,
     emit: &mut dyn FnMut(Entry) -> bool,
 ) -> Result<(), ArchiveError> {
     let file = File::open(path).map_err(ArchiveError::Io)?;
     let archive_bytes = file.metadata().map_err(ArchiveError::Io)?.len();
     let mut budget = Budget { limits, archive_bytes, expanded: 0 };
+    let most = budget_most(&budget);
     let result = match format {
-        Format::Zip => read_zip(file, &mut budget, emit),
-        Format::Tar => read_tar(BufReader::new(file), &mut budget, emit),
-        Format::TarGz => read_tar(flate2::read::MultiGzDecoder::new(BufReader::new(file)), &mut budget, emit),
+        Format::Zip => zipfile::read(file, &mut budget, only, emit),
+        Format::Tar => tarball::read(BufReader::new(file), most, &limits, only, emit),
+        Format::TarGz => tarball::read(flate2::read::MultiGzDecoder::new(BufReader::new(file)), most, &limits, only, emit),
     };
     result.map_err(|e| match e {
-        ArchiveError::Io(io) if is_bomb(&io) => ArchiveError::Bomb(budget_most(&budget)),
+        ArchiveError::Io(io) if is_bomb(&io) => ArchiveError::Bomb(most),
         ArchiveError::Io(io) => ArchiveError::Corrupt(io.to_string()),
         other => other,
     })
@@ -218,61 +228,6 @@ fn budget_most(b: &Budget) -> u64 {
 
 fn is_bomb(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<BombSignal>())
-}
-
-fn read_zip(file: File, budget: &mut Budget, emit: &mut dyn FnMut(Entry) -> bool) -> Result<(), ArchiveError> {
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
-    if zip.len() > budget.limits.max_entries {
-        return Err(ArchiveError::TooManyEntries(budget.limits.max_entries));
-    }
-    for i in 0..zip.len() {
-        let raw = match zip.name_for_index(i) {
-            Some(Ok(name)) => name.into_owned(),
-            Some(Err(e)) => return Err(ArchiveError::Corrupt(e.to_string())),
-            None => continue,
-        };
-        let Some(name) = entry_name(&raw)? else { continue };
-        let content = match zip.by_index(i) {
-            Ok(entry) if entry.is_dir() => continue,
-            Ok(entry) if entry.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000) => Content::NotRegular,
-            Ok(mut entry) => read_entry(&mut entry, budget.limits.max_entry_bytes, budget).map_err(ArchiveError::Io)?,
-            Err(e @ (ZipError::UnsupportedArchive(_) | ZipError::CompressionMethodNotSupported(_))) => {
-                Content::Unreadable(e.to_string())
-            }
-            Err(e) => return Err(ArchiveError::Corrupt(e.to_string())),
-        };
-        if !emit(Entry { name, content }) {
-            break;
-        }
-    }
-    Ok(())
-}
-
-fn read_tar(reader: impl Read, budget: &mut Budget, emit: &mut dyn FnMut(Entry) -> bool) -> Result<(), ArchiveError> {
-    let mut tar = tar::Archive::new(reader);
-    let mut count = 0usize;
-    for entry in tar.entries().map_err(ArchiveError::Io)? {
-        let mut entry = entry.map_err(ArchiveError::Io)?;
-        count += 1;
-        if count > budget.limits.max_entries {
-            return Err(ArchiveError::TooManyEntries(budget.limits.max_entries));
-        }
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let kind = entry.header().entry_type();
-        if kind.is_dir() || kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
-            continue;
-        }
-        let Some(name) = entry_name(&raw)? else { continue };
-        let content = if kind.is_file() || kind == tar::EntryType::Continuous {
-            read_entry(&mut entry, budget.limits.max_entry_bytes, budget).map_err(ArchiveError::Io)?
-        } else {
-            Content::NotRegular
-        };
-        if !emit(Entry { name, content }) {
-            break;
-        }
-    }
-    Ok(())
 }
 
 fn read_up_to(file: &mut (impl Read + Seek), buf: &mut [u8]) -> io::Result<usize> {
