@@ -13,7 +13,8 @@ COPY scripts/fetch_assets.py scripts/onnx_dynamic.py scripts/
 RUN python3 scripts/fetch_assets.py runtime models
 
 FROM debian:bookworm-slim AS api
-COPY --from=build /src/target/release/facerec-api /usr/local/bin/
+# The `facerec` command line (bulk ingestion) ships beside the api.
+COPY --from=build /src/target/release/facerec-api /src/target/release/facerec /usr/local/bin/
 ENV FACEREC_API_ADDR=0.0.0.0:8080
 EXPOSE 8080
 ENTRYPOINT ["facerec-api"]

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 CARGO_TEST_FLAGS ?=
 
-.PHONY: up test chaos setup build lint fmt bench calibrate help
+.PHONY: up test chaos setup build lint fmt bench bench-ingest bench-submit calibrate help
 .DEFAULT_GOAL := help
 
 help: ## List the targets
@@ -39,6 +39,18 @@ fmt: ## Format the code
 bench: ## Per-stage vision timings on the test photos (release build)
 	@bash scripts/setup.sh --with-test-photos
 	@$(ENV) cargo run -q --release -p facerec-vision --example bench -- --rounds 10 $$FACEREC_PHOTOS_DIR/*.jpg $$FACEREC_PHOTOS_DIR/group/t1.jpg
+
+IMAGES ?= 2000
+bench-ingest: ## Ingestion: CLI and archive batch vs the workers' own pipeline, 1 and 2 workers (IMAGES, default 2000)
+	@bash scripts/setup.sh --with-test-photos
+	@$(ENV) cargo build --quiet --release --workspace --bins
+	@$(ENV) cargo build --quiet --release -p facerec-vision --example throughput
+	@$(ENV) "$$FACEREC_REFERENCE_PYTHON" scripts/bench_ingest.py -n $(IMAGES)
+
+bench-submit: ## Submission path: small submissions with wrk (32 clients) and 100 concurrent 10 MiB uploads (api RSS)
+	@bash scripts/setup.sh --with-test-photos
+	@$(ENV) cargo build --quiet --release --workspace --bins
+	@$(ENV) bash scripts/bench_submit.sh
 
 calibrate: ## Same/different-person similarities and error rates per threshold on the labelled test photos
 	@bash scripts/setup.sh --with-test-photos

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Ingestion benchmark (`make bench-ingest`): N labelled images built from the
+fetched test photos (flips, crops, brightness, re-encoding; each labelled by
+its source person) are ingested once with the `facerec` CLI and once as an
+archive batch, against the release api and 1 (then 2) worker processes on a
+private database and queue. Prints images/s for each, the worker pipeline's
+own images/s on the same images (the ceiling: no HTTP, queue or database),
+and the peak RSS of the api, the workers and the CLI.
+
+Runs under the reference venv's Python (OpenCV and numpy for the images).
+Usage: bench_ingest.py [-n 2000] [--workers 1,2] [--concurrency 16]
+"""
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "target" / "release"
+PHOTOS = Path(os.environ.get("FACEREC_PHOTOS_DIR", ROOT / "tests" / "fixtures" / "photos"))
+ADDR = "127.0.0.1:18087"
+API = f"http://{ADDR}"
+
+
+def sources():
+    """(person, path) of every labelled test photo with one face."""
+    out = [(p.parent.name, p) for p in sorted((PHOTOS / "johns").glob("*/*.jpg"))]
+    out += [("Barack_Obama", PHOTOS / f) for f in ("obama.jpg", "obama2.jpg", "obama3.jpg")]
+    out += [("Joe_Biden", PHOTOS / "biden.jpg")]
+    return out
+
+
+def augment(img, rng):
+    if rng.random() < 0.5:
+        img = cv2.flip(img, 1)
+    h, w = img.shape[:2]
+    dx, dy = int(w * rng.uniform(0, 0.08)), int(h * rng.uniform(0, 0.08))
+    img = img[dy : h - int(h * rng.uniform(0, 0.08)), dx : w - int(w * rng.uniform(0, 0.08))]
+    alpha, beta = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
+    return cv2.convertScaleAbs(img, alpha=alpha, beta=beta)
+
+
+def build_dataset(n, seed=7):
+    folder = ROOT / ".cache" / "bench-ingest" / f"n{n}"
+    archive = folder.with_suffix(".zip")
+    if archive.exists():
+        return folder, archive
+    rng = random.Random(seed)
+    srcs = [(person, cv2.imread(str(path))) for person, path in sources()]
+    for i in range(n):
+        person, img = srcs[i % len(srcs)]
+        out = augment(img, rng)
+        (folder / person).mkdir(parents=True, exist_ok=True)
+        if rng.random() < 0.15:
+            cv2.imwrite(str(folder / person / f"{i:06d}.png"), out)
+        else:
+            cv2.imwrite(str(folder / person / f"{i:06d}.jpg"), out, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(70, 95)])
+    tmp = archive.with_suffix(".zip.tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                z.write(path, path.relative_to(folder).as_posix())
+    tmp.rename(archive)
+    return folder, archive
+
+
+class PeakRss:
+    """Samples VmRSS of some processes every 50 ms; keeps each one's peak (MiB)."""
+
+    def __init__(self):
+        self.pids, self.peak, self.stop = {}, {}, False
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def watch(self, name, pid):
+        self.pids[name] = pid
+        self.peak[name] = 0.0
+
+    def reset(self):
+        for name in self.peak:
+            self.peak[name] = 0.0
+
+    def run(self):
+        while not self.stop:
+            for name, pid in list(self.pids.items()):
+                try:
+                    for line in open(f"/proc/{pid}/status"):
+                        if line.startswith("VmRSS:"):
+                            self.peak[name] = max(self.peak[name], int(line.split()[1]) / 1024)
+                except OSError:
+                    pass
+            time.sleep(0.05)
+
+
+def get(path):
+    with urllib.request.urlopen(API + path, timeout=30) as r:
+        return json.load(r)
+
+
+def wait_ready():
+    for _ in range(600):
+        try:
+            get("/readyz")
+            return
+        except Exception:
+            time.sleep(0.1)
+    sys.exit("the api did not become ready")
+
+
+def psql(db_url, sql):
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", db_url, "-c", sql], check=True, capture_output=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=2000)
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--concurrency", type=int, default=16, help="the CLI's --concurrency")
+    args = ap.parse_args()
+
+    folder, archive = build_dataset(args.n)
+    files = sorted(str(p) for p in folder.rglob("*") if p.is_file())
+    print(f"dataset: {len(files)} images of {len({Path(f).parent.name for f in files})} people, "
+          f"{archive.stat().st_size / 2**20:.0f} MiB zip ({folder})")
+
+    server = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+    db = "facerec_bench_ingest"
+    rss = PeakRss()
+    rows = []
+    for workers in [int(w) for w in args.workers.split(",")]:
+        psql(server + "/postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        psql(server + "/postgres", f"CREATE DATABASE {db}")
+        env = dict(os.environ, DATABASE_URL=f"{server}/{db}", FACEREC_API_ADDR=ADDR,
+                   FACEREC_QUEUE=f"facerec-bench-ingest-{os.getpid()}", FACEREC_LOG="warn",
+                   RUST_LOG="warn", FACEREC_INTRA_THREADS=str(max(1, (os.cpu_count() or 2) // workers)))
+        procs = [subprocess.Popen([BIN / "facerec-api"], env=env)]
+        wait_ready()
+        procs += [subprocess.Popen([BIN / "facerec-worker"], env=env) for _ in range(workers)]
+        rss.watch("api", procs[0].pid)
+        for i, p in enumerate(procs[1:]):
+            rss.watch(f"worker{i}", p.pid)
+        time.sleep(3)  # models loaded
+        try:
+            ceiling = subprocess.run(
+                [BIN / "examples" / "throughput", "--concurrency", str(workers), *files],
+                env=env, check=True, capture_output=True, text=True).stdout.strip()
+            ceiling_rate = float(ceiling.split("=")[1].split()[0])
+
+            rss.reset()
+            t0 = time.time()
+            cli = subprocess.Popen([BIN / "facerec", "ingest", str(folder), "--collection", "cli", "--api", API,
+                                    "--concurrency", str(args.concurrency), "--quiet"], env=env)
+            rss.watch("cli", cli.pid)
+            code = cli.wait()
+            cli_secs = time.time() - t0
+            cli_peaks = dict(rss.peak)
+            del rss.pids["cli"]
+
+            rss.reset()
+            t0 = time.time()
+            posted = subprocess.run(["curl", "-sS", "-F", f"archive=@{archive}", "-F", "collection=batch",
+                                     API + "/v1/batches"], check=True, capture_output=True, text=True)
+            batch = json.loads(posted.stdout)
+            upload_secs = time.time() - t0
+            while batch.get("status") == "running":
+                time.sleep(0.2)
+                batch = get(f"/v1/batches/{batch['batch_id']}")
+            batch_secs = time.time() - t0
+            batch_peaks = dict(rss.peak)
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait()
+        n = len(files)
+        rows.append((workers, ceiling_rate, n / cli_secs, code, n / batch_secs, upload_secs, batch["counts"],
+                     cli_peaks, batch_peaks))
+        print(f"\n{workers} worker process(es): {ceiling}")
+        print(f"  cli    {n / cli_secs:6.1f} images/s ({100 * n / cli_secs / ceiling_rate:.0f} % of the pipeline) "
+              f"in {cli_secs:.1f} s, exit {code}; peak RSS MiB: "
+              + ", ".join(f"{k} {v:.0f}" for k, v in cli_peaks.items()))
+        print(f"  batch  {n / batch_secs:6.1f} images/s ({100 * n / batch_secs / ceiling_rate:.0f} % of the pipeline) "
+              f"in {batch_secs:.1f} s (upload + recording {upload_secs:.1f} s); counts {batch['counts']}; "
+              "peak RSS MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in batch_peaks.items() if k != "cli"))
+    rss.stop = True
+    psql(server + "/postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Submission-path benchmark (`make bench-submit`), against the release api on
+# a private database and queue, with no worker (so only submission is timed):
+#   1. small registers with wrk: 32 connections, 20 s (submissions/s, latency);
+#   2. 100 concurrent 10 MiB uploads: the api's peak RSS, its RSS afterwards,
+#      and what each upload was answered (only 202 and the documented
+#      503 server_busy are acceptable).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$FACEREC_ROOT"
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk from the distribution"
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
+  $sudo_ apt-get install -y -q wrk >/dev/null
+fi
+server="${DATABASE_URL%/*}"
+db=facerec_bench_submit
+queue="facerec-bench-submit-$$"
+addr=127.0.0.1:18088
+work=$(mktemp -d)
+psql -q "$server/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+cleanup() {
+  kill "${api:-}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  psql -q "$server/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+  redis-cli --scan --pattern "$queue*" | xargs -r redis-cli del >/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+DATABASE_URL="$server/$db" FACEREC_API_ADDR=$addr FACEREC_QUEUE=$queue FACEREC_MAX_QUEUED_JOBS=100000000 \
+  RUST_LOG=error,tower_http=off target/release/facerec-api &
+api=$!
+for _ in $(seq 100); do curl -sf "http://$addr/readyz" >/dev/null && break; sleep 0.1; done
+
+"$FACEREC_REFERENCE_PYTHON" - "$work/small.jpg" <<'PY'
+import sys, cv2, numpy as np
+img = np.full((96, 96, 3), 128, np.uint8); cv2.circle(img, (48, 48), 30, (40, 90, 200), -1)
+cv2.imwrite(sys.argv[1], img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+PY
+echo "== small submissions: wrk, 32 connections, 20 s, POST /v1/register ($(stat -c %s "$work/small.jpg") byte image)"
+FACEREC_BENCH_IMAGE="$work/small.jpg" wrk -t2 -c32 -d20s --latency -s scripts/wrk_register.lua "http://$addr/v1/register" \
+  | grep -E "Requests/sec|Latency|50%|90%|99%|requests in|Non-2xx|Socket errors"
+echo "   api RSS after wrk: $(awk '/VmRSS/ {print int($2/1024)}' /proc/$api/status) MiB"
+
+echo "== 100 concurrent 10 MiB uploads"
+"$FACEREC_REFERENCE_PYTHON" scripts/bench_uploads.py --api "http://$addr" --pid "$api" --clients 100
