@@ -4,7 +4,9 @@
 #   1. small registers with wrk: 32 connections, 20 s (submissions/s, latency);
 #   2. 100 concurrent 10 MiB uploads: the api's peak RSS, its RSS afterwards,
 #      and what each upload was answered (only 202 and the documented
-#      503 server_busy are acceptable).
+#      503 server_busy are acceptable);
+#   3. one archive of about 1 GiB posted to /v1/batches: the api's peak RSS
+#      (needs the images of `make bench-ingest IMAGES=1000`).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$FACEREC_ROOT"
@@ -27,7 +29,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-DATABASE_URL="$server/$db" FACEREC_API_ADDR=$addr FACEREC_QUEUE=$queue FACEREC_MAX_QUEUED_JOBS=100000000 \
+DATABASE_URL="$server/$db" FACEREC_API_ADDR=$addr FACEREC_QUEUE=$queue FACEREC_MAX_QUEUED_JOBS=100000000 FACEREC_SPOOL_DIR="$work" \
   RUST_LOG=error,tower_http=off target/release/facerec-api &
 api=$!
 for _ in $(seq 100); do curl -sf "http://$addr/readyz" >/dev/null && break; sleep 0.1; done
@@ -44,3 +46,10 @@ echo "   api RSS after wrk: $(awk '/VmRSS/ {print int($2/1024)}' /proc/$api/stat
 
 echo "== 100 concurrent 10 MiB uploads"
 "$FACEREC_REFERENCE_PYTHON" scripts/bench_uploads.py --api "http://$addr" --pid "$api" --clients 100
+
+echo "== a 1 GiB archive batch"
+if [ -d .cache/bench-ingest/n1000 ]; then
+  "$FACEREC_REFERENCE_PYTHON" scripts/bench_archive_rss.py --api "http://$addr" --pid "$api" --work "$work"
+else
+  echo "   skipped: its images come from 'make bench-ingest IMAGES=1000'"
+fi

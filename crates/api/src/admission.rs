@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::header::{CONTENT_LENGTH, EXPECT};
-use futures::StreamExt;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use facerec_store::{Store, StoreError};
+use futures::StreamExt;
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::{ApiError, AppState};

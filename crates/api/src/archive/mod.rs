@@ -15,7 +15,6 @@ use std::path::Path;
 mod tarball;
 mod zipfile;
 
-
 /// The archive formats accepted, told apart by their first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -194,7 +193,12 @@ fn unquote(s: &str) -> &str {
 }
 
 /// Calls `emit` with every entry in archive order until it returns `false`.
-pub fn read(path: &Path, format: Format, limits: Limits, emit: &mut dyn FnMut(Entry) -> bool) -> Result<(), ArchiveError> {
+pub fn read(
+    path: &Path,
+    format: Format,
+    limits: Limits,
+    emit: &mut dyn FnMut(Entry) -> bool,
+) -> Result<(), ArchiveError> {
     read_filtered(path, format, limits, None, emit)
 }
 
@@ -213,7 +217,9 @@ fn read_filtered(
     let result = match format {
         Format::Zip => zipfile::read(file, &mut budget, only, emit),
         Format::Tar => tarball::read(BufReader::new(file), most, &limits, only, emit),
-        Format::TarGz => tarball::read(flate2::read::MultiGzDecoder::new(BufReader::new(file)), most, &limits, only, emit),
+        Format::TarGz => {
+            tarball::read(flate2::read::MultiGzDecoder::new(BufReader::new(file)), most, &limits, only, emit)
+        }
     };
     result.map_err(|e| match e {
         ArchiveError::Io(io) if is_bomb(&io) => ArchiveError::Bomb(most),
