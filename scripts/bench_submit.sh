@@ -47,7 +47,12 @@ echo "   api RSS after wrk: $(awk '/VmRSS/ {print int($2/1024)}' /proc/$api/stat
 echo "== 100 concurrent 10 MiB uploads"
 "$FACEREC_REFERENCE_PYTHON" scripts/bench_uploads.py --api "http://$addr" --pid "$api" --clients 100
 
-echo "== a 1 GiB archive batch"
+echo "== a 1 GiB archive batch (a fresh api: freed memory of step 2 is not returned to the system)"
+kill "$api"; wait "$api" 2>/dev/null || true
+DATABASE_URL="$server/$db" FACEREC_API_ADDR=$addr FACEREC_QUEUE=$queue FACEREC_MAX_QUEUED_JOBS=100000000 FACEREC_SPOOL_DIR="$work" \
+  RUST_LOG=error,tower_http=off target/release/facerec-api &
+api=$!
+for _ in $(seq 100); do curl -sf "http://$addr/readyz" >/dev/null && break; sleep 0.1; done
 if [ -d .cache/bench-ingest/n1000 ]; then
   "$FACEREC_REFERENCE_PYTHON" scripts/bench_archive_rss.py --api "http://$addr" --pid "$api" --work "$work"
 else

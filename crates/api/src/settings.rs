@@ -26,7 +26,7 @@ pub struct Settings {
     /// Upload bytes the api holds in memory at once, over all submissions
     /// (each reserves its `Content-Length`). A submission that finds no room
     /// within `FACEREC_UPLOAD_WAIT_MS` gets `503 server_busy` with `Retry-After`.
-    #[arg(long, env = "FACEREC_MAX_UPLOAD_BYTES_IN_FLIGHT", default_value_t = 128 * 1024 * 1024)]
+    #[arg(long, env = "FACEREC_MAX_UPLOAD_BYTES_IN_FLIGHT", default_value_t = 64 * 1024 * 1024)]
     pub max_upload_bytes_in_flight: usize,
     /// How long a submission may wait for room among the upload bytes in flight.
     #[arg(long, env = "FACEREC_UPLOAD_WAIT_MS", default_value_t = 2000)]
