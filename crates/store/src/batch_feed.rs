@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::batches::end_batch;
 use crate::error::QueryContext;
+use crate::jobs::corrupt;
 use crate::{Store, StoreError, WebhookAttempt};
 
 /// The advisory lock that makes feeding one worker's job at a time ("feed" in ASCII).
@@ -162,11 +163,7 @@ impl Store {
         attempt: i32,
         outcome: &WebhookAttempt,
     ) -> Result<(), StoreError> {
-        let status = match (outcome.delivered, outcome.retry_after) {
-            (true, _) => "delivered",
-            (false, Some(_)) => "pending",
-            (false, None) => "failed",
-        };
+        let status = outcome.state();
         sqlx::query(
             "UPDATE batches SET webhook_status = $2, webhook_last_status = $4, webhook_last_error = $5, \
                  webhook_next_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => $6) END \
@@ -231,8 +228,4 @@ async fn insert_item_jobs(
         .await
         .context("drop fed batch inputs")?;
     Ok(())
-}
-
-fn corrupt<E: std::error::Error + Send + Sync + 'static>(what: &'static str) -> impl FnOnce(E) -> StoreError {
-    move |e| StoreError::Corrupt { what, source: Box::new(e) }
 }

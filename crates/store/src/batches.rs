@@ -160,6 +160,14 @@ impl Store {
         row.map(BatchView::try_from).transpose()
     }
 
+    pub async fn batch_exists(&self, id: Uuid) -> Result<bool, StoreError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM batches WHERE id = $1)")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .context("find batch")
+    }
+
     /// At most `limit` items after position `after`, in archive order, with
     /// their sequence numbers (the cursor).
     pub async fn list_batch_items(

@@ -121,7 +121,9 @@ pub(crate) const JOB_COLUMNS: &str = "id, kind, status, params, attempts, result
      request_id, callback_url, created_at, started_at, finished_at, webhook_status, webhook_attempts, \
      webhook_last_status, webhook_last_error, retry_at, last_error";
 
-fn corrupt<E: std::error::Error + Send + Sync + 'static>(what: &'static str) -> impl FnOnce(E) -> StoreError {
+pub(crate) fn corrupt<E: std::error::Error + Send + Sync + 'static>(
+    what: &'static str,
+) -> impl FnOnce(E) -> StoreError {
     move |e| StoreError::Corrupt { what, source: Box::new(e) }
 }
 

@@ -28,6 +28,18 @@ pub struct WebhookAttempt {
     pub delivered: bool,
 }
 
+impl WebhookAttempt {
+    /// The delivery's state after this attempt: `delivered`, `pending` (due
+    /// again after `retry_after`) or `failed` (given up).
+    pub(crate) fn state(&self) -> &'static str {
+        match (self.delivered, self.retry_after) {
+            (true, _) => "delivered",
+            (false, Some(_)) => "pending",
+            (false, None) => "failed",
+        }
+    }
+}
+
 impl Store {
     /// Up to `limit` pending deliveries that are due, each held for `hold`
     /// (so another worker does not send it meanwhile). The attempt is counted
@@ -78,11 +90,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .context("record webhook attempt")?;
-        let status = match (outcome.delivered, outcome.retry_after) {
-            (true, _) => "delivered",
-            (false, Some(_)) => "pending",
-            (false, None) => "failed",
-        };
+        let status = outcome.state();
         sqlx::query(
             "UPDATE jobs SET webhook_status = $2, webhook_attempts = $3, webhook_last_status = $4, \
                  webhook_last_error = $5, \

@@ -9,14 +9,14 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use facerec_core::{BatchItemStatus, BatchItemView, BatchView, CollectionName, ConsentRef};
+use facerec_core::{BatchItemStatus, BatchItemView, BatchView};
 use facerec_store::{BatchCancel, NewBatch};
 use serde::Serialize;
 use tracing::info;
 use uuid::Uuid;
 
 use crate::intake::{self, Spooled};
-use crate::routes::gallery::{collection_name, limit, request_id};
+use crate::routes::gallery::{collection_field, consent_field, consent_rule, limit, request_id};
 use crate::routes::listing::parse;
 use crate::routes::submit::callback_url_field;
 use crate::{ApiError, AppState, ErrorCode};
@@ -69,24 +69,16 @@ pub async fn create_batch(
         }
     }
     let spooled = spooled.ok_or_else(|| ApiError::new(ErrorCode::MissingArchive, "the form has no archive file"))?;
-    let collection = match fields.get("collection") {
-        Some(c) => collection_name(c)?,
-        None => CollectionName::default(),
-    };
-    let consent = fields.get("consent").map(|c| ConsentRef::parse(c)).transpose();
-    let consent = consent.map_err(|e| ApiError::new(ErrorCode::InvalidConsent, e.to_string()))?;
-    let existing = state.store.get_collection(&collection).await?;
-    if existing.as_ref().map_or(settings.require_consent, |c| c.require_consent) && consent.is_none() {
-        let message = format!("collection {} requires a consent reference (the `consent` field)", collection.as_str());
-        return Err(ApiError::new(ErrorCode::ConsentRequired, message));
-    }
+    let collection = collection_field(fields.get("collection").map(String::as_str))?;
+    let consent = consent_field(fields.get("consent").map(String::as_str))?;
+    let create_collection = consent_rule(&state, &collection, consent.as_ref()).await?;
     let batch = NewBatch {
         id: Uuid::now_v7(),
         collection,
         consent,
         callback_url: callback_url_field(fields.get("callback_url").map(String::as_str))?,
         request_id: request_id(&headers).map(str::to_owned),
-        create_collection: existing.is_none().then_some(settings.require_consent),
+        create_collection,
     };
     // Reading holds a few entries in memory: a few batches at a time, after their upload.
     let _reading = state.admission.batch_reading().await;
@@ -149,7 +141,8 @@ pub async fn list_batch_items(
     let status = parse(&query, "status", ErrorCode::InvalidStatus, BatchItemStatus::parse)?;
     let after = parse(&query, "cursor", ErrorCode::InvalidCursor, |v| v.parse::<i32>().ok().filter(|n| *n >= 0))?;
     let limit = limit(&query)?;
-    if state.store.get_batch(id).await?.is_none() {
+    // Not the batch view: its counts read every item.
+    if !state.store.batch_exists(id).await? {
         return Err(not_found(id));
     }
     let page = state.store.list_batch_items(id, status, after, limit).await?;

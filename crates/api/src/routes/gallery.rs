@@ -5,17 +5,47 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use facerec_core::{CollectionName, SubjectName};
+use facerec_core::{CollectionName, ConsentRef, SubjectName};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::routes::listing::parse;
-use crate::{ApiError, ErrorCode};
+use crate::{ApiError, AppState, ErrorCode};
 
 pub const DEFAULT_LIMIT: u32 = 20;
 
 pub fn collection_name(raw: &str) -> Result<CollectionName, ApiError> {
     CollectionName::parse(raw).map_err(|e| ApiError::new(ErrorCode::InvalidCollection, e.to_string()))
+}
+
+/// A form's `collection` field; `default` when absent.
+pub fn collection_field(raw: Option<&str>) -> Result<CollectionName, ApiError> {
+    raw.map_or(Ok(CollectionName::default()), collection_name)
+}
+
+/// A form's optional `consent` field.
+pub fn consent_field(raw: Option<&str>) -> Result<Option<ConsentRef>, ApiError> {
+    let consent = raw.map(ConsentRef::parse).transpose();
+    consent.map_err(|e| ApiError::new(ErrorCode::InvalidConsent, e.to_string()))
+}
+
+/// Registering into `collection`: refuses a missing consent reference where
+/// the collection (or, for a new one, the server's default) requires one.
+/// Returns `Some(require_consent)` when the collection does not exist yet and
+/// is to be created with the registration; an existing one is left alone (its
+/// row may be locked by a register storing its face right now).
+pub async fn consent_rule(
+    state: &AppState,
+    collection: &CollectionName,
+    consent: Option<&ConsentRef>,
+) -> Result<Option<bool>, ApiError> {
+    let existing = state.store.get_collection(collection).await?;
+    let required = existing.as_ref().map_or(state.settings.require_consent, |c| c.require_consent);
+    if required && consent.is_none() {
+        let message = format!("collection {} requires a consent reference (the `consent` field)", collection.as_str());
+        return Err(ApiError::new(ErrorCode::ConsentRequired, message));
+    }
+    Ok(existing.is_none().then_some(state.settings.require_consent))
 }
 
 pub fn subject_name(raw: &str) -> Result<SubjectName, ApiError> {

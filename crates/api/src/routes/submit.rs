@@ -7,15 +7,15 @@ use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use facerec_core::{
-    CollectionName, ConsentRef, EmbedParams, JobId, JobParams, JobStatus, MaxFaces, ParamError, RecognizeParams,
-    RegisterParams, Threshold, TopK, VerifyParams, VerifyTarget,
+    CollectionName, EmbedParams, JobId, JobParams, JobStatus, MaxFaces, ParamError, RecognizeParams, RegisterParams,
+    Threshold, TopK, VerifyParams, VerifyTarget,
 };
 use facerec_queue::JobMessage;
 use facerec_store::{NewJob, Submitted};
 use tracing::{error, info};
 
 use crate::openapi::{Accepted, EmbedForm, RecognizeForm, RegisterForm, SubmitErrors, VerifyForm};
-use crate::routes::gallery::{self, collection_name, subject_name};
+use crate::routes::gallery::{self, collection_field, consent_field, consent_rule, subject_name};
 use crate::upload::Form;
 use crate::{ApiError, AppState, ErrorCode};
 
@@ -41,18 +41,9 @@ pub async fn register(
         form.text("subject").ok_or_else(|| ApiError::new(ErrorCode::MissingSubject, "the form has no subject"))?;
     let subject = subject_name(subject)?;
     let collection = collection(&form)?;
-    let consent = form.text("consent").map(ConsentRef::parse).transpose();
-    let consent = consent.map_err(|e| invalid_param(ErrorCode::InvalidConsent, e))?;
-    let existing = state.store.get_collection(&collection).await?;
-    let requires_consent = existing.as_ref().map_or(state.settings.require_consent, |c| c.require_consent);
-    if requires_consent && consent.is_none() {
-        let message = format!("collection {} requires a consent reference (the `consent` field)", collection.as_str());
-        return Err(ApiError::new(ErrorCode::ConsentRequired, message));
-    }
+    let consent = consent_field(form.text("consent"))?;
+    let create_collection = consent_rule(&state, &collection, consent.as_ref()).await?;
     let params = RegisterParams { subject, collection, consent };
-    // Created with the job unless it exists (then it is left alone: its row
-    // may be locked by a register storing its face right now).
-    let create_collection = existing.is_none().then_some(state.settings.require_consent);
     submit(&state, &headers, form, JobParams::Register(params), create_collection).await
 }
 
@@ -171,10 +162,7 @@ fn invalid_param(code: ErrorCode, e: ParamError) -> ApiError {
 }
 
 fn collection(form: &Form) -> Result<CollectionName, ApiError> {
-    match form.text("collection") {
-        Some(c) => collection_name(c),
-        None => Ok(CollectionName::default()),
-    }
+    collection_field(form.text("collection"))
 }
 
 fn callback_url(form: &Form) -> Result<Option<String>, ApiError> {
