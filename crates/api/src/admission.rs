@@ -4,6 +4,7 @@
 //! same at any depth).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -41,12 +42,24 @@ pub struct Admission {
     upload_budget: Arc<Semaphore>,
     budget_units: u32,
     wait: Duration,
-    queued: Mutex<QueueDepth>,
+    queued: QueueDepth,
 }
 
+/// The last count of queued jobs, and when it was read. One request at a time
+/// reads it again; the others go on with the last count meanwhile instead of
+/// queueing behind that query.
 struct QueueDepth {
-    value: i64,
-    read_at: Option<Instant>,
+    value: AtomicI64,
+    read_at: std::sync::Mutex<Option<Instant>>,
+    /// Set once a count was ever read (before that, requests wait for the first).
+    known: AtomicBool,
+    refresh: Mutex<()>,
+}
+
+impl QueueDepth {
+    fn fresh(&self) -> bool {
+        self.read_at.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|at| at.elapsed() < QUEUE_DEPTH_MAX_AGE)
+    }
 }
 
 impl Admission {
@@ -57,19 +70,40 @@ impl Admission {
             upload_budget: Arc::new(Semaphore::new(budget_units as usize)),
             budget_units,
             wait,
-            queued: Mutex::new(QueueDepth { value: 0, read_at: None }),
+            queued: QueueDepth {
+                value: AtomicI64::new(0),
+                read_at: std::sync::Mutex::new(None),
+                known: AtomicBool::new(false),
+                refresh: Mutex::new(()),
+            },
         }
     }
 
     /// Jobs waiting for a worker, up to `cap`; read from the database at most
-    /// every [`QUEUE_DEPTH_MAX_AGE`] (one reader at a time).
+    /// every [`QUEUE_DEPTH_MAX_AGE`], by one request while the others use the
+    /// last count (submissions admitted since are counted in).
     pub async fn queued_jobs(&self, store: &Store, cap: i64) -> Result<i64, StoreError> {
-        let mut depth = self.queued.lock().await;
-        if depth.read_at.is_none_or(|at| at.elapsed() >= QUEUE_DEPTH_MAX_AGE) {
-            depth.value = store.queued_jobs(cap).await?;
-            depth.read_at = Some(Instant::now());
+        let depth = &self.queued;
+        if depth.fresh() {
+            return Ok(depth.value.load(Ordering::Relaxed));
         }
-        Ok(depth.value)
+        let _refreshing = if depth.known.load(Ordering::Acquire) {
+            match depth.refresh.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return Ok(depth.value.load(Ordering::Relaxed)),
+            }
+        } else {
+            depth.refresh.lock().await
+        };
+        if depth.fresh() {
+            // Read by the request we waited for.
+            return Ok(depth.value.load(Ordering::Relaxed));
+        }
+        let counted = store.queued_jobs(cap).await?;
+        depth.value.store(counted, Ordering::Relaxed);
+        *depth.read_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        depth.known.store(true, Ordering::Release);
+        Ok(counted)
     }
 
     /// Waits for a turn to read a spooled archive into the database.
@@ -79,13 +113,13 @@ impl Admission {
 
     /// Drops the cached depth (a job left the queue through this api): the
     /// next check reads it again.
-    pub async fn forget_queued(&self) {
-        self.queued.lock().await.read_at = None;
+    pub fn forget_queued(&self) {
+        *self.queued.read_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Counts a job just queued into the cached depth.
-    pub async fn note_queued(&self) {
-        self.queued.lock().await.value += 1;
+    pub fn note_queued(&self) {
+        self.queued.value.fetch_add(1, Ordering::Relaxed);
     }
 }
 

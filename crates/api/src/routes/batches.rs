@@ -168,7 +168,7 @@ pub async fn cancel_batch(State(state): State<AppState>, Path(id): Path<String>)
     let id = batch_id(&id)?;
     match state.store.cancel_batch(id).await? {
         BatchCancel::Canceled(view) => {
-            state.admission.forget_queued().await;
+            state.admission.forget_queued();
             info!(batch_id = %id, "batch canceled");
             Ok(Json(view))
         }

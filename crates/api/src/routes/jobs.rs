@@ -51,7 +51,7 @@ pub async fn cancel_job(State(state): State<AppState>, Path(id): Path<String>) -
     match state.store.cancel_job(job_id(&id)?).await? {
         CancelOutcome::Canceled(job) => {
             // It left the queue: the next submission counts again rather than trust the cached depth.
-            state.admission.forget_queued().await;
+            state.admission.forget_queued();
             Ok(Json((*job).into()))
         }
         CancelOutcome::NotFound => Err(not_found()),

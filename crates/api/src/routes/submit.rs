@@ -237,7 +237,7 @@ async fn submit(
             return Err(ApiError::new(ErrorCode::QueueUnavailable, "the job queue is unavailable; try again later"));
         }
     }
-    state.admission.note_queued().await;
+    state.admission.note_queued();
     info!(job_id = %job.id, %kind, bytes = job.input.len(), "job queued");
     let body = Accepted { job_id: job.id, kind, status: JobStatus::Queued };
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location(job.id))], Json(body)).into_response())
