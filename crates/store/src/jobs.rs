@@ -188,6 +188,9 @@ impl Store {
     pub async fn insert_job(&self, job: &NewJob) -> Result<Submitted, StoreError> {
         let params = serde_json::to_value(&job.params)
             .map_err(|e| StoreError::Corrupt { what: "job params", source: Box::new(e) })?;
+        if job.idempotency_key.is_none() && job.create_collection.is_none() {
+            return self.insert_plain_job(job, params).await;
+        }
         let mut tx = self.pool.begin().await.context("begin insert job")?;
         if let Some(key) = &job.idempotency_key
             && let Some(existing) = self.job_by_key(&mut tx, key).await?
@@ -233,6 +236,32 @@ impl Store {
             ensure_collection(&mut tx, &p.collection, require_consent).await?;
         }
         tx.commit().await.context("commit insert job")?;
+        Ok(Submitted::Created)
+    }
+
+    /// The usual submission (no key, no collection to create): the job and its
+    /// input in one statement, one round trip, atomic on its own.
+    async fn insert_plain_job(&self, job: &NewJob, params: serde_json::Value) -> Result<Submitted, StoreError> {
+        let (second_type, second_bytes) = job.second_input.as_ref().map(|(t, b)| (t, b)).unzip();
+        sqlx::query(
+            "WITH job AS ( \
+                 INSERT INTO jobs (id, kind, status, params, request_id, callback_url) \
+                 VALUES ($1, $2, 'queued', $3, $4, $5) RETURNING id) \
+             INSERT INTO job_inputs (job_id, content_type, bytes, second_content_type, second_bytes) \
+             SELECT id, $6, $7, $8, $9 FROM job",
+        )
+        .bind(job.id.0)
+        .bind(job.params.kind().as_str())
+        .bind(sqlx::types::Json(params))
+        .bind(&job.request_id)
+        .bind(&job.callback_url)
+        .bind(&job.content_type)
+        .bind(&job.input)
+        .bind(second_type)
+        .bind(second_bytes)
+        .execute(&self.pool)
+        .await
+        .context("insert job and input")?;
         Ok(Submitted::Created)
     }
 
