@@ -84,23 +84,7 @@ impl Store {
         if bound != face.embedder {
             return Ok(RegisterOutcome::EmbedderMismatch(bound));
         }
-        let (consent_ref, consent_at) = face.consent.as_ref().map(|(r, at)| (r.as_str(), *at)).unzip();
-        let subject_id: Uuid = sqlx::query_scalar(
-            "INSERT INTO subjects (id, collection, name, consent_ref, consent_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (collection, name) DO UPDATE SET \
-                 consent_ref = coalesce(EXCLUDED.consent_ref, subjects.consent_ref), \
-                 consent_at = CASE WHEN EXCLUDED.consent_ref IS NULL THEN subjects.consent_at \
-                                   ELSE EXCLUDED.consent_at END \
-             RETURNING id",
-        )
-        .bind(Uuid::now_v7())
-        .bind(face.collection.as_str())
-        .bind(face.subject.as_str())
-        .bind(consent_ref)
-        .bind(consent_at)
-        .fetch_one(&mut *tx)
-        .await
-        .context("upsert subject")?;
+        let subject_id = subject_id(&mut tx, face).await?;
         let inserted: Option<Uuid> = sqlx::query_scalar(
             "INSERT INTO faces (id, subject_id, collection, detector, embedder, embedding, bbox, detection_score, \
              landmarks, quality, source_job_id, source_sha256) \
@@ -158,4 +142,56 @@ impl Store {
         tx.commit().await.context("commit register")?;
         Ok(RegisterOutcome::AlreadyStored(existing))
     }
+}
+
+/// The id of the face's subject, created if new. A register with a consent
+/// reference stores it (the latest wins); one without leaves the row alone,
+/// neither rewriting nor locking it, so registers for one subject do not queue
+/// behind each other.
+async fn subject_id(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, face: &NewFace) -> Result<Uuid, StoreError> {
+    let (collection, name) = (face.collection.as_str(), face.subject.as_str());
+    if let Some((consent_ref, consent_at)) = &face.consent {
+        return sqlx::query_scalar(
+            "INSERT INTO subjects (id, collection, name, consent_ref, consent_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (collection, name) DO UPDATE SET \
+                 consent_ref = EXCLUDED.consent_ref, consent_at = EXCLUDED.consent_at \
+             RETURNING id",
+        )
+        .bind(Uuid::now_v7())
+        .bind(collection)
+        .bind(name)
+        .bind(consent_ref.as_str())
+        .bind(consent_at)
+        .fetch_one(&mut **tx)
+        .await
+        .context("upsert subject");
+    }
+    // The usual case: the subject exists. Otherwise insert it; a concurrent
+    // register may insert it first (DO NOTHING), and a concurrent deletion may
+    // remove it between the two statements, hence the loop.
+    for _ in 0..3 {
+        let existing: Option<Uuid> = sqlx::query_scalar("SELECT id FROM subjects WHERE collection = $1 AND name = $2")
+            .bind(collection)
+            .bind(name)
+            .fetch_optional(&mut **tx)
+            .await
+            .context("read subject")?;
+        if let Some(id) = existing {
+            return Ok(id);
+        }
+        let inserted: Option<Uuid> = sqlx::query_scalar(
+            "INSERT INTO subjects (id, collection, name) VALUES ($1, $2, $3) \
+             ON CONFLICT (collection, name) DO NOTHING RETURNING id",
+        )
+        .bind(Uuid::now_v7())
+        .bind(collection)
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await
+        .context("insert subject")?;
+        if let Some(id) = inserted {
+            return Ok(id);
+        }
+    }
+    Err(StoreError::Conflict("subject created and deleted concurrently"))
 }
