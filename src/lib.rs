@@ -88,6 +88,9 @@ impl TestApp {
         worker_settings.database_url = database_url.clone();
         worker_settings.queue = queue.clone();
         worker_settings.intra_threads = 1;
+        // One job at a time, none taken ahead: tests decide what runs when.
+        worker_settings.concurrency = 1;
+        worker_settings.prefetch = 0;
         worker_settings.poll_interval_ms = 20;
         // Webhook receivers in tests listen on loopback; retries are fast.
         worker_settings.webhook_allow_private = true;

@@ -26,18 +26,17 @@ pub struct Worker {
 impl Worker {
     /// Connects to PostgreSQL (applying migrations) and Redis, and loads the models.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let concurrency = settings.concurrency.max(1);
-        // Two connections per job slot, the rest for webhook deliveries and maintenance.
-        let store = Store::connect(&settings.database_url, concurrency as u32 * 2 + 6)
-            .await
-            .context("connecting to PostgreSQL")?;
+        let (pipelines, jobs) = (settings.pipelines(), settings.jobs_in_hand());
+        // Two connections per job in hand, the rest for webhook deliveries and maintenance.
+        let store =
+            Store::connect(&settings.database_url, jobs as u32 * 2 + 6).await.context("connecting to PostgreSQL")?;
         store.migrate().await.context("migrating the database")?;
         let queue = JobQueue::connect(&settings.redis_url, &settings.queue).await.context("connecting to Redis")?;
         let config = settings.pipeline_config();
-        let pool = tokio::task::spawn_blocking(move || PipelinePool::load(&config, concurrency))
+        let pool = tokio::task::spawn_blocking(move || PipelinePool::load(&config, pipelines))
             .await?
             .context("loading the models")?;
-        info!(model = pool.model_id(), concurrency, queue = queue.name(), "worker ready");
+        info!(model = pool.model_id(), pipelines, jobs_in_hand = jobs, queue = queue.name(), "worker ready");
         Ok(Self { settings: Arc::new(settings), store, queue, pool })
     }
 
@@ -56,7 +55,9 @@ impl Worker {
         let slots = webhook::delivery_slots();
         let webhooks = tokio::spawn(webhook::delivery_loop(ctx.store.clone(), self.settings.clone(), slots.clone()));
         let queue = self.queue;
-        let concurrency = self.settings.concurrency.max(1);
+        // More jobs than pipelines: a job waits for a pipeline already claimed
+        // and read, and one finishes in the database while the next infers.
+        let concurrency = self.settings.jobs_in_hand();
         let poll = Duration::from_millis(self.settings.poll_interval_ms.max(10));
         // apalis-redis refuses a worker name seen within the last heartbeat, so
         // every process and every restart gets its own.

@@ -29,10 +29,16 @@ pub struct Settings {
     /// Redis key prefix of the job queue; the api must use the same.
     #[arg(long, env = "FACEREC_QUEUE", default_value = facerec_queue::DEFAULT_QUEUE)]
     pub queue: String,
-    /// Jobs processed at once by this process (one model pipeline each).
-    #[arg(long, env = "FACEREC_WORKER_CONCURRENCY", default_value_t = 1)]
+    /// Model pipelines in this process, each inferring one job at a time;
+    /// 0 = one per core (with one intra-op thread each: the fastest on CPU).
+    #[arg(long, env = "FACEREC_WORKER_CONCURRENCY", default_value_t = 0)]
     pub concurrency: usize,
-    /// ONNX Runtime intra-op threads per pipeline; 0 = cores / concurrency.
+    /// Jobs each pipeline holds ready beyond the one it infers: their claim,
+    /// input and finishing (database and queue round trips) overlap another
+    /// job's inference instead of leaving the pipeline idle.
+    #[arg(long, env = "FACEREC_WORKER_PREFETCH", default_value_t = 1)]
+    pub prefetch: usize,
+    /// ONNX Runtime intra-op threads per pipeline; 0 = cores / pipelines.
     #[arg(long, env = "FACEREC_INTRA_THREADS", default_value_t = 0)]
     pub intra_threads: usize,
     #[arg(long, env = "ORT_DYLIB_PATH", default_value = ".cache/onnxruntime/libonnxruntime.so")]
@@ -145,10 +151,22 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Model pipelines this process loads.
+    pub fn pipelines(&self) -> usize {
+        match self.concurrency {
+            0 => cores(),
+            n => n,
+        }
+    }
+
+    /// Jobs this process holds at once: every pipeline's, and those ready for it.
+    pub fn jobs_in_hand(&self) -> usize {
+        self.pipelines() * (1 + self.prefetch)
+    }
+
     pub fn pipeline_config(&self) -> PipelineConfig {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let intra_threads = match self.intra_threads {
-            0 => (cores / self.concurrency.max(1)).max(1),
+            0 => (cores() / self.pipelines()).max(1),
             n => n,
         };
         let (detector, detector_model) = match self.detector {
@@ -197,4 +215,8 @@ impl Settings {
     pub fn decode_limits(&self) -> DecodeLimits {
         DecodeLimits { max_pixels: self.max_pixels, ..DecodeLimits::default() }
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
