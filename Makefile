@@ -41,11 +41,11 @@ bench: ## Per-stage vision timings on the test photos (release build)
 	@$(ENV) cargo run -q --release -p facerec-vision --example bench -- --rounds 10 $$FACEREC_PHOTOS_DIR/*.jpg $$FACEREC_PHOTOS_DIR/group/t1.jpg
 
 IMAGES ?= 2000
-bench-ingest: ## Ingestion: CLI and archive batch vs the workers' own pipeline, 1 and 2 workers (IMAGES, default 2000)
+bench-ingest: ## Ingestion: CLI and archive batch vs the workers' own pipeline, 1 and 2 workers (IMAGES, default 2000; PIN=1: workers on a core of their own)
 	@bash scripts/setup.sh --with-test-photos
 	@$(ENV) cargo build --quiet --release --workspace --bins
 	@$(ENV) cargo build --quiet --release -p facerec-vision --example throughput
-	@$(ENV) "$$FACEREC_REFERENCE_PYTHON" scripts/bench_ingest.py -n $(IMAGES)
+	@$(ENV) "$$FACEREC_REFERENCE_PYTHON" scripts/bench_ingest.py -n $(IMAGES) $(if $(PIN),--pin)
 
 bench-submit: ## Submission path: small submissions with wrk (32 clients) and 100 concurrent 10 MiB uploads (api RSS)
 	@bash scripts/setup.sh --with-test-photos

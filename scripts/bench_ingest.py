@@ -102,6 +102,58 @@ class PeakRss:
             time.sleep(0.05)
 
 
+class CpuMeter:
+    """CPU seconds spent by every process on the machine while it runs, by
+    program (api, workers, CLI, PostgreSQL, Redis, the rest): where the two
+    cores go besides the pipeline. Samples /proc every 100 ms; a process
+    that exits keeps what it was last seen to use."""
+
+    GROUPS = {"facerec-api": "api", "facerec-worker": "worker", "facerec": "cli", "postgres": "postgres",
+              "redis-server": "redis", "curl": "curl"}
+
+    def __init__(self):
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.seen, self.base, self.stop = {}, {}, False
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def sample(self):
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                stat = open(f"/proc/{d}/stat").read()
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2 :].split()
+            # utime, stime (fields 14, 15), and the start time tells reused pids apart.
+            self.seen[(d, fields[19])] = (self.GROUPS.get(comm, "other"), int(fields[11]) + int(fields[12]))
+
+    def run(self):
+        while not self.stop:
+            self.sample()
+            time.sleep(0.1)
+
+    def start(self):
+        self.sample()
+        self.base = {k: t for k, (_, t) in self.seen.items()}
+
+    def seconds(self):
+        """CPU seconds by group since `start`."""
+        self.sample()
+        out = {}
+        for key, (group, t) in self.seen.items():
+            out[group] = out.get(group, 0.0) + (t - self.base.get(key, 0)) / self.tick
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def cpu_line(seconds, n, wall):
+    total = sum(seconds.values())
+    parts = ", ".join(f"{g} {s:.1f}" for g, s in seconds.items() if s >= 0.05)
+    return (f"CPU s: {parts} (total {total:.1f} of {wall * (os.cpu_count() or 1):.1f} available; "
+            f"{1000 * total / n:.0f} ms per image)")
+
+
 def get(path):
     with urllib.request.urlopen(API + path, timeout=30) as r:
         return json.load(r)
@@ -126,6 +178,9 @@ def main():
     ap.add_argument("-n", type=int, default=2000)
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--concurrency", type=int, default=16, help="the CLI's --concurrency")
+    ap.add_argument("--pin", action="store_true",
+                    help="one worker process with one pipeline on the last core, alone; PostgreSQL, Redis, the api "
+                         "and the CLI on the other cores (as when the database is not on the workers' machine)")
     args = ap.parse_args()
 
     folder, archive = build_dataset(args.n)
@@ -136,39 +191,74 @@ def main():
     server = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
     db = "facerec_bench_ingest"
     rss = PeakRss()
+    cpu = CpuMeter()
+    cores = os.cpu_count() or 2
     rows = []
+    worker_cpus, service_cpus = [], []
+    if args.pin:
+        if cores < 2:
+            sys.exit("--pin needs at least 2 cores")
+        worker_cpus, service_cpus = [f"{cores - 1}"], ["taskset", "-c", f"0-{cores - 2}"]
+        pin_servers(f"0-{cores - 2}")
+        worker_cpus = ["taskset", "-c", worker_cpus[0]]
+        args.workers = "1"
+        cores = 1  # what the workers (and the ceiling) get
+    try:
+        run_sizes(args, folder, archive, files, server, db, rss, cpu, cores, worker_cpus, service_cpus, rows)
+    finally:
+        if args.pin:
+            pin_servers(f"0-{(os.cpu_count() or 2) - 1}")
+    rss.stop = cpu.stop = True
+    psql(server + "/postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def pin_servers(cpus):
+    """Moves every PostgreSQL and Redis process (and the threads and backends
+    they start later) onto `cpus`."""
+    for name in ("postgres", "redis-server"):
+        pids = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()
+        for pid in pids:
+            subprocess.run(["taskset", "-a", "-p", "-c", cpus, pid], check=True, capture_output=True)
+
+
+def run_sizes(args, folder, archive, files, server, db, rss, cpu, cores, worker_cpus, service_cpus, rows):
     for workers in [int(w) for w in args.workers.split(",")]:
         psql(server + "/postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         psql(server + "/postgres", f"CREATE DATABASE {db}")
         env = dict(os.environ, DATABASE_URL=f"{server}/{db}", FACEREC_API_ADDR=ADDR,
                    FACEREC_QUEUE=f"facerec-bench-ingest-{os.getpid()}", FACEREC_LOG="warn",
-                   RUST_LOG="warn", FACEREC_INTRA_THREADS=str(max(1, (os.cpu_count() or 2) // workers)))
-        procs = [subprocess.Popen([BIN / "facerec-api"], env=env)]
+                   RUST_LOG="warn", FACEREC_INTRA_THREADS="1",
+                   # One pipeline per core in all, split between the processes.
+                   FACEREC_WORKER_CONCURRENCY=str(max(1, cores // workers)))
+        procs = [subprocess.Popen([*service_cpus, BIN / "facerec-api"], env=env)]
         wait_ready()
-        procs += [subprocess.Popen([BIN / "facerec-worker"], env=env) for _ in range(workers)]
+        procs += [subprocess.Popen([*worker_cpus, BIN / "facerec-worker"], env=env) for _ in range(workers)]
         rss.watch("api", procs[0].pid)
         for i, p in enumerate(procs[1:]):
             rss.watch(f"worker{i}", p.pid)
         time.sleep(3)  # models loaded
         try:
             ceiling = subprocess.run(
-                [BIN / "examples" / "throughput", "--concurrency", str(workers), *files],
+                [*worker_cpus, BIN / "examples" / "throughput", "--concurrency", str(max(1, cores // workers) * workers), *files],
                 env=env, check=True, capture_output=True, text=True).stdout.strip()
             ceiling_rate = float(ceiling.split("=")[1].split()[0])
 
             rss.reset()
+            cpu.start()
             t0 = time.time()
-            cli = subprocess.Popen([BIN / "facerec", "ingest", str(folder), "--collection", "cli", "--api", API,
+            cli = subprocess.Popen([*service_cpus, BIN / "facerec", "ingest", str(folder), "--collection", "cli", "--api", API,
                                     "--concurrency", str(args.concurrency), "--quiet"], env=env)
             rss.watch("cli", cli.pid)
             code = cli.wait()
             cli_secs = time.time() - t0
+            cli_cpu = cpu.seconds()
             cli_peaks = dict(rss.peak)
             del rss.pids["cli"]
 
             rss.reset()
+            cpu.start()
             t0 = time.time()
-            posted = subprocess.run(["curl", "-sS", "-F", f"archive=@{archive}", "-F", "collection=batch",
+            posted = subprocess.run([*service_cpus, "curl", "-sS", "-F", f"archive=@{archive}", "-F", "collection=batch",
                                      API + "/v1/batches"], check=True, capture_output=True, text=True)
             batch = json.loads(posted.stdout)
             upload_secs = time.time() - t0
@@ -176,6 +266,7 @@ def main():
                 time.sleep(0.2)
                 batch = get(f"/v1/batches/{batch['batch_id']}")
             batch_secs = time.time() - t0
+            batch_cpu = cpu.seconds()
             batch_peaks = dict(rss.peak)
         finally:
             for p in procs:
@@ -189,11 +280,11 @@ def main():
         print(f"  cli    {n / cli_secs:6.1f} images/s ({100 * n / cli_secs / ceiling_rate:.0f} % of the pipeline) "
               f"in {cli_secs:.1f} s, exit {code}; peak RSS MiB: "
               + ", ".join(f"{k} {v:.0f}" for k, v in cli_peaks.items()))
+        print("         " + cpu_line(cli_cpu, n, cli_secs))
         print(f"  batch  {n / batch_secs:6.1f} images/s ({100 * n / batch_secs / ceiling_rate:.0f} % of the pipeline) "
               f"in {batch_secs:.1f} s (upload + recording {upload_secs:.1f} s); counts {batch['counts']}; "
               "peak RSS MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in batch_peaks.items() if k != "cli"))
-    rss.stop = True
-    psql(server + "/postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        print("         " + cpu_line(batch_cpu, n, batch_secs))
 
 
 if __name__ == "__main__":
