@@ -100,7 +100,7 @@ def ok(target, expected):
     return os.path.exists(target) and sha256(target) == expected
 
 
-TRANSFORMS = {"dynamic_shapes": onnx_dynamic.dynamicize_and_strip}
+TRANSFORMS = {"dynamic_shapes": onnx_dynamic.dynamicize_and_strip, "fast_embedder": onnx_dynamic.fast_embedder}
 
 
 def install(entry, member, target, expected, source_sha256=None, transform=None):

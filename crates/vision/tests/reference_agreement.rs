@@ -31,7 +31,7 @@ fn reference_faces(photos: &[PathBuf]) -> Vec<(String, Face)> {
     let output = Command::new(&python)
         .arg(repo_root().join("tests/reference/opencv_reference.py"))
         .arg(common::env_path("FACEREC_REFERENCE_DETECTOR_MODEL"))
-        .arg(common::env_path("FACEREC_EMBEDDER_MODEL"))
+        .arg(common::env_path("FACEREC_REFERENCE_EMBEDDER_MODEL"))
         .args(photos)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python} (run `make test`, which creates the reference venv): {e}"));
