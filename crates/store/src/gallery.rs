@@ -57,7 +57,7 @@ impl Store {
     ) -> Result<RegisterOutcome, StoreError> {
         let mut tx = self.pool.begin().await.context("begin register")?;
         // The job row first: a deletion that cancels this job takes it first too.
-        if !finish(&mut tx, claim.job.id, claim.token, JobStatus::Succeeded, Some(result), None).await? {
+        if !finish(&mut *tx, claim.job.id, claim.token, JobStatus::Succeeded, Some(result), None).await? {
             return Ok(RegisterOutcome::ClaimLost);
         }
         // Read first: once bound (the usual case) the collection row is not

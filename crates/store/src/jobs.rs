@@ -117,6 +117,15 @@ pub(crate) struct JobRow {
     last_error: Option<String>,
 }
 
+/// A claimed job with its input (absent only if the input row is missing).
+#[derive(FromRow)]
+struct ClaimRow {
+    #[sqlx(flatten)]
+    job: JobRow,
+    bytes: Option<Vec<u8>>,
+    second_bytes: Option<Vec<u8>>,
+}
+
 pub(crate) const JOB_COLUMNS: &str = "id, kind, status, params, attempts, result, error_code, error_message, \
      request_id, callback_url, created_at, started_at, finished_at, webhook_status, webhook_attempts, \
      webhook_last_status, webhook_last_error, retry_at, last_error";
@@ -334,45 +343,40 @@ impl Store {
     /// → `processing`, or a `processing` job whose holder's lease ran out.
     pub async fn claim_job(&self, id: JobId, lease: Duration) -> Result<ClaimOutcome, StoreError> {
         let token = Uuid::new_v4();
+        // One statement, one round trip: the claim and the input it carries.
         let sql = format!(
-            "UPDATE jobs SET status = 'processing', attempts = attempts + 1, \
-                 started_at = coalesce(started_at, now()), claim_token = $2, \
-                 lease_expires_at = now() + make_interval(secs => $3) \
-             WHERE id = $1 AND ((status = 'queued' AND (retry_at IS NULL OR retry_at <= now())) \
-                 OR (status = 'processing' AND lease_expires_at < now())) \
-             RETURNING {JOB_COLUMNS}"
+            "WITH claimed AS ( \
+                 UPDATE jobs SET status = 'processing', attempts = attempts + 1, \
+                     started_at = coalesce(started_at, now()), claim_token = $2, \
+                     lease_expires_at = now() + make_interval(secs => $3) \
+                 WHERE id = $1 AND ((status = 'queued' AND (retry_at IS NULL OR retry_at <= now())) \
+                     OR (status = 'processing' AND lease_expires_at < now())) \
+                 RETURNING {JOB_COLUMNS}) \
+             SELECT c.*, i.bytes, i.second_bytes FROM claimed c LEFT JOIN job_inputs i ON i.job_id = c.id"
         );
-        let mut tx = self.pool.begin().await.context("begin claim")?;
-        let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let row: Option<ClaimRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id.0)
             .bind(token)
             .bind(lease.as_secs_f64())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&self.pool)
             .await
             .context("claim job")?;
-        let Some(row) = row else {
+        let Some(ClaimRow { job, bytes, second_bytes }) = row else {
+            let mut tx = self.pool.begin().await.context("begin claim")?;
             return Ok(match job_status(&mut tx, id).await?.as_deref() {
                 Some("processing") => ClaimOutcome::Held,
                 Some("queued") => ClaimOutcome::NotYet,
                 _ => ClaimOutcome::Done,
             });
         };
-        let input: Option<(Vec<u8>, Option<Vec<u8>>)> =
-            sqlx::query_as("SELECT bytes, second_bytes FROM job_inputs WHERE job_id = $1")
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .context("read job input")?;
-        let job = JobRecord::try_from(row)?;
-        let Some((input, second_input)) = input else {
+        let job = JobRecord::try_from(job)?;
+        let Some(input) = bytes else {
             // A processing job without input can only fail; do it here so it never sticks.
-            finish(&mut tx, id, token, JobStatus::Failed, None, Some((JobErrorCode::Internal, "job input is missing")))
-                .await?;
-            tx.commit().await.context("commit claim")?;
+            let missing = Some((JobErrorCode::Internal, "job input is missing"));
+            finish(&self.pool, id, token, JobStatus::Failed, None, missing).await?;
             return Ok(ClaimOutcome::Done);
         };
-        tx.commit().await.context("commit claim")?;
-        Ok(ClaimOutcome::Claimed(Box::new(Claim { job, token, input, second_input })))
+        Ok(ClaimOutcome::Claimed(Box::new(Claim { job, token, input, second_input: second_bytes })))
     }
 
     /// Gives a claimed job back to the queue after a transient failure, not to
@@ -399,18 +403,12 @@ impl Store {
 
     /// Ends a claimed job as failed. False when the claim was lost meanwhile.
     pub async fn fail_job(&self, claim: &Claim, code: JobErrorCode, message: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.context("begin fail job")?;
-        let ok = finish(&mut tx, claim.job.id, claim.token, JobStatus::Failed, None, Some((code, message))).await?;
-        tx.commit().await.context("commit fail job")?;
-        Ok(ok)
+        finish(&self.pool, claim.job.id, claim.token, JobStatus::Failed, None, Some((code, message))).await
     }
 
     /// Ends a claimed job as succeeded with `result`. False when the claim was lost meanwhile.
     pub async fn succeed_job(&self, claim: &Claim, result: &serde_json::Value) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.context("begin succeed job")?;
-        let ok = finish(&mut tx, claim.job.id, claim.token, JobStatus::Succeeded, Some(result), None).await?;
-        tx.commit().await.context("commit succeed job")?;
-        Ok(ok)
+        finish(&self.pool, claim.job.id, claim.token, JobStatus::Succeeded, Some(result), None).await
     }
 }
 
@@ -425,20 +423,24 @@ async fn job_status(tx: &mut Transaction<'_, Postgres>, id: JobId) -> Result<Opt
 
 /// Moves a held job to a terminal state and drops its input. Returns false,
 /// writing nothing, when `token` no longer holds the job.
-pub(crate) async fn finish(
-    tx: &mut Transaction<'_, Postgres>,
+pub(crate) async fn finish<'c>(
+    db: impl sqlx::Executor<'c, Database = Postgres>,
     id: JobId,
     token: Uuid,
     status: JobStatus,
     result: Option<&serde_json::Value>,
     error: Option<(JobErrorCode, &str)>,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE jobs SET status = $3, result = $4, error_code = $5, error_message = $6, \
-             finished_at = now(), claim_token = NULL, lease_expires_at = NULL, \
-             webhook_status = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
-             webhook_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE now() END \
-         WHERE id = $1 AND claim_token = $2 AND status = 'processing'",
+    // One statement: the job's end and its input's removal, together or not at all.
+    let done: i64 = sqlx::query_scalar(
+        "WITH done AS ( \
+             UPDATE jobs SET status = $3, result = $4, error_code = $5, error_message = $6, \
+                 finished_at = now(), claim_token = NULL, lease_expires_at = NULL, \
+                 webhook_status = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
+                 webhook_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE now() END \
+             WHERE id = $1 AND claim_token = $2 AND status = 'processing' RETURNING id), \
+         dropped AS (DELETE FROM job_inputs WHERE job_id IN (SELECT id FROM done)) \
+         SELECT count(*) FROM done",
     )
     .bind(id.0)
     .bind(token)
@@ -446,16 +448,8 @@ pub(crate) async fn finish(
     .bind(result.map(sqlx::types::Json))
     .bind(error.map(|(c, _)| c.as_str()))
     .bind(error.map(|(_, m)| m))
-    .execute(&mut **tx)
+    .fetch_one(db)
     .await
     .context("finish job")?;
-    if done.rows_affected() != 1 {
-        return Ok(false);
-    }
-    sqlx::query("DELETE FROM job_inputs WHERE job_id = $1")
-        .bind(id.0)
-        .execute(&mut **tx)
-        .await
-        .context("delete job input")?;
-    Ok(true)
+    Ok(done == 1)
 }
