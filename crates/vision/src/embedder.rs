@@ -9,6 +9,11 @@ pub trait Embedder: Send {
     /// The square crop the model expects and where the five landmarks must land in it.
     fn template(&self) -> &FaceTemplate;
     fn embed(&mut self, aligned: &RgbImage) -> Result<Vec<f32>, VisionError>;
+    /// The embeddings of several crops, in order; one model run where the
+    /// model allows it (the same values as one crop at a time).
+    fn embed_batch(&mut self, aligned: &[RgbImage]) -> Result<Vec<Vec<f32>>, VisionError> {
+        aligned.iter().map(|crop| self.embed(crop)).collect()
+    }
 }
 
 /// Scales `v` to unit length in place; a zero vector stays zero.

@@ -24,6 +24,9 @@ pub struct PipelineConfig {
     pub detector: DetectorChoice,
     /// Intra-op threads for the embedder session.
     pub intra_threads: usize,
+    /// Most faces of one photo embedded in one model run. 1 (one at a time)
+    /// is fastest on CPU; batches are for accelerators.
+    pub embed_batch: usize,
 }
 
 /// A detector and an embedder, loaded once and reused for every job.
@@ -40,7 +43,7 @@ impl FacePipeline {
             DetectorChoice::YuNet(c) => Box::new(YuNet::load(&env, &config.detector_model, c)?),
             DetectorChoice::CenterFace(c) => Box::new(CenterFace::load(&env, &config.detector_model, c)?),
         };
-        let embedder = SFace::load(&env, &config.embedder_model, config.intra_threads)?;
+        let embedder = SFace::load(&env, &config.embedder_model, config.intra_threads, config.embed_batch)?;
         Ok(Self::new(detector, Box::new(embedder)))
     }
 
@@ -78,6 +81,12 @@ impl FacePipeline {
     /// The L2-normalised embedding of an aligned crop.
     pub fn embed_aligned(&mut self, crop: &RgbImage) -> Result<Vec<f32>, VisionError> {
         self.embedder.embed(crop)
+    }
+
+    /// The embeddings of several aligned crops, in order, in as few model runs
+    /// as the embedder allows (equal to embedding them one by one).
+    pub fn embed_aligned_batch(&mut self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>, VisionError> {
+        self.embedder.embed_batch(crops)
     }
 
     /// Aligns one detected face and returns its L2-normalised embedding.

@@ -59,3 +59,28 @@ fn jpegs(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     found.sort();
     found
 }
+
+#[test]
+fn a_photos_faces_embedded_together_equal_one_by_one() {
+    let config = PipelineConfig { embed_batch: 4, ..common::pipeline_config_from_env(1) };
+    let mut pipeline = FacePipeline::load(&config).unwrap();
+    let photos = common::env_path("FACEREC_PHOTOS_DIR");
+    let mut batches = 0;
+    for path in jpegs(&photos) {
+        let image = decode_image(&std::fs::read(&path).unwrap(), DecodeLimits::default()).unwrap();
+        let crops: Vec<_> = pipeline.detect(&image).unwrap().iter().map(|f| pipeline.align(&image, f)).collect();
+        if crops.len() < 2 {
+            continue;
+        }
+        let together = pipeline.embed_aligned_batch(&crops).unwrap();
+        assert_eq!(together.len(), crops.len(), "{}", path.display());
+        for (i, (crop, batched)) in crops.iter().zip(&together).enumerate() {
+            let alone = pipeline.embed_aligned(crop).unwrap();
+            let diff = alone.iter().zip(batched).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+            assert!(diff <= 1e-5, "{} face {i}: batched differs from alone by {diff}", path.display());
+        }
+        batches += 1;
+    }
+    assert!(batches >= 1, "no photo with several faces in {}", photos.display());
+    assert!(pipeline.embed_aligned_batch(&[]).unwrap().is_empty());
+}

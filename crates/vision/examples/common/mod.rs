@@ -19,6 +19,8 @@ pub fn pipeline_config_from_env(threads: usize) -> PipelineConfig {
         embedder_model: env_path("FACEREC_EMBEDDER_MODEL"),
         detector: DetectorChoice::YuNet(YuNetConfig { intra_threads: threads, ..YuNetConfig::default() }),
         intra_threads: threads,
+        // As the worker runs it by default.
+        embed_batch: 1,
     }
 }
 
