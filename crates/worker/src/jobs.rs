@@ -132,7 +132,7 @@ pub(crate) async fn recognize(
     let gates = ctx.settings.quality_gates();
     let max_faces = params.max_faces.get();
     let (embedded, skipped) = with_faces(ctx, input, move |pipeline, faces| {
-        let (mut embedded, mut skipped) = (Vec::new(), Vec::new());
+        let (mut crops, mut infos, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
         for face in faces {
             let skip = |reason, message| SkippedFace {
                 bbox: face.info.bbox,
@@ -142,13 +142,16 @@ pub(crate) async fn recognize(
             };
             if let Some(issue) = gates.too_small(&face.info.quality) {
                 skipped.push(skip(SkipReason::FaceTooSmall, issue.message));
-            } else if embedded.len() == max_faces {
+            } else if crops.len() == max_faces {
                 skipped
                     .push(skip(SkipReason::OverMaxFaces, format!("only the {max_faces} largest faces are searched")));
             } else {
-                embedded.push((pipeline.embed_aligned(&face.crop)?, face.info));
+                crops.push(face.crop);
+                infos.push(face.info);
             }
         }
+        // Every face of the photo in one embedder run.
+        let embedded: Vec<_> = pipeline.embed_aligned_batch(&crops)?.into_iter().zip(infos).collect();
         Ok((embedded, skipped))
     })
     .await?;
@@ -183,11 +186,10 @@ pub(crate) async fn embed(
 ) -> Result<bool, Failure> {
     let max_faces = params.max_faces.get();
     let faces = with_faces(ctx, input, move |pipeline, faces| {
-        faces
-            .into_iter()
-            .take(max_faces)
-            .map(|c| Ok(EmbeddedFace { embedding: pipeline.embed_aligned(&c.crop)?, face: c.info }))
-            .collect::<Result<Vec<_>, Failure>>()
+        let (crops, infos): (Vec<_>, Vec<_>) = faces.into_iter().take(max_faces).map(|c| (c.crop, c.info)).unzip();
+        // Every face of the photo in one embedder run.
+        let embeddings = pipeline.embed_aligned_batch(&crops)?;
+        Ok(embeddings.into_iter().zip(infos).map(|(embedding, face)| EmbeddedFace { embedding, face }).collect())
     })
     .await?;
     let result = EmbedResult { model: ctx.pool.model_id().to_owned(), faces };
