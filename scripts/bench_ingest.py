@@ -193,18 +193,16 @@ def main():
     rss = PeakRss()
     cpu = CpuMeter()
     cores = os.cpu_count() or 2
-    rows = []
     worker_cpus, service_cpus = [], []
     if args.pin:
         if cores < 2:
             sys.exit("--pin needs at least 2 cores")
-        worker_cpus, service_cpus = [f"{cores - 1}"], ["taskset", "-c", f"0-{cores - 2}"]
+        worker_cpus, service_cpus = ["taskset", "-c", f"{cores - 1}"], ["taskset", "-c", f"0-{cores - 2}"]
         pin_servers(f"0-{cores - 2}")
-        worker_cpus = ["taskset", "-c", worker_cpus[0]]
         args.workers = "1"
         cores = 1  # what the workers (and the ceiling) get
     try:
-        run_sizes(args, folder, archive, files, server, db, rss, cpu, cores, worker_cpus, service_cpus, rows)
+        run_sizes(args, folder, archive, files, server, db, rss, cpu, cores, worker_cpus, service_cpus)
     finally:
         if args.pin:
             pin_servers(f"0-{(os.cpu_count() or 2) - 1}")
@@ -221,7 +219,7 @@ def pin_servers(cpus):
             subprocess.run(["taskset", "-a", "-p", "-c", cpus, pid], check=True, capture_output=True)
 
 
-def run_sizes(args, folder, archive, files, server, db, rss, cpu, cores, worker_cpus, service_cpus, rows):
+def run_sizes(args, folder, archive, files, server, db, rss, cpu, cores, worker_cpus, service_cpus):
     for workers in [int(w) for w in args.workers.split(",")]:
         psql(server + "/postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         psql(server + "/postgres", f"CREATE DATABASE {db}")
@@ -274,8 +272,6 @@ def run_sizes(args, folder, archive, files, server, db, rss, cpu, cores, worker_
             for p in procs:
                 p.wait()
         n = len(files)
-        rows.append((workers, ceiling_rate, n / cli_secs, code, n / batch_secs, upload_secs, batch["counts"],
-                     cli_peaks, batch_peaks))
         print(f"\n{workers} worker process(es): {ceiling}")
         print(f"  cli    {n / cli_secs:6.1f} images/s ({100 * n / cli_secs / ceiling_rate:.0f} % of the pipeline) "
               f"in {cli_secs:.1f} s, exit {code}; peak RSS MiB: "

@@ -198,7 +198,9 @@ impl Store {
         let params = serde_json::to_value(&job.params)
             .map_err(|e| StoreError::Corrupt { what: "job params", source: Box::new(e) })?;
         if job.idempotency_key.is_none() && job.create_collection.is_none() {
-            return self.insert_plain_job(job, params).await;
+            // The usual submission: one statement, one round trip, atomic on its own.
+            insert_job_rows(&self.pool, job, params).await.context("insert job")?;
+            return Ok(Submitted::Created);
         }
         let mut tx = self.pool.begin().await.context("begin insert job")?;
         if let Some(key) = &job.idempotency_key
@@ -206,18 +208,7 @@ impl Store {
         {
             return Ok(Submitted::Existing(Box::new(existing)));
         }
-        let inserted = sqlx::query(
-            "INSERT INTO jobs (id, kind, status, params, request_id, callback_url, idempotency_key) \
-             VALUES ($1, $2, 'queued', $3, $4, $5, $6)",
-        )
-        .bind(job.id.0)
-        .bind(job.params.kind().as_str())
-        .bind(sqlx::types::Json(params))
-        .bind(&job.request_id)
-        .bind(&job.callback_url)
-        .bind(&job.idempotency_key)
-        .execute(&mut *tx)
-        .await;
+        let inserted = insert_job_rows(&mut *tx, job, params).await;
         if let (Err(sqlx::Error::Database(e)), Some(key)) = (&inserted, &job.idempotency_key)
             && e.is_unique_violation()
         {
@@ -228,49 +219,10 @@ impl Store {
             return existing.map(|j| Submitted::Existing(Box::new(j))).ok_or(StoreError::Conflict("idempotency key"));
         }
         inserted.context("insert job")?;
-        let (second_type, second_bytes) = job.second_input.as_ref().map(|(t, b)| (t, b)).unzip();
-        sqlx::query(
-            "INSERT INTO job_inputs (job_id, content_type, bytes, second_content_type, second_bytes) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(job.id.0)
-        .bind(&job.content_type)
-        .bind(&job.input)
-        .bind(second_type)
-        .bind(second_bytes)
-        .execute(&mut *tx)
-        .await
-        .context("insert job input")?;
         if let (JobParams::Register(p), Some(require_consent)) = (&job.params, job.create_collection) {
             ensure_collection(&mut tx, &p.collection, require_consent).await?;
         }
         tx.commit().await.context("commit insert job")?;
-        Ok(Submitted::Created)
-    }
-
-    /// The usual submission (no key, no collection to create): the job and its
-    /// input in one statement, one round trip, atomic on its own.
-    async fn insert_plain_job(&self, job: &NewJob, params: serde_json::Value) -> Result<Submitted, StoreError> {
-        let (second_type, second_bytes) = job.second_input.as_ref().map(|(t, b)| (t, b)).unzip();
-        sqlx::query(
-            "WITH job AS ( \
-                 INSERT INTO jobs (id, kind, status, params, request_id, callback_url) \
-                 VALUES ($1, $2, 'queued', $3, $4, $5) RETURNING id) \
-             INSERT INTO job_inputs (job_id, content_type, bytes, second_content_type, second_bytes) \
-             SELECT id, $6, $7, $8, $9 FROM job",
-        )
-        .bind(job.id.0)
-        .bind(job.params.kind().as_str())
-        .bind(sqlx::types::Json(params))
-        .bind(&job.request_id)
-        .bind(&job.callback_url)
-        .bind(&job.content_type)
-        .bind(&job.input)
-        .bind(second_type)
-        .bind(second_bytes)
-        .execute(&self.pool)
-        .await
-        .context("insert job and input")?;
         Ok(Submitted::Created)
     }
 
@@ -305,7 +257,7 @@ impl Store {
         let row: Option<JobRow> =
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id.0).fetch_optional(&mut *tx).await.context("cancel job")?;
         let Some(row) = row else {
-            return match job_status(&mut tx, id).await? {
+            return match job_status(&mut *tx, id).await? {
                 None => Ok(CancelOutcome::NotFound),
                 Some(s) => Ok(CancelOutcome::NotCancelable(s.parse().map_err(corrupt("job status"))?)),
             };
@@ -362,8 +314,7 @@ impl Store {
             .await
             .context("claim job")?;
         let Some(ClaimRow { job, bytes, second_bytes }) = row else {
-            let mut tx = self.pool.begin().await.context("begin claim")?;
-            return Ok(match job_status(&mut tx, id).await?.as_deref() {
+            return Ok(match job_status(&self.pool, id).await?.as_deref() {
                 Some("processing") => ClaimOutcome::Held,
                 Some("queued") => ClaimOutcome::NotYet,
                 _ => ClaimOutcome::Done,
@@ -412,11 +363,43 @@ impl Store {
     }
 }
 
+/// The job's row and its input's, in one statement.
+async fn insert_job_rows<'c>(
+    db: impl sqlx::Executor<'c, Database = Postgres>,
+    job: &NewJob,
+    params: serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    let (second_type, second_bytes) = job.second_input.as_ref().map(|(t, b)| (t, b)).unzip();
+    sqlx::query(
+        "WITH job AS ( \
+             INSERT INTO jobs (id, kind, status, params, request_id, callback_url, idempotency_key) \
+             VALUES ($1, $2, 'queued', $3, $4, $5, $6) RETURNING id) \
+         INSERT INTO job_inputs (job_id, content_type, bytes, second_content_type, second_bytes) \
+         SELECT id, $7, $8, $9, $10 FROM job",
+    )
+    .bind(job.id.0)
+    .bind(job.params.kind().as_str())
+    .bind(sqlx::types::Json(params))
+    .bind(&job.request_id)
+    .bind(&job.callback_url)
+    .bind(&job.idempotency_key)
+    .bind(&job.content_type)
+    .bind(&job.input)
+    .bind(second_type)
+    .bind(second_bytes)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// A job's status as stored, if it exists (why an update matched no row).
-async fn job_status(tx: &mut Transaction<'_, Postgres>, id: JobId) -> Result<Option<String>, StoreError> {
+async fn job_status<'c>(
+    db: impl sqlx::Executor<'c, Database = Postgres>,
+    id: JobId,
+) -> Result<Option<String>, StoreError> {
     sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
         .bind(id.0)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(db)
         .await
         .context("read job status")
 }
