@@ -22,7 +22,7 @@ pub use params::{
     CollectionName, ConsentRef, EmbedParams, JobParams, MaxFaces, ParamError, RecognizeParams, RegisterParams,
     SubjectName, Threshold, TopK, VerifyParams, VerifyTarget,
 };
-pub use quality::{FaceQuality, QualityGates, QualityIssue};
+pub use quality::{FaceQuality, QualityGates, QualityIssue, RECOGNIZE_MIN_INTER_EYE_DISTANCE};
 pub use result::{
     BBox, BestMatch, EmbedResult, EmbeddedFace, FaceInfo, FaceMatch, RecognizeResult, RecognizedFace, RegisterResult,
     SkipReason, SkippedFace, VerifiedAgainst, VerifyResult,

@@ -19,10 +19,19 @@ pub struct FaceQuality {
     /// head turns (roughly 0.2 at 30°, 0.4 at 45°).
     #[serde(serialize_with = "crate::float::f32_short")]
     pub pose_offset: f32,
-    /// Share of the face box inside the image, from 0 to 1.
+    /// Share of the face inside the image, from 0 to 1: of its box, or of its
+    /// five landmarks when fewer of them are inside.
     #[serde(serialize_with = "crate::float::f32_short")]
     pub visible_fraction: f32,
 }
+
+/// Recognize's default size gate, lower than register's: measured with the
+/// labelled portraits shrunk on a 1920x1280 canvas (crates/vision/tests/small_faces.rs),
+/// identification at threshold 0.4 holds 90-100 % for faces 24 px wide and up
+/// (eyes 8.2-12.5 px apart at 24 px) and collapses below 20 px (31 % at 16 px,
+/// eyes 5-8 px), with no wrong person matched at any size. 8 px keeps every
+/// face from 24 px up; each face's `quality` lets clients be stricter.
+pub const RECOGNIZE_MIN_INTER_EYE_DISTANCE: f32 = 8.0;
 
 /// Thresholds a face must pass to be registered. Recognize applies only the
 /// size gate (smaller faces are skipped) and reports the rest.

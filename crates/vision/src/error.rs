@@ -31,6 +31,10 @@ pub enum VisionError {
     },
     #[error("{model} produced unexpected output: {detail}")]
     UnexpectedOutput { model: &'static str, detail: String },
+    /// The embedder shared by a process's pipelines failed (its error, as text)
+    /// or has stopped.
+    #[error("shared embedder: {0}")]
+    SharedEmbedder(String),
 }
 
 impl VisionError {

@@ -9,6 +9,7 @@
 //! (or a pool of them) and call it from blocking threads, never from an async task.
 
 mod align;
+mod batcher;
 pub mod centerface;
 mod decode;
 mod detector;
@@ -23,13 +24,14 @@ mod tensor;
 pub mod yunet;
 
 pub use align::{FaceTemplate, SFACE_TEMPLATE, Similarity, align_face, estimate_similarity, warp_affine};
+pub use batcher::SharedEmbedder;
 pub use centerface::{CenterFace, CenterFaceConfig};
 pub use decode::{DecodeLimits, decode_image};
 pub use detector::{Detection, Detector};
 pub use embedder::{Embedder, l2_normalize};
 pub use error::VisionError;
 pub use pipeline::{DetectorChoice, FacePipeline, PipelineConfig};
-pub use quality::{laplacian_variance, measure_quality, pose_offset, visible_fraction};
+pub use quality::{landmarks_inside, laplacian_variance, measure_quality, pose_offset, visible_fraction};
 pub use resize::resize_linear;
 pub use runtime::init_runtime;
 pub use sface::SFace;

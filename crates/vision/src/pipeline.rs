@@ -1,10 +1,11 @@
 use std::path::PathBuf;
+use std::time::Duration;
 
 use image::RgbImage;
 
 use crate::{
-    CenterFace, CenterFaceConfig, Detection, Detector, Embedder, SFace, VisionError, YuNet, YuNetConfig, align_face,
-    init_runtime,
+    CenterFace, CenterFaceConfig, Detection, Detector, Embedder, SFace, SharedEmbedder, VisionError, YuNet,
+    YuNetConfig, align_face, init_runtime,
 };
 
 /// Which detector to run, with its settings.
@@ -27,6 +28,12 @@ pub struct PipelineConfig {
     /// Most faces of one photo embedded in one model run. 1 (one at a time)
     /// is fastest on CPU; batches are for accelerators.
     pub embed_batch: usize,
+    /// Pipelines loaded together ([`FacePipeline::load_many`]) share one
+    /// embedder, which embeds the faces of concurrent jobs in one run of at
+    /// most this many crops; 0: each pipeline embeds its own faces.
+    pub shared_embed_batch: usize,
+    /// How long the shared embedder waits for more faces after the first.
+    pub shared_embed_wait: Duration,
 }
 
 /// A detector and an embedder, loaded once and reused for every job.
@@ -39,12 +46,23 @@ pub struct FacePipeline {
 impl FacePipeline {
     pub fn load(config: &PipelineConfig) -> Result<Self, VisionError> {
         let env = init_runtime(&config.runtime_library)?;
-        let detector: Box<dyn Detector> = match config.detector {
-            DetectorChoice::YuNet(c) => Box::new(YuNet::load(&env, &config.detector_model, c)?),
-            DetectorChoice::CenterFace(c) => Box::new(CenterFace::load(&env, &config.detector_model, c)?),
-        };
         let embedder = SFace::load(&env, &config.embedder_model, config.intra_threads, config.embed_batch)?;
-        Ok(Self::new(detector, Box::new(embedder)))
+        Ok(Self::new(load_detector(&env, config)?, Box::new(embedder)))
+    }
+
+    /// `count` pipelines, one per thread that will run them. With
+    /// `shared_embed_batch` set they share one embedder on a thread of its own
+    /// (with the intra-op threads of all of them), each keeping its detector.
+    pub fn load_many(config: &PipelineConfig, count: usize) -> Result<Vec<Self>, VisionError> {
+        let count = count.max(1);
+        if config.shared_embed_batch == 0 {
+            return (0..count).map(|_| Self::load(config)).collect();
+        }
+        let env = init_runtime(&config.runtime_library)?;
+        let threads = config.intra_threads.max(1) * count;
+        let sface = SFace::load(&env, &config.embedder_model, threads, config.shared_embed_batch)?;
+        let shared = SharedEmbedder::start(Box::new(sface), config.shared_embed_batch, config.shared_embed_wait);
+        (0..count).map(|_| Ok(Self::new(load_detector(&env, config)?, Box::new(shared.clone())))).collect()
     }
 
     pub fn new(detector: Box<dyn Detector>, embedder: Box<dyn Embedder>) -> Self {
@@ -94,4 +112,14 @@ impl FacePipeline {
         let crop = self.align(image, face);
         self.embedder.embed(&crop)
     }
+}
+
+fn load_detector(
+    env: &ort::environment::Environment,
+    config: &PipelineConfig,
+) -> Result<Box<dyn Detector>, VisionError> {
+    Ok(match config.detector {
+        DetectorChoice::YuNet(c) => Box::new(YuNet::load(env, &config.detector_model, c)?),
+        DetectorChoice::CenterFace(c) => Box::new(CenterFace::load(env, &config.detector_model, c)?),
+    })
 }

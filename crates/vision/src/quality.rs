@@ -1,6 +1,6 @@
 //! Measures a detected face's quality (`FaceQuality`): size from the landmarks,
 //! sharpness from the aligned crop, pose from landmark geometry, and how much
-//! of the face box lies inside the image.
+//! of the face (box and landmarks) lies inside the image.
 
 use facerec_core::{BBox, FaceQuality};
 use image::RgbImage;
@@ -13,7 +13,11 @@ pub fn measure_quality(image: &RgbImage, face: &Detection, crop: &RgbImage) -> F
         inter_eye_distance: distance(face.landmarks[0], face.landmarks[1]),
         sharpness: laplacian_variance(crop),
         pose_offset: pose_offset(&face.landmarks),
-        visible_fraction: visible_fraction(&face.bbox, image.width(), image.height()),
+        visible_fraction: visible_fraction(&face.bbox, image.width(), image.height()).min(landmarks_inside(
+            &face.landmarks,
+            image.width(),
+            image.height(),
+        )),
     }
 }
 
@@ -80,6 +84,15 @@ pub fn visible_fraction(bbox: &BBox, width: u32, height: u32) -> f32 {
     ((ix * iy) / (w * h)).clamp(0.0, 1.0) as f32
 }
 
+/// Share of the five landmarks inside a `width`×`height` image. At the
+/// photo's own resolution YuNet boxes only the visible part of a face cut by
+/// the photo's edge, but still places the missing eye beyond that edge.
+pub fn landmarks_inside(landmarks: &[[f32; 2]; 5], width: u32, height: u32) -> f32 {
+    let (w, h) = (width as f32, height as f32);
+    let inside = landmarks.iter().filter(|[x, y]| (0.0..w).contains(x) && (0.0..h).contains(y)).count();
+    inside as f32 / landmarks.len() as f32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +133,13 @@ mod tests {
         assert_eq!(visible_fraction(&half_out, 100, 100), 0.5);
         let below = BBox { y: 90.0, ..inside };
         assert_eq!(visible_fraction(&below, 100, 100), 0.5);
+    }
+
+    #[test]
+    fn a_landmark_beyond_the_edge_counts_as_a_cut_face() {
+        assert_eq!(landmarks_inside(&FRONTAL, 100, 100), 1.0);
+        // The right eye (x 80) is beyond a 78-px wide photo's edge.
+        assert_eq!(landmarks_inside(&FRONTAL, 78, 100), 0.8);
+        assert_eq!(landmarks_inside(&FRONTAL, 100, 60), 0.4);
     }
 }

@@ -129,7 +129,7 @@ pub(crate) async fn recognize(
     params: RecognizeParams,
     input: Vec<u8>,
 ) -> Result<bool, Failure> {
-    let gates = ctx.settings.quality_gates();
+    let gates = ctx.settings.recognize_gates();
     let max_faces = params.max_faces.get();
     let (embedded, skipped) = with_faces(ctx, input, move |pipeline, faces| {
         let (mut crops, mut infos, mut skipped) = (Vec::new(), Vec::new(), Vec::new());

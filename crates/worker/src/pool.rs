@@ -15,7 +15,7 @@ pub struct PipelinePool {
 
 impl PipelinePool {
     pub fn load(config: &PipelineConfig, size: usize) -> Result<Self, VisionError> {
-        let pipelines = (0..size.max(1)).map(|_| FacePipeline::load(config)).collect::<Result<Vec<_>, _>>()?;
+        let pipelines = FacePipeline::load_many(config, size)?;
         let model_id = Arc::from(pipelines[0].model_id());
         let detector_id = Arc::from(pipelines[0].detector_id());
         let embedder_id = Arc::from(pipelines[0].embedder_id());

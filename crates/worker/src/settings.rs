@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use facerec_core::QualityGates;
+use facerec_core::{QualityGates, RECOGNIZE_MIN_INTER_EYE_DISTANCE};
 use facerec_store::SearchSettings;
 use facerec_vision::{CenterFaceConfig, DecodeLimits, DetectorChoice, PipelineConfig, YuNetConfig};
 
@@ -43,6 +43,14 @@ pub struct Settings {
     /// one at a time); larger batches are for accelerators.
     #[arg(long, env = "FACEREC_EMBED_BATCH", default_value_t = 1)]
     pub embed_batch: usize,
+    /// Faces of concurrent jobs embedded together: the process's pipelines
+    /// share one embedder, which runs at most this many faces at once; 0 (the
+    /// default, fastest on CPU) lets each pipeline embed its own. For accelerators.
+    #[arg(long, env = "FACEREC_SHARED_EMBED_BATCH", default_value_t = 0)]
+    pub shared_embed_batch: usize,
+    /// How long the shared embedder waits for more faces after the first one.
+    #[arg(long, env = "FACEREC_SHARED_EMBED_WAIT_MS", default_value_t = 2)]
+    pub shared_embed_wait_ms: u64,
     /// ONNX Runtime intra-op threads per pipeline; 0 = cores / pipelines.
     #[arg(long, env = "FACEREC_INTRA_THREADS", default_value_t = 0)]
     pub intra_threads: usize,
@@ -63,9 +71,18 @@ pub struct Settings {
     #[arg(long, env = "FACEREC_DETECTION_THRESHOLD")]
     pub detection_threshold: Option<f32>,
     /// Quality gate: faces whose eyes are closer than this many pixels are
-    /// refused by register and skipped by recognize.
+    /// refused by register and verify.
     #[arg(long, env = "FACEREC_MIN_INTER_EYE_PX", default_value_t = QualityGates::default().min_inter_eye_distance)]
     pub min_inter_eye_px: f32,
+    /// Recognize's size gate: faces whose eyes are closer than this many
+    /// pixels are listed as skipped (`face_too_small`) instead of searched.
+    #[arg(long, env = "FACEREC_RECOGNIZE_MIN_INTER_EYE_PX", default_value_t = RECOGNIZE_MIN_INTER_EYE_DISTANCE)]
+    pub recognize_min_inter_eye_px: f32,
+    /// Smallest face the detector searches for, in pixels of the photo (box
+    /// width). Lower finds smaller faces at more cost (16 and below: the
+    /// whole photo at its own size); 0 only searches the photo fitted into 640 px.
+    #[arg(long, env = "FACEREC_DETECT_MIN_FACE_PX", default_value_t = YuNetConfig::default().min_face)]
+    pub detect_min_face_px: u32,
     /// Quality gate (register): minimum detection score.
     #[arg(long, env = "FACEREC_MIN_REGISTER_SCORE", default_value_t = QualityGates::default().min_detection_score)]
     pub min_register_score: f32,
@@ -178,7 +195,11 @@ impl Settings {
             DetectorKind::Yunet => {
                 let d = YuNetConfig::default();
                 let score_threshold = self.detection_threshold.unwrap_or(d.score_threshold);
-                (DetectorChoice::YuNet(YuNetConfig { score_threshold, intra_threads, ..d }), &self.detector_model)
+                let min_face = self.detect_min_face_px;
+                (
+                    DetectorChoice::YuNet(YuNetConfig { score_threshold, min_face, intra_threads, ..d }),
+                    &self.detector_model,
+                )
             }
             DetectorKind::Centerface => {
                 let d = CenterFaceConfig::default();
@@ -194,6 +215,8 @@ impl Settings {
             detector,
             intra_threads,
             embed_batch: self.embed_batch,
+            shared_embed_batch: self.shared_embed_batch,
+            shared_embed_wait: Duration::from_millis(self.shared_embed_wait_ms),
         }
     }
 
@@ -205,6 +228,11 @@ impl Settings {
             max_pose_offset: self.max_pose_offset,
             min_visible_fraction: self.min_visible_fraction,
         }
+    }
+
+    /// Recognize's gates: register's, with its own size gate.
+    pub fn recognize_gates(&self) -> QualityGates {
+        QualityGates { min_inter_eye_distance: self.recognize_min_inter_eye_px, ..self.quality_gates() }
     }
 
     pub(crate) fn retry_backoff(&self) -> Backoff {

@@ -21,6 +21,8 @@ pub fn pipeline_config_from_env(threads: usize) -> PipelineConfig {
         intra_threads: threads,
         // As the worker runs it by default.
         embed_batch: 1,
+        shared_embed_batch: 0,
+        shared_embed_wait: std::time::Duration::from_millis(2),
     }
 }
 
