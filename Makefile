@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 CARGO_TEST_FLAGS ?=
 
-.PHONY: up test chaos setup build lint fmt bench bench-ingest bench-submit calibrate help
+.PHONY: up test chaos setup build lint fmt bench bench-peer bench-ingest bench-submit calibrate help
 .DEFAULT_GOAL := help
 
 help: ## List the targets
@@ -39,6 +39,11 @@ fmt: ## Format the code
 bench: ## Per-stage vision timings on the test photos (release build)
 	@bash scripts/setup.sh --with-test-photos
 	@$(ENV) cargo run -q --release -p facerec-vision --example bench -- --rounds 10 $$FACEREC_PHOTOS_DIR/*.jpg $$FACEREC_PHOTOS_DIR/group/t1.jpg
+
+bench-peer: ## Side by side on the same 20 photos: facerec end to end vs OpenCV's YuNet+SFace and face_recognition (dlib)
+	@bash scripts/setup.sh --with-test-photos
+	@$(ENV) cargo build --quiet --release --workspace --bins
+	@$(ENV) "$$FACEREC_REFERENCE_PYTHON" scripts/bench_peer.py
 
 IMAGES ?= 2000
 bench-ingest: ## Ingestion: CLI and archive batch vs the workers' own pipeline, 1 and 2 workers (IMAGES, default 2000; PIN=1: workers on a core of their own)
