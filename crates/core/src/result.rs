@@ -93,7 +93,7 @@ pub struct RecognizedFace {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {
-    /// Below the minimum size (inter-eye distance).
+    /// Below recognize's minimum size: eyes closer than `FACEREC_RECOGNIZE_MIN_INTER_EYE_PX` (8 px by default).
     FaceTooSmall,
     /// Beyond the job's `max_faces` largest faces.
     OverMaxFaces,

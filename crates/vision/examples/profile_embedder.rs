@@ -3,7 +3,7 @@
 //! worker does) with profiling on, then sums the profile's node events by
 //! operator type: milliseconds per face and share of the model's time.
 //!
-//! `cargo run --release -p facerec-vision --example profile_embedder -- [--runs 200] [MODEL.onnx]`
+//! `cargo run --release -p facerec-vision --example profile_embedder -- [--runs 200] [--input WxH] [MODEL.onnx]`
 //! (default model: `FACEREC_EMBEDDER_MODEL`; the raw profile is left in the
 //! system's temp folder and its path printed).
 
@@ -26,6 +26,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         None => 200,
     };
+    // `--input WxH`: a blank input of that size instead of a face crop (e.g. to profile the detector).
+    let blank: Option<(usize, usize)> = match args.iter().position(|a| a == "--input") {
+        Some(i) => {
+            let v = args.remove(i + 1);
+            args.remove(i);
+            let (w, h) = v.split_once('x').ok_or("--input is WxH")?;
+            Some((w.parse()?, h.parse()?))
+        }
+        None => None,
+    };
     let model = args.first().map(Into::into).unwrap_or_else(|| common::env_path("FACEREC_EMBEDDER_MODEL"));
     // A real aligned face: the first test portrait's.
     let mut pipeline = FacePipeline::load(&common::pipeline_config_from_env(1))?;
@@ -33,8 +43,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let image = decode_image(&std::fs::read(photo)?, DecodeLimits::default())?;
     let face = pipeline.detect(&image)?.into_iter().next().ok_or("no face in obama.jpg")?;
     let crop = pipeline.align(&image, &face);
-    let mut input = ndarray::Array4::<f32>::zeros((1, 3, 112, 112));
-    for (x, y, p) in crop.enumerate_pixels() {
+    let (w, h) = blank.unwrap_or((112, 112));
+    let mut input = ndarray::Array4::<f32>::zeros((1, 3, h, w));
+    for (x, y, p) in crop.enumerate_pixels().filter(|_| blank.is_none()) {
         for c in 0..3 {
             input[[0, c, y as usize, x as usize]] = f32::from(p[c]);
         }
@@ -71,10 +82,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut ops: Vec<_> = by_op.into_iter().collect();
     ops.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
-    println!("{} runs of {}: {:.2} ms per face (model_run)", runs, model.display(), model_us / runs as f64 / 1e3);
+    println!("{} runs of {}: {:.2} ms per run (model_run)", runs, model.display(), model_us / runs as f64 / 1e3);
     for (op, (us, n)) in ops {
         println!(
-            "{op:<24} {:>7.2} ms per face  {:>5.1} %  {:>4} nodes",
+            "{op:<24} {:>7.2} ms per run  {:>5.1} %  {:>4} nodes",
             us / runs as f64 / 1e3,
             100.0 * us / model_us.max(1.0),
             n / runs
