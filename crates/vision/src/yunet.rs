@@ -498,6 +498,37 @@ mod tests {
     }
 
     #[test]
+    fn searches_a_finer_level_only_where_the_smallest_face_needs_it() {
+        // 1920x1280: the 640-px level, and 2/3 scale where a 24-px face is 16 px.
+        assert_eq!(search_sizes(1920, 1280, 640, 24), [(640, 427), (1280, 853)]);
+        // No small-face level asked for.
+        assert_eq!(search_sizes(1920, 1280, 640, 0), [(640, 427)]);
+        // 16 px and below: the photo's own size.
+        assert_eq!(search_sizes(1920, 1280, 640, 16), [(640, 427), (1920, 1280)]);
+        // A photo the 640-px level already sees finely enough.
+        assert_eq!(search_sizes(900, 600, 640, 24), [(640, 427)]);
+        assert_eq!(search_sizes(500, 300, 640, 24), [(500, 300)]);
+    }
+
+    #[test]
+    fn refinement_crops_sit_on_the_anchor_grid_inside_the_photo() {
+        let face = BBox { x: 250.0, y: 100.0, width: 40.0, height: 50.0 };
+        let r = RefineRegion::around(&face, 1920, 1280);
+        // Margin 0.25 * 50 + 96 = 108.5 px; the corner floored to a multiple of 32.
+        assert_eq!((r.x, r.y, r.scale), (128, 0, 1.0));
+        assert_eq!((r.x + r.width, r.y + r.height), (399, 259));
+        // Clamped to the photo's edges.
+        let corner = RefineRegion::around(&BBox { x: 1900.0, y: 1270.0, width: 30.0, height: 30.0 }, 1920, 1280);
+        assert_eq!((corner.x + corner.width, corner.y + corner.height), (1920, 1280));
+        assert_eq!((corner.x % 32, corner.y % 32), (0, 0));
+        // A face wider than REFINE_FACE is refined on a crop scaled to that width.
+        let big = RefineRegion::around(&BBox { x: 400.0, y: 400.0, width: 768.0, height: 900.0 }, 4000, 3000);
+        assert_eq!(big.scale, 0.5);
+        let crop = big.crop(&RgbImage::new(4000, 3000));
+        assert_eq!(crop.width(), (f64::from(big.width) * 0.5).round() as u32);
+    }
+
+    #[test]
     fn downscales_only_large_images_keeping_aspect() {
         assert_eq!(scaled_size(500, 300, 640), (500, 300));
         assert_eq!(scaled_size(1434, 2333, 640), (393, 640));
