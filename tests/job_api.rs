@@ -1,6 +1,9 @@
 //! The job API around submissions: cancel, listing with filters and cursors,
-//! durations, idempotency keys, back-pressure and stats. The worker here
-//! listens on another queue, so submitted jobs stay queued for the whole test.
+//! durations, idempotency keys, back-pressure, stats, and waiting for a job to
+//! end. The worker here listens on another queue, so submitted jobs stay
+//! queued for the whole test.
+
+use std::time::{Duration, Instant};
 
 use facerec_e2e::TestApp;
 use facerec_e2e::reqwest::Response;
@@ -45,6 +48,42 @@ async fn a_queued_job_can_be_canceled_once_and_its_upload_is_deleted() {
     assert_eq!(error_code(unknown).await, (404, "job_not_found".into()));
     let bad = app.client.post(app.url("/v1/jobs/nope/cancel")).send().await.unwrap();
     assert_eq!(error_code(bad).await, (400, "invalid_job_id".into()));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_request_answers_the_moment_its_job_ends() {
+    let app = app(100).await;
+    let id = app.submit("/v1/recognize", png(), &[]).await;
+    // Nothing runs it: the wait runs out and shows the job as it is.
+    let started = Instant::now();
+    let (status, job) = app.get_json(&format!("/v1/jobs/{id}?wait_ms=300")).await;
+    assert_eq!((status, job["status"].as_str()), (200, Some("queued")), "{job}");
+    assert!(started.elapsed() >= Duration::from_millis(300), "answered after {:?}", started.elapsed());
+
+    // Canceled while a request waits: the end is announced, so the answer comes
+    // at once, not at the waiter's next read of the job (every second).
+    let (client, url) = (app.client.clone(), app.url(&format!("/v1/jobs/{id}?wait_ms=20000")));
+    let waiting = tokio::spawn(async move { client.get(url).send().await.unwrap().json::<Value>().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let canceled_at = Instant::now();
+    let resp = app.client.post(app.url(&format!("/v1/jobs/{id}/cancel"))).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let job = waiting.await.unwrap();
+    let after = canceled_at.elapsed();
+    assert_eq!(job["status"], "canceled", "{job}");
+    assert!(after < Duration::from_millis(600), "answered {after:?} after the cancel: the job's end was not announced");
+
+    // An ended job is answered at once, whatever the wait.
+    let started = Instant::now();
+    let (status, job) = app.get_json(&format!("/v1/jobs/{id}?wait_ms=20000")).await;
+    assert_eq!((status, job["status"].as_str()), (200, Some("canceled")));
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    for bad in ["-1", "20001", "soon", "1.5", ""] {
+        let resp = app.client.get(app.url(&format!("/v1/jobs/{id}?wait_ms={bad}"))).send().await.unwrap();
+        assert_eq!(error_code(resp).await, (400, "invalid_wait".into()), "wait_ms={bad}");
+    }
     app.stop().await.unwrap();
 }
 

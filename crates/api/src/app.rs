@@ -20,6 +20,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::admission::Admission;
+use crate::job_ends::JobEnds;
 use crate::routes::{batches, collections, health, jobs, listing, subjects, submit};
 use crate::{ApiDoc, ApiError, AppState, ErrorCode, Settings};
 
@@ -129,7 +130,8 @@ impl Api {
             settings.max_upload_bytes_in_flight,
             Duration::from_millis(settings.upload_wait_ms),
         ));
-        let state = AppState { store, queue, admission, settings: Arc::new(settings) };
+        let job_ends = Arc::new(JobEnds::start(store.clone()));
+        let state = AppState { store, queue, admission, job_ends, settings: Arc::new(settings) };
         Ok(Self { listener, router: router(state), shutdown_timeout })
     }
 

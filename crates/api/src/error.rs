@@ -55,6 +55,7 @@ error_codes! {
     InvalidKind => "invalid_kind", BAD_REQUEST, "`kind` is not a job kind.";
     InvalidTime => "invalid_time", BAD_REQUEST, "`created_after` / `created_before` is not an RFC 3339 time.";
     InvalidLimit => "invalid_limit", BAD_REQUEST, "`limit` is not an integer from 1 to 100.";
+    InvalidWait => "invalid_wait", BAD_REQUEST, "`wait_ms` is not an integer from 0 to 20000.";
     InvalidCursor => "invalid_cursor", BAD_REQUEST, "`cursor` is not one this api returned.";
     InvalidBody => "invalid_body", BAD_REQUEST, "The JSON body is malformed, has an unknown field or a value of the wrong type.";
     InvalidDescription => "invalid_description", BAD_REQUEST, "`description` is over 1000 characters.";

@@ -10,6 +10,7 @@ mod app;
 mod archive;
 mod error;
 mod intake;
+mod job_ends;
 mod openapi;
 mod routes;
 mod settings;
@@ -31,5 +32,6 @@ pub struct AppState {
     pub store: Store,
     pub queue: JobQueue,
     pub admission: Arc<admission::Admission>,
+    pub job_ends: Arc<job_ends::JobEnds>,
     pub settings: Arc<Settings>,
 }

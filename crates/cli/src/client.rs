@@ -100,9 +100,12 @@ impl ApiClient {
         Ok(page.jobs.into_iter().next())
     }
 
-    pub async fn job(&self, id: &str) -> anyhow::Result<Job> {
+    /// The job once it has ended, or as it is after `wait` (the api holds the
+    /// request until then: `wait_ms`; an api without it answers at once).
+    pub async fn job_when_ended(&self, id: &str, wait: Duration) -> anyhow::Result<Job> {
         let url = format!("{}/v1/jobs/{id}", self.base);
-        let response = self.send(|| self.http.get(&url)).await?;
+        let wait_ms = wait.as_millis().to_string();
+        let response = self.send(|| self.http.get(&url).query(&[("wait_ms", wait_ms.as_str())])).await?;
         expect_ok(response).await?.json().await.context("reading the job")
     }
 

@@ -198,13 +198,21 @@ fn retryable(error: Option<&ReportError>) -> bool {
     error.is_none_or(|e| e.code == "internal_error")
 }
 
-/// Polls until the job ends, more slowly as it takes longer.
+/// How long one request waits for a job to end.
+const LONG_POLL: Duration = Duration::from_secs(10);
+
+/// Asks the api to answer when the job ends (`wait_ms`), again until it has:
+/// the next file starts the moment a job ends. An api that answers at once
+/// instead (an older one) is polled, more slowly as the job takes longer.
 async fn wait(client: &ApiClient, mut job: Job) -> anyhow::Result<Job> {
     let mut interval = Duration::from_millis(50);
     while !job.is_terminal() {
-        tokio::time::sleep(interval).await;
-        interval = (interval * 3 / 2).min(Duration::from_secs(1));
-        job = client.job(&job.job_id).await?;
+        let asked = std::time::Instant::now();
+        job = client.job_when_ended(&job.job_id, LONG_POLL).await?;
+        if !job.is_terminal() && asked.elapsed() < LONG_POLL / 2 {
+            tokio::time::sleep(interval).await;
+            interval = (interval * 3 / 2).min(Duration::from_secs(1));
+        }
     }
     Ok(job)
 }

@@ -13,6 +13,7 @@ mod collections;
 mod deletion;
 mod error;
 mod gallery;
+mod job_ends;
 mod jobs;
 mod listing;
 mod recovery;
@@ -25,6 +26,7 @@ pub use batches::{BatchCancel, BatchWriter, ItemContent, NewBatch, NewBatchItem}
 pub use collections::{CollectionPatch, NewCollection};
 pub use error::StoreError;
 pub use gallery::{NewFace, RegisterOutcome};
+pub use job_ends::JobEndListener;
 pub use jobs::{CancelOutcome, Claim, ClaimOutcome, JobRecord, NewJob, Submitted};
 pub use listing::{JobCounts, JobFilter};
 pub use search::{SearchHit, SearchSettings, StoredFace, SubjectMatch};
