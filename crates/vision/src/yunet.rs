@@ -80,7 +80,7 @@ pub struct YuNet {
 
 impl YuNet {
     pub fn load(env: &Environment, path: &Path, config: YuNetConfig) -> Result<Self, VisionError> {
-        let session = crate::sface::load_session(env, path, config.intra_threads)?;
+        let session = crate::sface::load_session_for_varying_sizes(env, path, config.intra_threads)?;
         let input = &session.inputs()[0];
         let input_name = input.name().to_owned();
         let fixed_input = input.dtype().tensor_shape().and_then(|s| match (s.get(2), s.get(3)) {
@@ -113,6 +113,27 @@ impl YuNet {
         Ok(nms(faces, self.config.nms_threshold))
     }
 
+    /// As [`Self::run`], in tiles of at most [`MAX_RUN_SIDE`] (plus up to 31)
+    /// pixels a side overlapping by [`TILE_OVERLAP`], so that a run's memory
+    /// stays bounded on photos up to the pixel limit (a 4000x3000 run at full
+    /// size took 710 MB); a face in an overlap, found twice, is kept once.
+    fn run_tiled(&mut self, image: &RgbImage, threshold: f32) -> Result<Vec<Detection>, VisionError> {
+        let (w, h) = image.dimensions();
+        if w <= MAX_RUN_SIDE && h <= MAX_RUN_SIDE {
+            return self.run(image, threshold);
+        }
+        let mut faces = Vec::new();
+        for &(y, th) in &tiles(h) {
+            for &(x, tw) in &tiles(w) {
+                let tile = image::imageops::crop_imm(image, x, y, tw, th).to_image();
+                let mut found = self.run(&tile, threshold)?;
+                found.iter_mut().for_each(|f| rescale(f, 1.0, 1.0, f64::from(x), f64::from(y)));
+                faces.extend(found);
+            }
+        }
+        Ok(nms(faces, self.config.nms_threshold))
+    }
+
     /// Faces on the photo scaled to `size` (the photo itself when equal), in photo pixels.
     fn run_scaled(
         &mut self,
@@ -122,9 +143,9 @@ impl YuNet {
     ) -> Result<Vec<Detection>, VisionError> {
         let (w, h) = image.dimensions();
         if size == (w, h) {
-            return self.run(image, threshold);
+            return self.run_tiled(image, threshold);
         }
-        let mut faces = self.run(&resize_linear(image, size.0, size.1), threshold)?;
+        let mut faces = self.run_tiled(&resize_linear(image, size.0, size.1), threshold)?;
         let (fx, fy) = (f64::from(w) / f64::from(size.0), f64::from(h) / f64::from(size.1));
         faces.iter_mut().for_each(|f| rescale(f, fx, fy, 0.0, 0.0));
         Ok(faces)
@@ -147,6 +168,32 @@ impl YuNet {
         let best = faces.into_iter().map(|f| (f.bbox.iou(&candidate.bbox), f)).max_by(|a, b| a.0.total_cmp(&b.0));
         Ok(best.filter(|(iou, _)| *iou >= REFINE_MIN_IOU).map(|(_, f)| f))
     }
+}
+
+/// Longest side of one detector run; larger inputs are run in tiles.
+pub const MAX_RUN_SIDE: u32 = 2048;
+/// How much neighbouring tiles overlap: more than the widest face kept from a
+/// full-size run ([`REFINE_FACE`]) with room around it, so every such face lies
+/// wholly inside some tile; wider ones come from the 640-px level.
+pub const TILE_OVERLAP: u32 = 448;
+
+/// The tiles along a side of `len` pixels, as (start, length): as few as
+/// the overlap allows, spread evenly, starting on multiples of 32 (the anchor
+/// grid), each at most `MAX_RUN_SIDE` + 31 long, the last ending at the edge.
+fn tiles(len: u32) -> Vec<(u32, u32)> {
+    if len < MAX_RUN_SIDE + 32 {
+        return vec![(0, len)];
+    }
+    let n = (len - TILE_OVERLAP).div_ceil(MAX_RUN_SIDE - TILE_OVERLAP);
+    // Even tiles, plus 32 for the starts' rounding down to the grid.
+    let tile = ((len + (n - 1) * TILE_OVERLAP).div_ceil(n) + 32).min(MAX_RUN_SIDE);
+    (0..n)
+        .map(|i| {
+            let start = (u64::from(i) * u64::from(len - tile) / u64::from(n - 1)) as u32 / 32 * 32;
+            let length = if i + 1 == n { len - start } else { tile };
+            (start, length)
+        })
+        .collect()
 }
 
 /// A refined face must overlap its candidate at least this much.
@@ -275,7 +322,7 @@ impl Detector for YuNet {
         let threshold = self.config.score_threshold;
         let mut faces = Vec::new();
         if whole_photo {
-            let whole = self.run(image, threshold)?;
+            let whole = self.run_tiled(image, threshold)?;
             faces.extend(whole.into_iter().filter(|f| f64::from(f.bbox.width) <= REFINE_FACE));
             candidates.retain(|c| c.region.scale < 1.0);
         }
@@ -526,6 +573,26 @@ mod tests {
         assert_eq!(big.scale, 0.5);
         let crop = big.crop(&RgbImage::new(4000, 3000));
         assert_eq!(crop.width(), (f64::from(big.width) * 0.5).round() as u32);
+    }
+
+    #[test]
+    fn tiles_cover_every_pixel_on_the_anchor_grid_with_overlap() {
+        assert_eq!(tiles(2048), [(0, 2048)]);
+        assert_eq!(tiles(2079), [(0, 2079)]);
+        // 4000 px: three tiles of about 1632, not 2048s piled at the end.
+        let t = tiles(4000);
+        assert_eq!(t.len(), 3, "{t:?}");
+        assert!(t[0].1 < 1700, "{t:?}");
+        for len in [2080, 3000, 4000, 5000, 7746, 40_000] {
+            let t = tiles(len);
+            assert_eq!(t[0].0, 0);
+            assert!(t.iter().all(|(s, l)| s % 32 == 0 && *l < MAX_RUN_SIDE + 32), "{len}: {t:?}");
+            let (last, last_len) = t[t.len() - 1];
+            assert_eq!(last + last_len, len, "{len}: the last tile reaches the edge");
+            for pair in t.windows(2) {
+                assert!(pair[0].0 + pair[0].1 >= pair[1].0 + TILE_OVERLAP, "{len}: {t:?} overlap too little");
+            }
+        }
     }
 
     #[test]
