@@ -38,7 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bench_ingest import CpuMeter, cpu_line
+from bench_ingest import CpuMeter, cpu_line, psql
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "target" / "release"
@@ -141,10 +141,6 @@ def run_job(path, fields, image):
     if job["status"] != "succeeded":
         raise RuntimeError(f"job failed: {job}")
     return job
-
-
-def psql(url, sql):
-    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql], check=True, capture_output=True)
 
 
 def bench_facerec(photos, rounds, clients, settings=()):

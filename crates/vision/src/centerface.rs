@@ -49,7 +49,7 @@ pub struct CenterFace {
 
 impl CenterFace {
     pub fn load(env: &Environment, path: &Path, config: CenterFaceConfig) -> Result<Self, VisionError> {
-        let session = crate::sface::load_session(env, path, config.intra_threads)?;
+        let session = crate::runtime::load_session(env, path, config.intra_threads)?;
         Ok(Self { session, config })
     }
 }

@@ -4,54 +4,14 @@ use std::path::Path;
 
 use image::RgbImage;
 use ort::environment::Environment;
-use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 
+use crate::runtime::load_session;
 use crate::{Embedder, FaceTemplate, SFACE_TEMPLATE, VisionError, l2_normalize, tensor};
 
 const MODEL: &str = "sface_2021dec";
 const SIZE: u32 = SFACE_TEMPLATE.size;
-
-/// Opens an ONNX model with a fixed intra-op thread count. Sequential execution
-/// and full graph optimisation: deterministic and fastest for these small models.
-pub(crate) fn load_session(env: &Environment, path: &Path, threads: usize) -> Result<Session, VisionError> {
-    let err = |source| VisionError::ModelLoad { path: path.to_owned(), source };
-    Session::builder(env)
-        .map_err(err)?
-        .with_optimization_level(GraphOptimizationLevel::All)
-        .map_err(|e| err(e.into()))?
-        .with_intra_threads(threads.max(1))
-        .map_err(|e| err(e.into()))?
-        .commit_from_file(path)
-        .map_err(err)
-}
-
-/// As [`load_session`], for a model whose input size changes with every run
-/// (a detector at each photo's or crop's own size): without ONNX Runtime's
-/// memory arena and memory patterns, which keep the largest size's buffers
-/// (and a block per size seen) for the life of the session.
-pub(crate) fn load_session_for_varying_sizes(
-    env: &Environment,
-    path: &Path,
-    threads: usize,
-) -> Result<Session, VisionError> {
-    let err = |source| VisionError::ModelLoad { path: path.to_owned(), source };
-    let heap = MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Device, MemoryType::Default).map_err(err)?;
-    Session::builder(env)
-        .map_err(err)?
-        .with_optimization_level(GraphOptimizationLevel::All)
-        .map_err(|e| err(e.into()))?
-        .with_intra_threads(threads.max(1))
-        .map_err(|e| err(e.into()))?
-        .with_memory_pattern(false)
-        .map_err(|e| err(e.into()))?
-        .with_allocator(heap)
-        .map_err(|e| err(e.into()))?
-        .commit_from_file(path)
-        .map_err(err)
-}
 
 pub struct SFace {
     session: Session,

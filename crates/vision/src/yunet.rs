@@ -6,8 +6,8 @@
 //! integer boxes. Downscales use OpenCV's exact bilinear resize.
 //!
 //! Coarse to fine: candidates come from the photo fitted into `max_side`
-//! (large faces) and from the scale where the smallest face wanted is about 12
-//! pixels wide, at a low score; each candidate is then detected again on a
+//! (large faces) and from the scale where the smallest face wanted is 16
+//! pixels wide ([`SMALLEST_NET_FACE`]), at a low score; each candidate is then detected again on a
 //! crop around it at the photo's own resolution, on the photo's anchor grid.
 //! Faces keep the landmarks OpenCV's pipeline finds with the detector at the
 //! photo's own size, at a fraction of that run's cost.
@@ -80,7 +80,7 @@ pub struct YuNet {
 
 impl YuNet {
     pub fn load(env: &Environment, path: &Path, config: YuNetConfig) -> Result<Self, VisionError> {
-        let session = crate::sface::load_session_for_varying_sizes(env, path, config.intra_threads)?;
+        let session = crate::runtime::load_session_for_varying_sizes(env, path, config.intra_threads)?;
         let input = &session.inputs()[0];
         let input_name = input.name().to_owned();
         let fixed_input = input.dtype().tensor_shape().and_then(|s| match (s.get(2), s.get(3)) {
