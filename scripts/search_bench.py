@@ -58,6 +58,7 @@ DIM = 128
 EMBEDDER = "sface_2021dec"
 DETECTOR = "yunet_2023mar"
 LIMIT = 20  # recognize fetches 4 x top_k faces, at least 20
+TOP_K = 10  # subjects asked of the in-memory search (recognize's default is 5)
 SAME_COS = 0.6  # designed same-identity cosine
 BIG = "big"
 INDEX = "faces_embedding_hnsw_idx"
@@ -501,6 +502,10 @@ async def bench_size(a, n_big, rng, results):
         res["exact_sql_agrees_with_numpy"] = f"{agree}/{few}"
         log(f"search_exact.sql top-10 == numpy top-10 for {agree}/{few} probes of {BIG}")
 
+        if a.in_memory:
+            res["in_memory"] = r = measure_in_memory(a, cluster, big_probes, gallery)
+            print_memory_row(n_big, r, a.clients)
+
         for m, efc in a.index:
             idx = {"m": m, "ef_construction": efc, "load_before": loadavg(), "runs": []}
             log(f"building HNSW m={m} ef_construction={efc} ...")
@@ -545,6 +550,53 @@ async def bench_size(a, n_big, rng, results):
         cluster.stop()
 
 
+def measure_in_memory(a, cluster, probes, gallery):
+    """recognize's in-memory search (Store::search_subjects, default settings) through
+    the search_probe example: the first search loads the index (timed), then a warm-up
+    pass, then one pass per client count. Scored on the first pass."""
+    path = ROOT / ".cache/search_bench/probes.f32"
+    path.write_bytes(probes.vectors.astype("<f4").tobytes())
+    url = f"postgres://postgres@localhost/postgres?host={cluster.base}&port={cluster.port}"
+    out = {"load_before": loadavg()}
+    cmd = [str(a.probe_bin), url, BIG, str(path), str(DIM), str(TOP_K), ",".join(map(str, a.clients))]
+    ran = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    out["load_after"] = loadavg()
+    out["first_search_ms"] = ran["first_search_ms"]
+    out["rss_mib"] = (ran["rss_kib"] or 0) / 1024
+    # Exact top identities per probe (the faces of the 10 best distinct identities lie
+    # among the top 10 x 10 faces: an identity has at most 10).
+    f0, f1 = gallery.ranges[BIG][:2]
+    top = exact_topk(gallery.vectors[f0:f1], probes.vectors, 100) + f0
+    for p in ran["passes"]:
+        lat = np.array([x["ms"] for x in p["answers"]])
+        out[f"clients_{p['clients']}"] = lat_stats(lat, p["wall_s"])
+    answers = ran["passes"][0]["answers"]
+    r1 = r10 = id_ann = id_exact = 0.0
+    for truth, faces, ans, ident, vec in zip(probes.truth, top, answers, probes.ident, probes.vectors):
+        hits = ans["hits"]
+        got = uuid.UUID(hits[0]["face_id"]).int & ((1 << 64) - 1) if hits else None
+        r1 += got is not None and (got == truth[0] or abs(float(gallery.vectors[got] @ vec)
+                                                         - float(gallery.vectors[truth[0]] @ vec)) < 1e-6)
+        want = list(dict.fromkeys(gallery.ident[faces].tolist()))[:TOP_K]
+        r10 += len(set(want) & {int(h["subject"][1:]) for h in hits}) / len(want)
+        id_ann += got is not None and gallery.ident[got] == ident
+        id_exact += gallery.ident[truth[0]] == ident
+    n = len(answers)
+    out.update({"recall@1": r1 / n, "subject_recall@10": r10 / n, "ident_ann": id_ann / n,
+                "ident_exact": id_exact / n})
+    return out
+
+
+def print_memory_row(n, r, clients):
+    cols = [f"{n:>8}", "in-memory", f"load {r['first_search_ms'] / 1000:>5.1f} s", f"rss {r['rss_mib']:>5.0f} MiB",
+            f"r@1 {r['recall@1']:.3f}", f"subj r@10 {r['subject_recall@10']:.3f}",
+            f"id {r['ident_ann']:.3f}/{r['ident_exact']:.3f}"]
+    cols += [f"{c}cl p50 {r[f'clients_{c}']['p50_ms']:.2f} p99 {r[f'clients_{c}']['p99_ms']:.2f}"
+             f" ({r[f'clients_{c}']['qps']:.0f}/s)" for c in clients]
+    cols += [f"load {r['load_before'][0]:.2f}/{r['load_after'][0]:.2f}"]
+    print("  ".join(cols), flush=True)
+
+
 def print_ann_row(n, idx, r, clients):
     cols = [f"{n:>8}", f"{idx['m']:>3}", f"{idx['ef_construction']:>4}", f"{idx['build_s']:>7.0f}",
             f"{idx['index_bytes'] / 2**20:>7.0f}", f"{r['ef_search']:>5}", f"{r['iterative_scan']:>14}",
@@ -586,6 +638,10 @@ def main():
                    help="one collection of each size, for exact query latency against size")
     p.add_argument("--pg-set", action="append", default=[], type=lambda s: tuple(s.split("=", 1)),
                    help="override a PostgreSQL setting, name=value (repeatable)")
+    p.add_argument("--in-memory", action="store_true",
+                   help="also measure recognize's in-memory search (Store::search_subjects through "
+                        "the search_probe example, built by search_bench.sh)")
+    p.add_argument("--probe-bin", type=pathlib.Path, default=ROOT / "target/release/examples/search_probe")
     p.add_argument("--port", type=int, default=5499)
     p.add_argument("--seed", type=int, default=1)
     a = p.parse_args()

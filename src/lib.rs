@@ -319,6 +319,39 @@ impl TestApp {
     }
 }
 
+/// A fresh, migrated database of its own, for tests of the store alone
+/// (no api, worker or models). [`TestDatabase::drop`] removes it.
+pub struct TestDatabase {
+    pub store: facerec_store::Store,
+    pub db: sqlx::PgPool,
+    admin_url: String,
+    database: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> anyhow::Result<Self> {
+        let server_url = std::env::var("DATABASE_URL").context("DATABASE_URL must be set (make test sets it)")?;
+        let (admin_url, database_url, database) = fresh_database_urls(&server_url);
+        let mut admin = PgConnection::connect(&admin_url).await.context("connecting to PostgreSQL")?;
+        drop_stale_test_databases(&mut admin).await?;
+        admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\""))).await?;
+        let store = facerec_store::Store::connect(&database_url, 10).await?;
+        store.migrate().await?;
+        let db = sqlx::PgPool::connect(&database_url).await?;
+        Ok(Self { store, db, admin_url, database })
+    }
+
+    pub async fn drop(self) -> anyhow::Result<()> {
+        self.store.pool().close().await;
+        self.db.close().await;
+        let mut admin = PgConnection::connect(&self.admin_url).await?;
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database)))
+            .await?;
+        Ok(())
+    }
+}
+
 async fn start_worker(settings: facerec_worker::Settings) -> anyhow::Result<Running> {
     let worker = facerec_worker::Worker::build(settings).await?;
     let (stop, rx) = oneshot::channel();

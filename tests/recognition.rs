@@ -1,5 +1,6 @@
 //! Register and recognize real faces end to end: api → Redis → worker → PostgreSQL.
 
+use facerec_e2e::reqwest::Method;
 use facerec_e2e::serde_json::Value;
 use facerec_e2e::{TestApp, faceless_image, photo, side_by_side};
 
@@ -119,5 +120,37 @@ async fn unicode_subjects_round_trip_and_repeat_registrations_share_a_subject() 
     let face = &job["result"]["faces"][0];
     assert_eq!(face["best"]["subject"], name);
     assert_eq!(face["matches"].as_array().unwrap().len(), 1, "a subject is listed once, however many faces: {job}");
+    app.stop().await.unwrap();
+}
+
+/// The in-memory index large collections are searched through, used here for
+/// every collection: the worker's recognize finds the registered person, and
+/// never again once the person is deleted through the api.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recognize_through_the_in_memory_index_finds_people_and_forgets_the_deleted() {
+    let app = TestApp::spawn_with(&|_| {}, &|worker| {
+        worker.exact_search_max_faces = 0;
+        worker.search_in_memory = true;
+    })
+    .await
+    .unwrap();
+    for (photo_name, subject) in [("obama.jpg", "obama"), ("biden.jpg", "biden")] {
+        let job =
+            app.run_job("/v1/register", photo(photo_name), &[("subject", subject), ("collection", "people")]).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+    }
+    let job = app.run_job("/v1/recognize", photo("obama2.jpg"), &[("collection", "people")]).await;
+    let face = &job["result"]["faces"][0];
+    assert_eq!(face["best"]["subject"], "obama", "{job}");
+    assert_eq!(face["matches"].as_array().unwrap().len(), 2, "both people, best first: {job}");
+    assert!(similarity(face) > 0.5, "{job}");
+
+    let (status, _) = app.json(Method::DELETE, "/v1/collections/people/subjects/obama", None).await;
+    assert_eq!(status, 200);
+    let job = app.run_job("/v1/recognize", photo("obama2.jpg"), &[("collection", "people")]).await;
+    let matches = job["result"]["faces"][0]["matches"].as_array().unwrap().clone();
+    assert_eq!(matches.len(), 1, "{job}");
+    assert_eq!(matches[0]["subject"], "biden");
+    assert!(job["result"]["faces"][0]["best"].is_null(), "{job}");
     app.stop().await.unwrap();
 }

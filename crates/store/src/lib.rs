@@ -12,6 +12,7 @@ mod batches;
 mod collections;
 mod deletion;
 mod error;
+mod face_indexes;
 mod gallery;
 mod job_ends;
 mod jobs;
@@ -33,6 +34,7 @@ pub use search::{SearchHit, SearchSettings, StoredFace, SubjectMatch};
 pub use subjects::RenameOutcome;
 pub use webhooks::{DueWebhook, WebhookAttempt};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -46,6 +48,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 pub struct Store {
     pool: PgPool,
     max_connections: u32,
+    /// Recognize's in-memory indexes of large collections, built on first
+    /// search (the api never searches, so never holds one); shared by clones.
+    face_indexes: Arc<face_indexes::FaceIndexes>,
 }
 
 impl Store {
@@ -63,12 +68,12 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(StoreError::Connect)?;
-        Ok(Self { pool, max_connections })
+        Ok(Self { pool, max_connections, face_indexes: Arc::default() })
     }
 
     pub fn from_pool(pool: PgPool) -> Self {
         let max_connections = pool.options().get_max_connections();
-        Self { pool, max_connections }
+        Self { pool, max_connections, face_indexes: Arc::default() }
     }
 
     /// Every connection the pool may open is open: a query that timed out

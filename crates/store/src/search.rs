@@ -2,10 +2,14 @@
 //! collection (recognize), and the faces a verify compares with.
 //!
 //! Small collections are searched exactly (every face, through the
-//! (collection, embedder) b-tree); large ones through the HNSW index, with
-//! `hnsw.ef_search` set per query. The queries live in `sql/` and are shared
-//! with the search benchmark (`scripts/search_bench.py`).
+//! (collection, embedder) b-tree). Large ones are searched through this
+//! process's in-memory index of the collection (`face_indexes.rs`), whose
+//! proposals are ranked by their exact cosine in PostgreSQL; or, with the
+//! in-memory index turned off, through the HNSW index with `hnsw.ef_search`
+//! set per query. The SQL queries live in `sql/` and are shared with the
+//! search benchmark (`scripts/search_bench.py`).
 
+use chrono::{DateTime, Utc};
 use pgvector::Vector;
 use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
@@ -13,10 +17,12 @@ use uuid::Uuid;
 use facerec_core::{CollectionName, SubjectName};
 
 use crate::error::QueryContext;
+use crate::face_indexes::CollectionVersion;
 use crate::{Store, StoreError};
 
 const SEARCH_ANN: &str = include_str!("../sql/search_ann.sql");
 const SEARCH_EXACT: &str = include_str!("../sql/search_exact.sql");
+const RANK_PROPOSED: &str = include_str!("../sql/rank_proposed.sql");
 
 /// How recognize searches; see `docs/scaling.md` for how these were chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,12 +32,24 @@ pub struct SearchSettings {
     pub ef_search: u32,
     /// Collections with at most this many faces are searched exactly.
     pub exact_max_faces: i64,
+    /// Larger collections are searched through an in-memory index of the
+    /// collection held by this process (true), or through PostgreSQL's HNSW
+    /// index (false).
+    pub in_memory: bool,
 }
 
 impl Default for SearchSettings {
     fn default() -> Self {
-        Self { ef_search: 100, exact_max_faces: 5_000 }
+        Self { ef_search: 100, exact_max_faces: 5_000, in_memory: true }
     }
+}
+
+/// How one search reads its collection's faces.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    Exact,
+    Hnsw { ef_search: u32 },
+    InMemory(CollectionVersion),
 }
 
 /// A subject found by a search: its most similar face.
@@ -88,21 +106,58 @@ impl Store {
         top_k: u32,
         settings: SearchSettings,
     ) -> Result<Vec<SearchHit>, StoreError> {
-        let mut tx = self.pool.begin().await.context("begin search")?;
-        let face_count: Option<i64> = sqlx::query_scalar("SELECT face_count FROM collections WHERE name = $1")
-            .bind(collection.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .context("collection size")?;
-        let Some(face_count) = face_count.filter(|&n| n > 0) else { return Ok(Vec::new()) };
-        let exact = face_count <= settings.exact_max_faces;
+        // One snapshot for the whole search: the in-memory index is brought
+        // up to the version this transaction sees, and its proposals are
+        // read back in the same snapshot.
+        let mut tx =
+            self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.context("begin search")?;
+        let row: Option<(i64, i64, DateTime<Utc>)> =
+            sqlx::query_as("SELECT face_count, face_version, created_at FROM collections WHERE name = $1")
+                .bind(collection.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .context("collection size")?;
+        let Some((face_count, face_version, created_at)) = row.filter(|r| r.0 > 0) else {
+            self.face_indexes.forget(collection.as_str());
+            return Ok(Vec::new());
+        };
+        let route = if face_count <= settings.exact_max_faces {
+            Route::Exact
+        } else if settings.in_memory {
+            Route::InMemory(CollectionVersion { created_at, face_version })
+        } else {
+            Route::Hnsw { ef_search: settings.ef_search }
+        };
+        if !matches!(route, Route::InMemory(_)) {
+            self.face_indexes.forget(collection.as_str());
+        }
         let vector = Vector::from(embedding.to_vec());
         let mut limit = (top_k * FACES_PER_SUBJECT).max(MIN_FACES);
         let best = loop {
-            let faces = nearest_faces(&mut tx, exact, settings, &vector, collection, embedder, limit).await?;
-            let fetched = faces.len();
+            let (faces, exhausted) = match route {
+                Route::InMemory(seen) => {
+                    let proposed = self
+                        .face_indexes
+                        .nearest(&mut tx, collection.as_str(), embedder, seen, embedding, limit as usize)
+                        .await?;
+                    let exhausted = proposed.len() < limit as usize;
+                    let ids: Vec<Uuid> = proposed.iter().map(|c| c.face.id).collect();
+                    let faces: Vec<FaceHit> = sqlx::query_as(sqlx::AssertSqlSafe(RANK_PROPOSED))
+                        .bind(&vector)
+                        .bind(&ids)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .context("rank proposed faces")?;
+                    (faces, exhausted)
+                }
+                _ => {
+                    let faces = nearest_faces(&mut tx, route, &vector, collection, embedder, limit).await?;
+                    let exhausted = faces.len() < limit as usize;
+                    (faces, exhausted)
+                }
+            };
             let best = best_per_subject(faces);
-            if best.len() >= top_k as usize || fetched < limit as usize || limit >= MAX_FACES {
+            if best.len() >= top_k as usize || exhausted || limit >= MAX_FACES {
                 break best;
             }
             limit = (limit * 4).min(MAX_FACES);
@@ -175,14 +230,13 @@ impl Store {
 
 async fn nearest_faces(
     tx: &mut Transaction<'_, Postgres>,
-    exact: bool,
-    settings: SearchSettings,
+    route: Route,
     vector: &Vector,
     collection: &CollectionName,
     embedder: &str,
     limit: u32,
 ) -> Result<Vec<FaceHit>, StoreError> {
-    if !exact {
+    if let Route::Hnsw { ef_search } = route {
         // sqlx prepares statements per connection, and after five runs
         // PostgreSQL may switch to a generic plan that, with many small
         // collections in the table, reads the collection through its b-tree
@@ -197,13 +251,14 @@ async fn nearest_faces(
             .execute(&mut **tx)
             .await
             .context("set iterative scan")?;
-        let ef = settings.ef_search.max(limit);
+        let ef = ef_search.max(limit);
         sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL hnsw.ef_search = {ef}")))
             .execute(&mut **tx)
             .await
             .context("set ef_search")?;
     }
-    sqlx::query_as(sqlx::AssertSqlSafe(if exact { SEARCH_EXACT } else { SEARCH_ANN }))
+    let sql = if matches!(route, Route::Hnsw { .. }) { SEARCH_ANN } else { SEARCH_EXACT };
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(vector)
         .bind(collection.as_str())
         .bind(embedder)

@@ -46,6 +46,11 @@ pub(crate) async fn reconcile_loop(store: Store, queue: JobQueue, settings: Arc<
             }
             Err(e) => warn!(error = %e, "reconciliation failed; will retry"),
         }
+        match store.prune_face_changes(FACE_CHANGES_KEPT).await {
+            Ok(0) => {}
+            Ok(n) => debug!(deleted = n, "pruned the face change log"),
+            Err(e) => warn!(error = %e, "pruning the face change log failed; will retry"),
+        }
         if settings.job_retention_days > 0 {
             match store.delete_finished_jobs(retention).await {
                 Ok(0) => {}
@@ -60,6 +65,10 @@ pub(crate) async fn reconcile_loop(store: Store, queue: JobQueue, settings: Arc<
         }
     }
 }
+
+/// How long the log that in-memory face indexes follow keeps an entry; a
+/// worker whose index is further behind reloads the collection.
+const FACE_CHANGES_KEPT: Duration = Duration::from_secs(3600);
 
 /// Keeps Redis from growing with every job: apalis keeps each message's
 /// payload and metadata after it is done.

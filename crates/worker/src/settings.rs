@@ -160,13 +160,21 @@ pub struct Settings {
     #[arg(long, env = "FACEREC_QUEUE_RETENTION_SECS", default_value_t = 600)]
     pub queue_retention_secs: u64,
     /// Recognize: HNSW candidate list size (`hnsw.ef_search`) when a large
-    /// collection is searched through the index. See docs/scaling.md.
+    /// collection is searched through PostgreSQL's HNSW index
+    /// (`FACEREC_SEARCH_IN_MEMORY=false`). See docs/scaling.md.
     #[arg(long, env = "FACEREC_SEARCH_EF", default_value_t = SearchSettings::default().ef_search)]
     pub search_ef: u32,
     /// Recognize: collections with at most this many faces are searched
-    /// exactly (every face), larger ones through the HNSW index.
+    /// exactly (every face), larger ones through an index.
     #[arg(long, env = "FACEREC_EXACT_SEARCH_MAX_FACES", default_value_t = SearchSettings::default().exact_max_faces)]
     pub exact_search_max_faces: i64,
+    /// Recognize: search a large collection through an index of it that this
+    /// worker holds in memory (about 200 bytes per face, loaded on its first
+    /// search, kept up to date from PostgreSQL), instead of PostgreSQL's HNSW
+    /// index. Recall 0.99+ at a million faces against HNSW's 0.93; see
+    /// docs/scaling.md.
+    #[arg(long, env = "FACEREC_SEARCH_IN_MEMORY", default_value_t = SearchSettings::default().in_memory, action = clap::ArgAction::Set)]
+    pub search_in_memory: bool,
     /// How often an idle worker looks for new jobs, in milliseconds.
     #[arg(long, env = "FACEREC_POLL_INTERVAL_MS", default_value_t = 25)]
     pub poll_interval_ms: u64,
@@ -243,7 +251,11 @@ impl Settings {
     }
 
     pub fn search(&self) -> SearchSettings {
-        SearchSettings { ef_search: self.search_ef.max(1), exact_max_faces: self.exact_search_max_faces }
+        SearchSettings {
+            ef_search: self.search_ef.max(1),
+            exact_max_faces: self.exact_search_max_faces,
+            in_memory: self.search_in_memory,
+        }
     }
 
     pub fn decode_limits(&self) -> DecodeLimits {
