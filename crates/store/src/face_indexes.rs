@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use facerec_face_index::{Candidate, FaceIndex, FaceRef, mean_direction};
+use facerec_face_index::{Candidate, FaceIndex, FaceRef, mean_direction, shortlist_for};
 use futures::TryStreamExt;
 use pgvector::Vector;
 use sqlx::PgConnection;
@@ -28,12 +28,6 @@ use crate::error::QueryContext;
 
 /// Faces read to find a new index's centre.
 const CENTRE_SAMPLE: i64 = 20_000;
-
-/// Faces whose codes are compared in full for every search, by index size;
-/// see `docs/scaling.md` for the recall this buys.
-pub(crate) fn shortlist(faces: usize) -> usize {
-    (faces / 100).clamp(2_000, 50_000)
-}
 
 /// What the search's transaction sees of a collection.
 #[derive(Debug, Clone, Copy)]
@@ -92,7 +86,7 @@ impl FaceIndexes {
         let query = query.to_vec();
         let found = tokio::task::spawn_blocking(move || {
             let loaded = state.as_ref().expect("refreshed above; never unloaded");
-            loaded.index.search(&query, shortlist(loaded.index.len()), limit)
+            loaded.index.search(&query, shortlist_for(loaded.index.len()), limit)
         })
         .await
         .map_err(|e| StoreError::Corrupt { what: "face index search", source: Box::new(e) })?;
