@@ -27,6 +27,10 @@ What it does, for each N in --sizes:
     --clients concurrent clients (one connection each). Ground truth is brute force in
     numpy; recall@k compares the ANN top k with the exact top k of the big collection;
     identification is the probe's own identity at rank 1 (ANN and exact);
+  * with --in-memory, once per N: recognize's in-memory search, Store::search_subjects
+    itself (crates/store/examples/search_probe.rs, built by search_bench.sh) on this
+    database; the first search loads the index (timed), then one pass per client count;
+    recall@1, subject recall@10 (top_k 10) and identification against numpy;
   * once per N, runs crates/store/sql/search_exact.sql (bare statement) on the small
     collections and on the --exact-sizes collections: recall against numpy and latency.
 Results go to .cache/search_bench/results-<UTC timestamp>.json and a table to stdout.
@@ -559,7 +563,7 @@ def measure_in_memory(a, cluster, probes, gallery):
     url = f"postgres://postgres@localhost/postgres?host={cluster.base}&port={cluster.port}"
     out = {"load_before": loadavg()}
     cmd = [str(a.probe_bin), url, BIG, str(path), str(DIM), str(TOP_K), ",".join(map(str, a.clients))]
-    ran = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    ran = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout)
     out["load_after"] = loadavg()
     out["first_search_ms"] = ran["first_search_ms"]
     out["rss_mib"] = (ran["rss_kib"] or 0) / 1024

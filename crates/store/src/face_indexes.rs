@@ -1,11 +1,15 @@
 //! Recognize's in-memory face indexes (`facerec-face-index`): one per large
 //! collection this process searches, loaded from PostgreSQL on first use and
 //! brought up to date before every search from the `face_changes` log
-//! (migration 13), so a search sees every face its transaction sees.
+//! (migration 13), so a search sees every face committed before it read the
+//! collection's version.
 //!
-//! An index only proposes faces: the store re-reads the proposed faces in the
-//! search's own transaction and ranks them by their exact cosine, so a face
-//! deleted meanwhile is never returned, whatever the index still holds.
+//! An index only proposes faces: the store re-reads the proposed faces and
+//! ranks them by their exact cosine, so a face deleted meanwhile is never
+//! returned, whatever the index still holds. No snapshot is needed for this:
+//! changes of one collection commit in version order, re-applying a change is
+//! harmless (an added face is inserted again, a removed one is already gone),
+//! and a face read back after its deletion was logged is simply not found.
 //!
 //! Threading: the map is behind a plain mutex held for lookups only; each
 //! collection has an async refresh lock (one load or catch-up at a time) and
@@ -29,7 +33,7 @@ use crate::error::QueryContext;
 /// Faces read to find a new index's centre.
 const CENTRE_SAMPLE: i64 = 20_000;
 
-/// What the search's transaction sees of a collection.
+/// A collection's identity and version as a search read them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CollectionVersion {
     pub(crate) created_at: DateTime<Utc>,
@@ -70,7 +74,7 @@ impl Loaded {
 impl FaceIndexes {
     /// The `limit` faces of `collection` most similar to `query` by the
     /// index's approximate similarity, most similar first; the index is first
-    /// brought up to `seen`, read in the same transaction as `conn`.
+    /// brought up to at least `seen`, the version the caller read.
     pub(crate) async fn nearest(
         &self,
         conn: &mut PgConnection,
@@ -125,19 +129,19 @@ async fn refresh(
             _ => None,
         }
     };
-    if let Some(from) = behind {
-        if let Some(changes) = changes_since(conn, collection, embedder, from, seen.face_version).await? {
-            let mut state = entry.state.write().await;
-            let loaded = state.as_mut().expect("a loaded index is only ever replaced");
-            for id in &changes.removed {
-                loaded.index.remove(*id);
-            }
-            for (face, embedding) in &changes.added {
-                insert(&mut loaded.index, *face, embedding)?;
-            }
-            loaded.version = seen.face_version;
-            return Ok(());
+    if let Some(from) = behind
+        && let Some(changes) = changes_since(conn, collection, embedder, from, seen.face_version).await?
+    {
+        let mut state = entry.state.write().await;
+        let loaded = state.as_mut().expect("a loaded index is only ever replaced");
+        for id in &changes.removed {
+            loaded.index.remove(*id);
         }
+        for (face, embedding) in &changes.added {
+            insert(&mut loaded.index, *face, embedding)?;
+        }
+        loaded.version = seen.face_version;
+        return Ok(());
     }
     let index = load(conn, collection, embedder).await?;
     tracing::info!(collection, faces = index.len(), "loaded the collection's face index");

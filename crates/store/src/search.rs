@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 use pgvector::Vector;
-use sqlx::{FromRow, Postgres, Transaction};
+use sqlx::{Connection, FromRow, Postgres, Transaction};
 use uuid::Uuid;
 
 use facerec_core::{CollectionName, SubjectName};
@@ -49,7 +49,6 @@ impl Default for SearchSettings {
 enum Route {
     Exact,
     Hnsw { ef_search: u32 },
-    InMemory(CollectionVersion),
 }
 
 /// A subject found by a search: its most similar face.
@@ -65,6 +64,9 @@ struct FaceHit {
     face_id: Uuid,
     subject_id: Uuid,
     similarity: f32,
+    /// The subject's name, where the query reads it too.
+    #[sqlx(default)]
+    subject: Option<String>,
 }
 
 /// Faces fetched per subject wanted: one person with many faces must not
@@ -106,15 +108,11 @@ impl Store {
         top_k: u32,
         settings: SearchSettings,
     ) -> Result<Vec<SearchHit>, StoreError> {
-        // One snapshot for the whole search: the in-memory index is brought
-        // up to the version this transaction sees, and its proposals are
-        // read back in the same snapshot.
-        let mut tx =
-            self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.context("begin search")?;
+        let mut conn = self.pool.acquire().await.context("connection for search")?;
         let row: Option<(i64, i64, DateTime<Utc>)> =
             sqlx::query_as("SELECT face_count, face_version, created_at FROM collections WHERE name = $1")
                 .bind(collection.as_str())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *conn)
                 .await
                 .context("collection size")?;
         let Some((face_count, face_version, created_at)) = row.filter(|r| r.0 > 0) else {
@@ -124,38 +122,18 @@ impl Store {
         let route = if face_count <= settings.exact_max_faces {
             Route::Exact
         } else if settings.in_memory {
-            Route::InMemory(CollectionVersion { created_at, face_version })
+            let seen = CollectionVersion { created_at, face_version };
+            return self.search_in_memory(&mut conn, collection, embedder, embedding, top_k, seen).await;
         } else {
             Route::Hnsw { ef_search: settings.ef_search }
         };
-        if !matches!(route, Route::InMemory(_)) {
-            self.face_indexes.forget(collection.as_str());
-        }
+        self.face_indexes.forget(collection.as_str());
+        let mut tx = conn.begin().await.context("begin search")?;
         let vector = Vector::from(embedding.to_vec());
         let mut limit = (top_k * FACES_PER_SUBJECT).max(MIN_FACES);
         let best = loop {
-            let (faces, exhausted) = match route {
-                Route::InMemory(seen) => {
-                    let proposed = self
-                        .face_indexes
-                        .nearest(&mut tx, collection.as_str(), embedder, seen, embedding, limit as usize)
-                        .await?;
-                    let exhausted = proposed.len() < limit as usize;
-                    let ids: Vec<Uuid> = proposed.iter().map(|c| c.face.id).collect();
-                    let faces: Vec<FaceHit> = sqlx::query_as(sqlx::AssertSqlSafe(RANK_PROPOSED))
-                        .bind(&vector)
-                        .bind(&ids)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .context("rank proposed faces")?;
-                    (faces, exhausted)
-                }
-                _ => {
-                    let faces = nearest_faces(&mut tx, route, &vector, collection, embedder, limit).await?;
-                    let exhausted = faces.len() < limit as usize;
-                    (faces, exhausted)
-                }
-            };
+            let faces = nearest_faces(&mut tx, route, &vector, collection, embedder, limit).await?;
+            let exhausted = faces.len() < limit as usize;
             let best = best_per_subject(faces);
             if best.len() >= top_k as usize || exhausted || limit >= MAX_FACES {
                 break best;
@@ -176,6 +154,47 @@ impl Store {
             .filter_map(|h| {
                 Some(SearchHit { face_id: h.face_id, subject: name_of(h.subject_id)?, similarity: h.similarity })
             })
+            .collect())
+    }
+
+    /// `search_subjects` through this process's in-memory index of the
+    /// collection: the index proposes faces, PostgreSQL ranks them by their
+    /// exact cosine (a face deleted meanwhile is not returned) and names
+    /// their subjects, in one statement. No transaction: the index is
+    /// brought up to at least the version read before, and the ranking reads
+    /// what is committed when it runs (see `face_indexes.rs`).
+    async fn search_in_memory(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        collection: &CollectionName,
+        embedder: &str,
+        embedding: &[f32],
+        top_k: u32,
+        seen: CollectionVersion,
+    ) -> Result<Vec<SearchHit>, StoreError> {
+        let vector = Vector::from(embedding.to_vec());
+        let mut limit = (top_k * FACES_PER_SUBJECT).max(MIN_FACES);
+        let best = loop {
+            let proposed =
+                self.face_indexes.nearest(conn, collection.as_str(), embedder, seen, embedding, limit as usize).await?;
+            let exhausted = proposed.len() < limit as usize;
+            let ids: Vec<Uuid> = proposed.iter().map(|c| c.face.id).collect();
+            let faces: Vec<FaceHit> = sqlx::query_as(sqlx::AssertSqlSafe(RANK_PROPOSED))
+                .bind(&vector)
+                .bind(&ids)
+                .fetch_all(&mut *conn)
+                .await
+                .context("rank proposed faces")?;
+            let best = best_per_subject(faces);
+            if best.len() >= top_k as usize || exhausted || limit >= MAX_FACES {
+                break best;
+            }
+            limit = (limit * 4).min(MAX_FACES);
+        };
+        Ok(best
+            .into_iter()
+            .take(top_k as usize)
+            .filter_map(|h| Some(SearchHit { face_id: h.face_id, subject: h.subject?, similarity: h.similarity }))
             .collect())
     }
 
@@ -283,8 +302,12 @@ mod tests {
     #[test]
     fn one_entry_per_subject_with_its_best_face() {
         let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        let hit =
-            |face: u128, subject_id, similarity| FaceHit { face_id: Uuid::from_u128(face), subject_id, similarity };
+        let hit = |face: u128, subject_id, similarity| FaceHit {
+            face_id: Uuid::from_u128(face),
+            subject_id,
+            similarity,
+            subject: None,
+        };
         let best = best_per_subject(vec![hit(10, a, 0.5), hit(11, b, 0.6), hit(12, a, 0.9), hit(13, b, 0.1)]);
         let got: Vec<(Uuid, f32)> = best.iter().map(|h| (h.face_id, h.similarity)).collect();
         assert_eq!(got, [(Uuid::from_u128(12), 0.9), (Uuid::from_u128(11), 0.6)]);
