@@ -21,9 +21,11 @@ use tokio::task::JoinHandle;
 pub use reqwest;
 pub use serde_json;
 
+mod keys;
 mod proxy;
 mod receiver;
 
+pub use keys::{Key, MASTER_KEY, bearer, client_with_authorization, key_of};
 pub use proxy::Proxy;
 pub use receiver::WebhookReceiver;
 
@@ -324,6 +326,7 @@ impl TestApp {
 pub struct TestDatabase {
     pub store: facerec_store::Store,
     pub db: sqlx::PgPool,
+    pub database_url: String,
     admin_url: String,
     database: String,
 }
@@ -338,7 +341,7 @@ impl TestDatabase {
         let store = facerec_store::Store::connect(&database_url, 10).await?;
         store.migrate().await?;
         let db = sqlx::PgPool::connect(&database_url).await?;
-        Ok(Self { store, db, admin_url, database })
+        Ok(Self { store, db, database_url, admin_url, database })
     }
 
     pub async fn drop(self) -> anyhow::Result<()> {

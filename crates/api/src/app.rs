@@ -21,7 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::admission::Admission;
 use crate::job_ends::JobEnds;
-use crate::routes::{batches, collections, health, jobs, listing, subjects, submit};
+use crate::routes::{batches, collections, health, jobs, keys, listing, subjects, submit};
 use crate::{ApiDoc, ApiError, AppState, ErrorCode, Settings};
 
 /// Room for the text fields and multipart framing around the images.
@@ -46,7 +46,7 @@ pub fn router(state: AppState) -> Router {
     let batches = Router::new().route("/v1/batches", post(batches::create_batch)).route_layer(DefaultBodyLimit::max(
         usize::try_from(state.settings.max_batch_bytes).unwrap_or(usize::MAX).saturating_add(FORM_OVERHEAD_BYTES),
     ));
-    Router::new()
+    let v1 = Router::new()
         .merge(submissions)
         .merge(batches)
         .route("/v1/batches/{id}", get(batches::get_batch))
@@ -71,6 +71,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/v1/stats", get(listing::stats))
+        .route("/v1/keys", post(keys::create_key).get(keys::list_keys))
+        .route("/v1/keys/{id}", get(keys::get_key).patch(keys::update_key).delete(keys::delete_key))
+        // Every /v1 route: who is calling, and may they (an unknown route stays a plain 404).
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::authenticate));
+    Router::new()
+        .merge(v1)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         // Serves the document at /openapi.json and the vendored Swagger UI at /docs.
@@ -94,6 +100,8 @@ pub fn router(state: AppState) -> Router {
                 path = %req.uri().path(),
                 request_id,
                 trace_id = tracing::field::Empty,
+                // The API key's id (never the key), set once it is known.
+                key_id = tracing::field::Empty,
             );
             // A client's own W3C trace context is continued, not replaced.
             if let Some(traceparent) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
@@ -118,6 +126,13 @@ pub struct Api {
 impl Api {
     /// Connects to PostgreSQL (applying migrations) and Redis, and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.check()?;
+        if settings.master_key.is_none() {
+            warn!(
+                "no FACEREC_MASTER_KEY: the api is open, anyone who reaches it can register, recognize and read \
+                 every face; set a master key before exposing it beyond localhost"
+            );
+        }
         let db_wait = Duration::from_millis(settings.db_wait_ms);
         let store = Store::connect_with(&settings.database_url, settings.db_connections, db_wait)
             .await
@@ -131,7 +146,8 @@ impl Api {
             Duration::from_millis(settings.upload_wait_ms),
         ));
         let job_ends = Arc::new(JobEnds::start(store.clone()));
-        let state = AppState { store, queue, admission, job_ends, settings: Arc::new(settings) };
+        let auth = Arc::new(crate::auth::Auth::new(&settings));
+        let state = AppState { store, queue, admission, job_ends, auth, settings: Arc::new(settings) };
         Ok(Self { listener, router: router(state), shutdown_timeout })
     }
 

@@ -71,13 +71,23 @@ error_codes! {
     ArchiveBomb => "archive_bomb", BAD_REQUEST, "The archive expands far beyond its size (a compression bomb); nothing was kept.";
     EmptyArchive => "empty_archive", BAD_REQUEST, "The archive has no files.";
     InvalidBatchId => "invalid_batch_id", BAD_REQUEST, "The batch id in the path is not a UUID.";
+    InvalidKeyId => "invalid_key_id", BAD_REQUEST, "The key id in the path is not a UUID.";
+    InvalidKeyName => "invalid_key_name", BAD_REQUEST, "`name` is empty, over 128 characters or has control characters.";
+    InvalidActions => "invalid_actions", BAD_REQUEST, "`actions` is empty, too long, or names an unknown action.";
+    InvalidCollectionPatterns => "invalid_collection_patterns", BAD_REQUEST, "`collections` is empty, too long, or has an entry that is not a collection name, a name prefix ending in `*`, or `*`.";
+    InvalidExpiresAt => "invalid_expires_at", BAD_REQUEST, "`expires_at` is not an RFC 3339 time in the future.";
+    MissingApiKey => "missing_api_key", UNAUTHORIZED, "The request has no `Authorization: Bearer <key>` header (the api has a master key).";
+    InvalidApiKey => "invalid_api_key", UNAUTHORIZED, "The `Authorization` header is malformed, or its key is unknown, deleted or expired.";
+    Forbidden => "forbidden", FORBIDDEN, "The key lacks the action this route needs, may not use the collection named, or may not grant the rights asked for.";
     CollectionExists => "collection_exists", CONFLICT, "A collection of this name exists.";
     SubjectExists => "subject_exists", CONFLICT, "The collection already has a subject of the new name.";
     IdempotencyKeyReused => "idempotency_key_reused", CONFLICT, "The `Idempotency-Key` already names a job of another kind.";
     BatchNotCancelable => "batch_not_cancelable", CONFLICT, "The batch has already ended (completed or canceled).";
     JobNotCancelable => "job_not_cancelable", CONFLICT, "Only a queued job can be canceled; this one is processing or has ended.";
     QueueFull => "queue_full", TOO_MANY_REQUESTS, "Too many jobs are waiting; retry after `Retry-After` seconds.";
+    RateLimited => "rate_limited", TOO_MANY_REQUESTS, "The key is over its request rate (`FACEREC_KEY_RATE_PER_SEC`); retry after `Retry-After` seconds.";
     JobNotFound => "job_not_found", NOT_FOUND, "No job has this id.";
+    KeyNotFound => "key_not_found", NOT_FOUND, "No key has this id.";
     BatchNotFound => "batch_not_found", NOT_FOUND, "No batch has this id.";
     CollectionNotFound => "collection_not_found", NOT_FOUND, "No collection has this name.";
     SubjectNotFound => "subject_not_found", NOT_FOUND, "The collection has no subject of this name.";
@@ -189,6 +199,10 @@ pub async fn render_errors(State(store): State<Store>, request: Request, next: N
     let mut rendered = (parts.status, Json(body)).into_response();
     if let Some(secs) = error.retry_after {
         rendered.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+    }
+    if error.code.status() == StatusCode::UNAUTHORIZED {
+        let challenge = axum::http::HeaderValue::from_static("Bearer realm=\"facerec\"");
+        rendered.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, challenge);
     }
     for (name, value) in parts.headers.iter() {
         rendered.headers_mut().entry(name).or_insert_with(|| value.clone());

@@ -8,6 +8,7 @@
 mod admission;
 mod app;
 mod archive;
+pub mod auth;
 mod error;
 mod intake;
 mod job_ends;
@@ -33,5 +34,6 @@ pub struct AppState {
     pub queue: JobQueue,
     pub admission: Arc<admission::Admission>,
     pub job_ends: Arc<job_ends::JobEnds>,
+    pub auth: Arc<auth::Auth>,
     pub settings: Arc<Settings>,
 }

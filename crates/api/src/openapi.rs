@@ -9,10 +9,12 @@ use facerec_core::{
     RetryView, SkipReason, SkippedFace, SubjectSummary, SubjectView, VerifiedAgainst, VerifyResult, WebhookView,
 };
 use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, Response};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
-use crate::routes::{batches, collections, health, jobs, listing, subjects, submit};
+use crate::routes::{batches, collections, health, jobs, keys, listing, subjects, submit};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,7 +23,10 @@ use crate::routes::{batches, collections, health, jobs, listing, subjects, submi
         description = "Self-hosted face recognition. Submissions are jobs: each answers `202` with a job id; \
                        poll `GET /v1/jobs/{id}` for the result. Every error body is \
                        `{\"error\": {\"code\", \"message\", \"request_id\"}}`; `code` is stable (see `ErrorCode` \
-                       for request errors and `JobErrorCode` for failed jobs). Every response carries `x-request-id`.",
+                       for request errors and `JobErrorCode` for failed jobs). Every response carries `x-request-id`. \
+                       When the server has a master key (`FACEREC_MASTER_KEY`), every `/v1` request needs \
+                       `Authorization: Bearer <key>`: the master key or an API key from `POST /v1/keys`, which may \
+                       do only its `actions` on collections matching its `collections` patterns.",
         license(name = "MIT")
     ),
     paths(
@@ -50,6 +55,11 @@ use crate::routes::{batches, collections, health, jobs, listing, subjects, submi
         batches::get_batch,
         batches::list_batch_items,
         batches::cancel_batch,
+        keys::create_key,
+        keys::list_keys,
+        keys::get_key,
+        keys::update_key,
+        keys::delete_key,
         health::healthz,
         health::readyz
     ),
@@ -62,16 +72,70 @@ use crate::routes::{batches, collections, health, jobs, listing, subjects, submi
         SubjectSummary, SubjectView, FaceView, AuditEntry, collections::CreateCollection,
         collections::UpdateCollection, collections::CollectionPage, subjects::SubjectPage, subjects::FacePage,
         subjects::AuditPage, subjects::RenameSubject, BatchForm, BatchView, BatchStatus, BatchCounts,
-        BatchItemView, BatchItemStatus, BatchItemError, batches::BatchItemPage
+        BatchItemView, BatchItemStatus, BatchItemError, batches::BatchItemPage, facerec_core::Action,
+        keys::CreateKey, keys::UpdateKey, keys::KeyView, keys::CreatedKey, keys::KeyPage
     )),
+    modifiers(&KeyAuth),
     tags(
         (name = "jobs", description = "Submit work and read its outcome"),
         (name = "gallery", description = "Collections, subjects and faces: list, inspect, correct, delete"),
         (name = "batches", description = "Bulk ingestion: an archive of labelled photos, one register job per image"),
+        (name = "keys", description = "API keys: who may do what, on which collections"),
         (name = "health", description = "Probes")
     )
 )]
 pub struct ApiDoc;
+
+/// Every `/v1` operation takes a bearer key (the `/docs` page's Authorize
+/// button) and may answer `401`, `403` and `429 rate_limited`.
+struct KeyAuth;
+
+impl Modify for KeyAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.description = Some(
+            "The master key (`FACEREC_MASTER_KEY`) or an API key (`frk_…`). Needed only when the server has a \
+             master key."
+                .to_owned(),
+        );
+        components.add_security_scheme("api_key", SecurityScheme::Http(bearer));
+        let error = |description: &str| {
+            let content = Content::new(Some(Ref::from_schema_name("ErrorBody")));
+            RefOr::T(Response::builder().description(description).content("application/json", content).build())
+        };
+        for (path, item) in openapi.paths.paths.iter_mut().filter(|(path, _)| path.starts_with("/v1/")) {
+            let operations = [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete];
+            for operation in operations.into_iter().flatten() {
+                operation.security = Some(vec![SecurityRequirement::new("api_key", Vec::<String>::new())]);
+                let responses = &mut operation.responses.responses;
+                responses.insert(
+                    "401".to_owned(),
+                    error("`missing_api_key`, `invalid_api_key` (malformed header; unknown, deleted or expired key)"),
+                );
+                let forbidden = if path.starts_with("/v1/keys") {
+                    "`forbidden`: the key lacks `keys.manage`, or asks for more rights than it holds"
+                } else {
+                    "`forbidden`: the key lacks this route's action, or may not use the collection named"
+                };
+                responses.insert("403".to_owned(), error(forbidden));
+                match responses.get_mut("429") {
+                    Some(RefOr::T(existing)) => {
+                        existing.description.push_str("; `rate_limited`: the key is over its request rate")
+                    }
+                    _ => {
+                        responses.insert(
+                            "429".to_owned(),
+                            error(
+                                "`rate_limited`: the key is over its request rate; retry after `Retry-After` seconds",
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// `202 Accepted` body of every submission; the `Location` header names the job.
 #[derive(Debug, Serialize, ToSchema)]
@@ -91,6 +155,9 @@ pub enum SubmitErrors {
     /// `invalid_idempotency_key`, `invalid_consent`, `consent_required`, `invalid_verify_target`, `invalid_face_id`
     #[response(status = 400)]
     BadRequest(ErrorBody),
+    /// `face_not_found`: verify with the `face_id` of a face an API key cannot reach (or that does not exist)
+    #[response(status = 404)]
+    NotFound(ErrorBody),
     /// `idempotency_key_reused`: the key names a job of another kind
     #[response(status = 409)]
     Conflict(ErrorBody),
@@ -257,9 +324,15 @@ mod tests {
             "/v1/batches/{id}/items",
             "/v1/batches/{id}/cancel",
         ];
-        for path in paths.into_iter().chain(gallery).chain(["/v1/stats", "/healthz", "/readyz"]) {
+        for path in
+            paths.into_iter().chain(gallery).chain(["/v1/stats", "/v1/keys", "/v1/keys/{id}", "/healthz", "/readyz"])
+        {
             assert!(doc["paths"][path].is_object(), "{path} missing");
         }
+        assert_eq!(doc["components"]["securitySchemes"]["api_key"]["scheme"], "bearer");
+        assert_eq!(doc["paths"]["/v1/jobs/{id}"]["get"]["security"][0]["api_key"], serde_json::json!([]));
+        assert!(doc["paths"]["/v1/jobs/{id}"]["get"]["responses"]["401"].is_object());
+        assert!(doc["paths"]["/healthz"]["get"]["security"].is_null(), "probes stay open");
         let codes = doc["components"]["schemas"]["ErrorCode"].to_string();
         for code in ErrorCode::ALL {
             assert!(codes.contains(code.as_str()), "{code:?} missing from the ErrorCode schema");

@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 use facerec_core::Threshold;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Api configuration: defaults, overridden by environment variables, overridden by flags.
 #[derive(Debug, Clone, Parser)]
@@ -66,6 +67,51 @@ pub struct Settings {
     /// `POST /v1/collections` without `require_consent`) require a `consent` reference.
     #[arg(long, env = "FACEREC_REQUIRE_CONSENT", default_value_t = false)]
     pub require_consent: bool,
+    /// Turns authentication on: every `/v1` request then needs
+    /// `Authorization: Bearer <key>`, with this key (which can do everything)
+    /// or an API key made with it. At least 16 bytes. Unset: the api is open.
+    #[arg(long, env = "FACEREC_MASTER_KEY", value_parser = parse_secret, hide_env_values = true)]
+    pub master_key: Option<SecretString>,
+    /// `production` refuses to start without a master key.
+    #[arg(long, env = "FACEREC_ENV", default_value = "development")]
+    pub env: String,
+    /// Server-side secret mixed into the stored hash of every API key. Unset:
+    /// derived from the master key, so changing the master key revokes every
+    /// API key (as in Meilisearch). Set it to keep keys across a master key change.
+    #[arg(long, env = "FACEREC_KEY_PEPPER", value_parser = parse_secret, hide_env_values = true)]
+    pub key_pepper: Option<SecretString>,
+    /// Requests per second each API key may make (a token bucket per key and
+    /// api instance); over it, `429 rate_limited` with `Retry-After`. 0: no limit.
+    #[arg(long, env = "FACEREC_KEY_RATE_PER_SEC", default_value_t = 0.0)]
+    pub key_rate_per_sec: f64,
+    /// Requests a key may make at once above its rate (the bucket's size);
+    /// default: one second's worth, at least 1.
+    #[arg(long, env = "FACEREC_KEY_RATE_BURST")]
+    pub key_rate_burst: Option<f64>,
+}
+
+impl Settings {
+    /// Refuses settings the api must not run with.
+    pub fn check(&self) -> anyhow::Result<()> {
+        match &self.master_key {
+            Some(key) if key.expose_secret().len() < 16 => {
+                anyhow::bail!("FACEREC_MASTER_KEY must be at least 16 bytes long")
+            }
+            None if self.env == "production" => anyhow::bail!(
+                "FACEREC_ENV=production needs FACEREC_MASTER_KEY (at least 16 bytes): \
+                 without it anyone who reaches the api can read every face"
+            ),
+            _ => {}
+        }
+        if !(self.key_rate_per_sec >= 0.0 && self.key_rate_per_sec.is_finite()) {
+            anyhow::bail!("FACEREC_KEY_RATE_PER_SEC must be a number of at least 0");
+        }
+        Ok(())
+    }
+}
+
+fn parse_secret(s: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(s.to_owned()))
 }
 
 fn parse_threshold(s: &str) -> Result<Threshold, String> {

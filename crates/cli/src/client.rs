@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::ApiArgs;
 
 /// A job as `GET /v1/jobs/{id}` shows it (the fields the CLI needs).
 #[derive(Debug, Clone, Deserialize)]
@@ -68,8 +71,18 @@ pub struct ApiClient {
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 impl ApiClient {
-    pub fn new(base: &str, connections: usize, give_up_after: Duration) -> anyhow::Result<Self> {
+    pub fn new(api: &ApiArgs, connections: usize, give_up_after: Duration) -> anyhow::Result<Self> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(key) = &api.api_key {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
+                .context("--api-key must be printable ASCII")?;
+            // Kept out of reqwest's debug output.
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        let base = api.api.as_str();
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .pool_max_idle_per_host(connections)
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300))
@@ -78,14 +91,42 @@ impl ApiClient {
         Ok(Self { http, base: base.trim_end_matches('/').to_owned(), give_up_after })
     }
 
-    /// Fails when the api does not answer `/healthz`.
+    /// Fails when the api does not answer `/healthz`, or refuses the key
+    /// (a run would otherwise fail every image the same way).
     pub async fn check(&self) -> anyhow::Result<()> {
         let url = format!("{}/healthz", self.base);
         let response = self.http.get(&url).send().await.with_context(|| format!("cannot reach the api at {url}"))?;
         if !response.status().is_success() {
             bail!("the api at {url} answered {}", response.status());
         }
+        let url = format!("{}/v1/jobs?limit=1", self.base);
+        let response = self.http.get(&url).send().await.with_context(|| format!("cannot reach the api at {url}"))?;
+        if matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            bail!("the api refused the key ({status}): {body}; pass --api-key or set FACEREC_API_KEY");
+        }
         Ok(())
+    }
+
+    /// `method path` with an optional JSON body; the answer's JSON, or an error with the api's.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<Option<serde_json::Value>> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.with_context(|| format!("cannot reach the api at {url}"))?;
+        let response = expect_ok(response).await?;
+        if response.status() == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        Ok(Some(response.json().await.context("reading the api's answer")?))
     }
 
     /// The job submitted with this idempotency key, if any.

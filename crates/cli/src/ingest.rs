@@ -59,7 +59,7 @@ pub async fn ingest(args: IngestArgs, interrupt: impl Future<Output = ()>) -> an
         return Ok(dry_run(inputs, collection.as_str()));
     }
     let connections = usize::from(args.concurrency);
-    let client = ApiClient::new(&args.api, connections, Duration::from_secs(args.connect_timeout))?;
+    let client = ApiClient::new(&args.connection, connections, Duration::from_secs(args.connect_timeout))?;
     client.check().await?;
     let run = Run { client, collection: collection.as_str(), consent: args.consent.as_deref() };
 

@@ -1,5 +1,6 @@
 //! The `facerec` command line: bulk ingestion of labelled photo folders or
-//! manifests into a running facerec api (`facerec ingest`).
+//! manifests into a running facerec api (`facerec ingest`), and API key
+//! management (`facerec keys`).
 //!
 //! It talks to the api over HTTP only, as any client would. Threading model:
 //! one tokio runtime; at most `--concurrency` images are in flight (read,
@@ -8,6 +9,7 @@
 mod client;
 mod ingest;
 mod inputs;
+mod keys;
 mod progress;
 mod report;
 
@@ -15,13 +17,18 @@ use std::future::Future;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
 
 pub use ingest::idempotency_key;
 pub use report::{Outcome, Status};
 
 /// facerec command line.
 #[derive(Debug, Parser)]
-#[command(name = "facerec", version, about = "facerec command line: bulk ingestion into a running facerec api")]
+#[command(
+    name = "facerec",
+    version,
+    about = "facerec command line: bulk ingestion and API keys of a running facerec api"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -31,6 +38,23 @@ pub struct Cli {
 pub enum Command {
     /// Register every photo of a folder (`DIR/<subject>/...`) or of a manifest.
     Ingest(IngestArgs),
+    /// Create, list and delete API keys (needs the master key or a key with `keys.manage`).
+    Keys(keys::KeysArgs),
+}
+
+/// Where the api is, and the key to use.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// The api's base URL.
+    #[arg(long, env = "FACEREC_URL", default_value = "http://127.0.0.1:8080")]
+    pub api: String,
+    /// The key sent as `Authorization: Bearer <key>`, when the api has a master key.
+    #[arg(long, env = "FACEREC_API_KEY", value_parser = parse_secret, hide_env_values = true)]
+    pub api_key: Option<SecretString>,
+}
+
+fn parse_secret(s: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(s.to_owned()))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -45,9 +69,8 @@ pub struct IngestArgs {
     /// Collection to register into (created if it does not exist).
     #[arg(long, short = 'c', default_value = "default")]
     pub collection: String,
-    /// The api's base URL.
-    #[arg(long, env = "FACEREC_URL", default_value = "http://127.0.0.1:8080")]
-    pub api: String,
+    #[command(flatten)]
+    pub connection: ApiArgs,
     /// Images in flight at once (each over at most one connection).
     #[arg(long, short = 'j', default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
@@ -94,6 +117,13 @@ pub async fn run(cli: Cli, interrupt: impl Future<Output = ()>) -> Exit {
     match cli.command {
         Command::Ingest(args) => match ingest::ingest(args, interrupt).await {
             Ok(exit) => exit,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                Exit::UsageOrConnection
+            }
+        },
+        Command::Keys(args) => match keys::run(args).await {
+            Ok(()) => Exit::AllRegistered,
             Err(e) => {
                 eprintln!("error: {e:#}");
                 Exit::UsageOrConnection

@@ -4,6 +4,7 @@
 //! Owns no I/O and no runtime: no tokio, sqlx, axum or ort. Everything here is
 //! plain data, parsed once at the edge ("parse, don't validate") and trusted inside.
 
+mod access;
 mod batch;
 mod codes;
 mod float;
@@ -14,6 +15,7 @@ mod quality;
 mod result;
 mod view;
 
+pub use access::{AccessError, Action, CollectionPattern, Grant};
 pub use batch::{BatchCounts, BatchItemError, BatchItemStatus, BatchItemView, BatchStatus, BatchView};
 pub use codes::JobErrorCode;
 pub use gallery::{AuditEntry, CollectionView, ConsentView, FaceView, SubjectSummary, SubjectView};

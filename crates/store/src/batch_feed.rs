@@ -191,8 +191,9 @@ async fn insert_item_jobs(
     params: &[String],
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO jobs (id, kind, status, params, batch_id) \
-         SELECT id, 'register', 'queued', params::jsonb, $3 FROM unnest($1::uuid[], $2::text[]) AS t(id, params)",
+        "INSERT INTO jobs (id, kind, status, params, batch_id, api_key_id) \
+         SELECT id, 'register', 'queued', params::jsonb, $3, (SELECT api_key_id FROM batches WHERE id = $3) \
+         FROM unnest($1::uuid[], $2::text[]) AS t(id, params)",
     )
     .bind(ids)
     .bind(params)

@@ -23,6 +23,8 @@ pub struct NewBatch {
     pub request_id: Option<String>,
     /// Create the collection, requiring consent or not, when it does not exist.
     pub create_collection: Option<bool>,
+    /// The API key that sent it; its jobs carry the same.
+    pub api_key_id: Option<Uuid>,
 }
 
 /// One archive entry as recorded.
@@ -137,14 +139,15 @@ impl Store {
         // a moment, not while the whole archive is read.
         writer.collection = batch.create_collection.map(|consent| (batch.collection.clone(), consent));
         sqlx::query(
-            "INSERT INTO batches (id, collection, status, total, consent_ref, callback_url, request_id) \
-             VALUES ($1, $2, 'running', 0, $3, $4, $5)",
+            "INSERT INTO batches (id, collection, status, total, consent_ref, callback_url, request_id, api_key_id) \
+             VALUES ($1, $2, 'running', 0, $3, $4, $5, $6)",
         )
         .bind(batch.id)
         .bind(batch.collection.as_str())
         .bind(batch.consent.as_ref().map(ConsentRef::as_str))
         .bind(&batch.callback_url)
         .bind(&batch.request_id)
+        .bind(batch.api_key_id)
         .execute(&mut *writer.tx)
         .await
         .context("insert batch")?;
@@ -160,10 +163,11 @@ impl Store {
         row.map(BatchView::try_from).transpose()
     }
 
-    pub async fn batch_exists(&self, id: Uuid) -> Result<bool, StoreError> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM batches WHERE id = $1)")
+    /// The batch's collection; `None` when there is no such batch.
+    pub async fn batch_collection(&self, id: Uuid) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT collection FROM batches WHERE id = $1")
             .bind(id)
-            .fetch_one(&self.pool)
+            .fetch_optional(&self.pool)
             .await
             .context("find batch")
     }

@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use facerec_core::{CollectionName, CollectionView};
-use sqlx::{FromRow, Postgres, Transaction};
+use sqlx::{FromRow, Postgres, QueryBuilder, Transaction};
 
 use crate::error::QueryContext;
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, Visibility};
 
 /// A collection to create.
 #[derive(Debug, Clone)]
@@ -82,18 +82,19 @@ impl Store {
         Ok(row.map(CollectionView::from))
     }
 
-    /// At most `limit` collections named after `after`, by name (byte order).
-    pub async fn list_collections(&self, after: Option<&str>, limit: u32) -> Result<Vec<CollectionView>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM collections WHERE $1::text IS NULL OR name COLLATE \"C\" > $1 \
-             ORDER BY name COLLATE \"C\" LIMIT $2"
-        );
-        let rows: Vec<CollectionRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .context("list collections")?;
+    /// At most `limit` collections the caller may see named after `after`, by name (byte order).
+    pub async fn list_collections(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+        visible: &Visibility,
+    ) -> Result<Vec<CollectionView>, StoreError> {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT {COLUMNS} FROM collections WHERE ("));
+        q.push_bind(after.map(str::to_owned)).push("::text IS NULL OR name COLLATE \"C\" > ");
+        q.push_bind(after.map(str::to_owned)).push(")");
+        visible.push_collection(&mut q, "name");
+        q.push(" ORDER BY name COLLATE \"C\" LIMIT ").push_bind(i64::from(limit));
+        let rows: Vec<CollectionRow> = q.build_query_as().fetch_all(&self.pool).await.context("list collections")?;
         Ok(rows.into_iter().map(CollectionView::from).collect())
     }
 

@@ -5,11 +5,11 @@
 
 use chrono::{DateTime, Utc};
 use facerec_core::{AuditEntry, CollectionName, SubjectName};
-use sqlx::{FromRow, Postgres, Transaction};
+use sqlx::{FromRow, Postgres, QueryBuilder, Transaction};
 use uuid::Uuid;
 
 use crate::error::QueryContext;
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, Visibility};
 
 #[derive(FromRow)]
 struct AuditRow {
@@ -164,17 +164,18 @@ impl Store {
         Ok(Some(entry))
     }
 
-    /// At most `limit` audit records older than `before`, newest first.
-    pub async fn list_audit(&self, before: Option<Uuid>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let sql = format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE $1::uuid IS NULL OR id < $1 ORDER BY id DESC LIMIT $2"
-        );
-        let rows: Vec<AuditRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(before)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .context("list audit")?;
+    /// At most `limit` audit records the caller may see older than `before`, newest first.
+    pub async fn list_audit(
+        &self,
+        before: Option<Uuid>,
+        limit: u32,
+        visible: &Visibility,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE ("));
+        q.push_bind(before).push("::uuid IS NULL OR id < ").push_bind(before).push(")");
+        visible.push_collection(&mut q, "collection");
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+        let rows: Vec<AuditRow> = q.build_query_as().fetch_all(&self.pool).await.context("list audit")?;
         Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
 }

@@ -27,6 +27,8 @@ pub struct NewJob {
     /// For a register into a collection that does not exist yet: create it,
     /// requiring consent or not.
     pub create_collection: Option<bool>,
+    /// The API key that submitted it (none in open mode or for the master key).
+    pub api_key_id: Option<Uuid>,
 }
 
 /// What a submission did.
@@ -69,6 +71,8 @@ pub struct JobRecord {
     pub retry_at: Option<DateTime<Utc>>,
     /// The transient error of its last attempt.
     pub last_error: Option<String>,
+    /// The API key that submitted it.
+    pub api_key_id: Option<Uuid>,
 }
 
 /// What a claim attempt found.
@@ -115,6 +119,7 @@ pub(crate) struct JobRow {
     webhook_last_error: Option<String>,
     retry_at: Option<DateTime<Utc>>,
     last_error: Option<String>,
+    api_key_id: Option<Uuid>,
 }
 
 /// A claimed job with its input (absent only if the input row is missing).
@@ -128,7 +133,12 @@ struct ClaimRow {
 
 pub(crate) const JOB_COLUMNS: &str = "id, kind, status, params, attempts, result, error_code, error_message, \
      request_id, callback_url, created_at, started_at, finished_at, webhook_status, webhook_attempts, \
-     webhook_last_status, webhook_last_error, retry_at, last_error";
+     webhook_last_status, webhook_last_error, retry_at, last_error, api_key_id";
+
+/// Jobs sent by the API key `$2` (or, for `NULL`, without one), in the form
+/// the idempotency index is built on.
+const SAME_SENDER: &str = "coalesce(api_key_id, '00000000-0000-0000-0000-000000000000'::uuid) \
+     = coalesce($2::uuid, '00000000-0000-0000-0000-000000000000'::uuid)";
 
 pub(crate) fn corrupt<E: std::error::Error + Send + Sync + 'static>(
     what: &'static str,
@@ -161,6 +171,7 @@ impl TryFrom<JobRow> for JobRecord {
             }),
             retry_at: r.retry_at,
             last_error: r.last_error,
+            api_key_id: r.api_key_id,
         })
     }
 }
@@ -204,7 +215,7 @@ impl Store {
         }
         let mut tx = self.pool.begin().await.context("begin insert job")?;
         if let Some(key) = &job.idempotency_key
-            && let Some(existing) = self.job_by_key(&mut tx, key).await?
+            && let Some(existing) = self.job_by_key(&mut tx, job.api_key_id, key).await?
         {
             return Ok(Submitted::Existing(Box::new(existing)));
         }
@@ -215,7 +226,7 @@ impl Store {
             // A concurrent request with the same key won the race: answer with its job.
             drop(tx);
             let mut tx = self.pool.begin().await.context("begin read idempotent job")?;
-            let existing = self.job_by_key(&mut tx, key).await?;
+            let existing = self.job_by_key(&mut tx, job.api_key_id, key).await?;
             return existing.map(|j| Submitted::Existing(Box::new(j))).ok_or(StoreError::Conflict("idempotency key"));
         }
         inserted.context("insert job")?;
@@ -226,19 +237,27 @@ impl Store {
         Ok(Submitted::Created)
     }
 
-    /// The job an idempotency key names, releasing the key first if it is over 24 hours old.
-    async fn job_by_key(&self, tx: &mut Transaction<'_, Postgres>, key: &str) -> Result<Option<JobRecord>, StoreError> {
-        sqlx::query(
+    /// The job an idempotency key names among those the same API key sent,
+    /// releasing the key first if it is over 24 hours old.
+    async fn job_by_key(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        api_key: Option<Uuid>,
+        key: &str,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET idempotency_key = NULL \
-             WHERE idempotency_key = $1 AND created_at < now() - interval '24 hours'",
-        )
+             WHERE idempotency_key = $1 AND {SAME_SENDER} AND created_at < now() - interval '24 hours'"
+        )))
         .bind(key)
+        .bind(api_key)
         .execute(&mut **tx)
         .await
         .context("release old idempotency key")?;
-        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE idempotency_key = $1");
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE idempotency_key = $1 AND {SAME_SENDER}");
         let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(key)
+            .bind(api_key)
             .fetch_optional(&mut **tx)
             .await
             .context("read job by idempotency key")?;
@@ -372,8 +391,8 @@ async fn insert_job_rows<'c>(
     let (second_type, second_bytes) = job.second_input.as_ref().map(|(t, b)| (t, b)).unzip();
     sqlx::query(
         "WITH job AS ( \
-             INSERT INTO jobs (id, kind, status, params, request_id, callback_url, idempotency_key) \
-             VALUES ($1, $2, 'queued', $3, $4, $5, $6) RETURNING id) \
+             INSERT INTO jobs (id, kind, status, params, request_id, callback_url, idempotency_key, api_key_id) \
+             VALUES ($1, $2, 'queued', $3, $4, $5, $6, $11) RETURNING id) \
          INSERT INTO job_inputs (job_id, content_type, bytes, second_content_type, second_bytes) \
          SELECT id, $7, $8, $9, $10 FROM job",
     )
@@ -387,6 +406,7 @@ async fn insert_job_rows<'c>(
     .bind(&job.input)
     .bind(second_type)
     .bind(second_bytes)
+    .bind(job.api_key_id)
     .execute(db)
     .await?;
     Ok(())

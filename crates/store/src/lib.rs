@@ -16,10 +16,12 @@ mod face_indexes;
 mod gallery;
 mod job_ends;
 mod jobs;
+mod keys;
 mod listing;
 mod recovery;
 mod search;
 mod subjects;
+mod visibility;
 mod webhooks;
 
 pub use batch_feed::DueBatchWebhook;
@@ -29,9 +31,11 @@ pub use error::StoreError;
 pub use gallery::{NewFace, RegisterOutcome};
 pub use job_ends::JobEndListener;
 pub use jobs::{CancelOutcome, Claim, ClaimOutcome, JobRecord, NewJob, Submitted};
+pub use keys::{ApiKeyRecord, NewApiKey};
 pub use listing::{JobCounts, JobFilter};
 pub use search::{SearchHit, SearchSettings, StoredFace, SubjectMatch};
 pub use subjects::RenameOutcome;
+pub use visibility::Visibility;
 pub use webhooks::{DueWebhook, WebhookAttempt};
 
 use std::sync::Arc;

@@ -6,7 +6,7 @@ use sqlx::{Postgres, QueryBuilder};
 
 use crate::error::QueryContext;
 use crate::jobs::{JOB_COLUMNS, JobRow};
-use crate::{JobRecord, Store, StoreError};
+use crate::{JobRecord, Store, StoreError, Visibility};
 
 /// Which jobs to list; every field narrows the set. Newest first.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +20,8 @@ pub struct JobFilter {
     pub idempotency_key: Option<String>,
     /// Only jobs older than this one (the cursor of the previous page).
     pub before: Option<JobId>,
+    /// Only jobs the caller may see.
+    pub visible: Visibility,
 }
 
 /// How many jobs are in each state right now.
@@ -57,17 +59,18 @@ impl Store {
         if let Some(cursor) = filter.before {
             q.push(" AND id < ").push_bind(cursor.0);
         }
+        filter.visible.push_job(&mut q);
         q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
         let rows: Vec<JobRow> = q.build_query_as().fetch_all(&self.pool).await.context("list jobs")?;
         rows.into_iter().map(JobRecord::try_from).collect()
     }
 
-    /// Jobs per status.
-    pub async fn job_counts(&self) -> Result<JobCounts, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT status, count(*) FROM jobs GROUP BY status")
-            .fetch_all(&self.pool)
-            .await
-            .context("count jobs")?;
+    /// Jobs per status, of those the caller may see.
+    pub async fn job_counts(&self, visible: &Visibility) -> Result<JobCounts, StoreError> {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new("SELECT status, count(*) FROM jobs WHERE true");
+        visible.push_job(&mut q);
+        q.push(" GROUP BY status");
+        let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&self.pool).await.context("count jobs")?;
         let mut counts = JobCounts::default();
         for (status, n) in rows {
             match status.as_str() {

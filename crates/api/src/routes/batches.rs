@@ -15,6 +15,7 @@ use serde::Serialize;
 use tracing::info;
 use uuid::Uuid;
 
+use crate::auth::Caller;
 use crate::intake::{self, Spooled};
 use crate::routes::gallery::{collection_field, consent_field, consent_rule, limit, request_id};
 use crate::routes::listing::parse;
@@ -46,6 +47,7 @@ pub struct BatchItemPage {
 )]
 pub async fn create_batch(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
@@ -70,6 +72,7 @@ pub async fn create_batch(
     }
     let spooled = spooled.ok_or_else(|| ApiError::new(ErrorCode::MissingArchive, "the form has no archive file"))?;
     let collection = collection_field(fields.get("collection").map(String::as_str))?;
+    caller.may_use(&collection)?;
     let consent = consent_field(fields.get("consent").map(String::as_str))?;
     let create_collection = consent_rule(&state, &collection, consent.as_ref()).await?;
     let batch = NewBatch {
@@ -79,6 +82,7 @@ pub async fn create_batch(
         callback_url: callback_url_field(fields.get("callback_url").map(String::as_str))?,
         request_id: request_id(&headers).map(str::to_owned),
         create_collection,
+        api_key_id: caller.key_id(),
     };
     // Reading holds a few entries in memory: a few batches at a time, after their upload.
     let _reading = state.admission.batch_reading().await;
@@ -109,9 +113,22 @@ pub async fn create_batch(
         (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
     )
 )]
-pub async fn get_batch(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<BatchView>, ApiError> {
+pub async fn get_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<BatchView>, ApiError> {
     let id = batch_id(&id)?;
-    state.store.get_batch(id).await?.map(Json).ok_or_else(|| not_found(id))
+    let batch = state.store.get_batch(id).await?.filter(|b| caller.reaches(&b.collection));
+    batch.map(Json).ok_or_else(|| not_found(id))
+}
+
+/// Finds the batch, if the caller may see it.
+async fn visible_batch(state: &AppState, caller: &Caller, id: Uuid) -> Result<(), ApiError> {
+    match state.store.batch_collection(id).await? {
+        Some(collection) if caller.reaches(&collection) => Ok(()),
+        _ => Err(not_found(id)),
+    }
 }
 
 /// The batch's items in archive order, optionally only those in one state.
@@ -134,6 +151,7 @@ pub async fn get_batch(State(state): State<AppState>, Path(id): Path<String>) ->
 )]
 pub async fn list_batch_items(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<BatchItemPage>, ApiError> {
@@ -142,9 +160,7 @@ pub async fn list_batch_items(
     let after = parse(&query, "cursor", ErrorCode::InvalidCursor, |v| v.parse::<i32>().ok().filter(|n| *n >= 0))?;
     let limit = limit(&query)?;
     // Not the batch view: its counts read every item.
-    if !state.store.batch_exists(id).await? {
-        return Err(not_found(id));
-    }
+    visible_batch(&state, &caller, id).await?;
     let page = state.store.list_batch_items(id, status, after, limit).await?;
     let next_cursor = (page.len() == limit as usize).then(|| page.last().map(|(seq, _)| seq.to_string())).flatten();
     Ok(Json(BatchItemPage { items: page.into_iter().map(|(_, item)| item).collect(), next_cursor }))
@@ -164,8 +180,13 @@ pub async fn list_batch_items(
         (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
     )
 )]
-pub async fn cancel_batch(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<BatchView>, ApiError> {
+pub async fn cancel_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<BatchView>, ApiError> {
     let id = batch_id(&id)?;
+    visible_batch(&state, &caller, id).await?;
     match state.store.cancel_batch(id).await? {
         BatchCancel::Canceled(view) => {
             state.admission.forget_queued();

@@ -6,10 +6,11 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use facerec_core::{AuditEntry, CollectionView, Threshold};
+use facerec_core::{AuditEntry, CollectionName, CollectionView, Threshold};
 use facerec_store::{CollectionPatch, NewCollection};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Caller;
 use crate::routes::gallery::{
     body, collection_name, collection_not_found, limit, name_cursor, next_name_cursor, nullable, request_id,
 };
@@ -71,6 +72,13 @@ fn threshold(t: Option<f32>) -> Result<Option<f32>, ApiError> {
     .transpose()
 }
 
+/// The collection named in the path, if the caller reaches it; to a key
+/// whose patterns do not match, it does not exist.
+pub(crate) fn reachable(caller: &Caller, raw: &str) -> Result<CollectionName, ApiError> {
+    let name = collection_name(raw)?;
+    if caller.reaches(name.as_str()) { Ok(name) } else { Err(collection_not_found(&name)) }
+}
+
 /// Creates a collection.
 #[utoipa::path(
     post,
@@ -87,6 +95,7 @@ fn threshold(t: Option<f32>) -> Result<Option<f32>, ApiError> {
 )]
 pub async fn create_collection(
     State(state): State<AppState>,
+    caller: Caller,
     request: Result<Json<CreateCollection>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CollectionView>), ApiError> {
     let request = body(request)?;
@@ -96,6 +105,7 @@ pub async fn create_collection(
         threshold: threshold(request.threshold)?,
         require_consent: request.require_consent.unwrap_or(state.settings.require_consent),
     };
+    caller.may_use(&new.name)?;
     match state.store.create_collection(&new).await? {
         Some(created) => Ok((StatusCode::CREATED, Json(created))),
         None => Err(ApiError::new(ErrorCode::CollectionExists, format!("collection {} exists", new.name.as_str()))),
@@ -120,10 +130,11 @@ pub async fn create_collection(
 )]
 pub async fn list_collections(
     State(state): State<AppState>,
+    caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<CollectionPage>, ApiError> {
     let (limit, after) = (limit(&query)?, name_cursor(&query)?);
-    let collections = state.store.list_collections(after.as_deref(), limit).await?;
+    let collections = state.store.list_collections(after.as_deref(), limit, &caller.visibility()).await?;
     let next_cursor = next_name_cursor(&collections, limit, |c| &c.name);
     Ok(Json(CollectionPage { collections, next_cursor }))
 }
@@ -144,9 +155,10 @@ pub async fn list_collections(
 )]
 pub async fn get_collection(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<CollectionView>, ApiError> {
-    let name = collection_name(&name)?;
+    let name = reachable(&caller, &name)?;
     state.store.get_collection(&name).await?.map(Json).ok_or_else(|| collection_not_found(&name))
 }
 
@@ -167,10 +179,11 @@ pub async fn get_collection(
 )]
 pub async fn update_collection(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     request: Result<Json<UpdateCollection>, JsonRejection>,
 ) -> Result<Json<CollectionView>, ApiError> {
-    let name = collection_name(&name)?;
+    let name = reachable(&caller, &name)?;
     let request = body(request)?;
     let patch = CollectionPatch {
         description: request.description.map(description).transpose()?,
@@ -197,10 +210,11 @@ pub async fn update_collection(
 )]
 pub async fn delete_collection(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<AuditEntry>, ApiError> {
-    let name = collection_name(&name)?;
+    let name = reachable(&caller, &name)?;
     let deleted = state.store.delete_collection(&name, request_id(&headers)).await?;
     deleted.map(Json).ok_or_else(|| collection_not_found(&name))
 }

@@ -9,6 +9,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use super::listing::parse;
+use crate::auth::Caller;
 use crate::{ApiError, AppState, ErrorCode};
 
 /// Longest `wait_ms`: below the shutdown timeout, so a stopping api's
@@ -42,6 +43,7 @@ const RECHECK: Duration = Duration::from_secs(1);
 )]
 pub async fn get_job(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<JobView>, ApiError> {
@@ -52,7 +54,7 @@ pub async fn get_job(
     let mut ends = (wait > 0).then(|| state.job_ends.subscribe());
     let deadline = Instant::now() + Duration::from_millis(wait);
     loop {
-        let job = state.store.get_job(id).await?.ok_or_else(not_found)?;
+        let job = state.store.get_job(id).await?.filter(|j| caller.sees_job(j)).ok_or_else(not_found)?;
         let Some(ends) = ends.as_mut() else { return Ok(Json(job.into())) };
         if job.status.is_terminal() || Instant::now() >= deadline {
             return Ok(Json(job.into()));
@@ -97,8 +99,16 @@ fn not_found() -> ApiError {
         (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
     )
 )]
-pub async fn cancel_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
-    match state.store.cancel_job(job_id(&id)?).await? {
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    let id = job_id(&id)?;
+    if caller.grant().is_some() && !state.store.get_job(id).await?.is_some_and(|j| caller.sees_job(&j)) {
+        return Err(not_found());
+    }
+    match state.store.cancel_job(id).await? {
         CancelOutcome::Canceled(job) => {
             // It left the queue: the next submission counts again rather than trust the cached depth.
             state.admission.forget_queued();

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use facerec_core::{CollectionName, JobId, JobView};
 use serde::Serialize;
 
+use crate::auth::Caller;
 use crate::{ApiError, AppState, ErrorCode};
 
 const DEFAULT_LIMIT: u32 = 20;
@@ -70,6 +71,7 @@ pub(crate) fn parse<T>(
 )]
 pub async fn list_jobs(
     State(state): State<AppState>,
+    caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<JobPage>, ApiError> {
     let time = |v: &str| DateTime::parse_from_rfc3339(v).ok().map(|t| t.with_timezone(&Utc));
@@ -83,6 +85,7 @@ pub async fn list_jobs(
             ((1..=255).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic())).then(|| v.to_owned())
         })?,
         before: parse(&query, "cursor", ErrorCode::InvalidCursor, |v| v.parse::<JobId>().ok())?,
+        visible: caller.visibility(),
     };
     let limit = parse(&query, "limit", ErrorCode::InvalidLimit, |v| v.parse().ok().filter(|n| (1..=100).contains(n)))?
         .unwrap_or(DEFAULT_LIMIT);
@@ -91,7 +94,8 @@ pub async fn list_jobs(
     Ok(Json(JobPage { jobs: jobs.into_iter().map(JobView::from).collect(), next_cursor }))
 }
 
-/// How many jobs are in each state: the queue depth clients and operators watch.
+/// How many jobs are in each state: the queue depth clients and operators
+/// watch. An API key counts only the jobs it may see.
 #[utoipa::path(
     get,
     path = "/v1/stats",
@@ -102,8 +106,8 @@ pub async fn list_jobs(
         (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
     )
 )]
-pub async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
-    let c = state.store.job_counts().await?;
+pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<Stats>, ApiError> {
+    let c = state.store.job_counts(&caller.visibility()).await?;
     Ok(Json(Stats {
         queued: c.queued,
         processing: c.processing,

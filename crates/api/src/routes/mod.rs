@@ -3,6 +3,7 @@ pub mod collections;
 pub mod gallery;
 pub mod health;
 pub mod jobs;
+pub mod keys;
 pub mod listing;
 pub mod subjects;
 pub mod submit;

@@ -8,16 +8,29 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use facerec_core::{AuditEntry, FaceView, SubjectSummary, SubjectView};
+use facerec_core::{AuditEntry, CollectionName, FaceView, SubjectName, SubjectSummary, SubjectView};
 use facerec_store::RenameOutcome;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Caller;
+use crate::routes::collections::reachable;
 use crate::routes::gallery::{
     body, collection_name, collection_not_found, face_id, face_not_found, id_cursor, limit, name_cursor,
     next_id_cursor, next_name_cursor, request_id, subject_name, subject_not_found,
 };
 use crate::routes::listing::parse;
 use crate::{ApiError, AppState, ErrorCode};
+
+/// A subject path's collection and subject; a collection the caller does not
+/// reach answers as a missing subject, as a collection that does not exist does.
+fn subject_path(caller: &Caller, name: &str, subject: &str) -> Result<(CollectionName, SubjectName), ApiError> {
+    let (collection, subject) = (collection_name(name)?, subject_name(subject)?);
+    if caller.reaches(collection.as_str()) {
+        Ok((collection, subject))
+    } else {
+        Err(subject_not_found(&collection, &subject))
+    }
+}
 
 /// A page of subjects, by name.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -71,10 +84,11 @@ pub struct RenameSubject {
 )]
 pub async fn list_subjects(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<SubjectPage>, ApiError> {
-    let collection = collection_name(&name)?;
+    let collection = reachable(&caller, &name)?;
     let prefix = parse(&query, "prefix", ErrorCode::InvalidPrefix, |v| {
         (1..=128).contains(&v.chars().count()).then(|| v.to_owned())
     })?;
@@ -107,9 +121,10 @@ pub async fn list_subjects(
 )]
 pub async fn get_subject(
     State(state): State<AppState>,
+    caller: Caller,
     Path((name, subject)): Path<(String, String)>,
 ) -> Result<Json<SubjectView>, ApiError> {
-    let (collection, subject) = (collection_name(&name)?, subject_name(&subject)?);
+    let (collection, subject) = subject_path(&caller, &name, &subject)?;
     let found = state.store.get_subject(&collection, &subject).await?;
     found.map(Json).ok_or_else(|| subject_not_found(&collection, &subject))
 }
@@ -135,10 +150,11 @@ pub async fn get_subject(
 )]
 pub async fn rename_subject(
     State(state): State<AppState>,
+    caller: Caller,
     Path((name, subject)): Path<(String, String)>,
     request: Result<Json<RenameSubject>, JsonRejection>,
 ) -> Result<Json<SubjectView>, ApiError> {
-    let (collection, subject) = (collection_name(&name)?, subject_name(&subject)?);
+    let (collection, subject) = subject_path(&caller, &name, &subject)?;
     let new_name = subject_name(&body(request)?.name)?;
     match state.store.rename_subject(&collection, &subject, &new_name).await? {
         RenameOutcome::Renamed => {}
@@ -172,10 +188,11 @@ pub async fn rename_subject(
 )]
 pub async fn delete_subject(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path((name, subject)): Path<(String, String)>,
 ) -> Result<Json<AuditEntry>, ApiError> {
-    let (collection, subject) = (collection_name(&name)?, subject_name(&subject)?);
+    let (collection, subject) = subject_path(&caller, &name, &subject)?;
     let deleted = state.store.delete_subject(&collection, &subject, request_id(&headers)).await?;
     deleted.map(Json).ok_or_else(|| subject_not_found(&collection, &subject))
 }
@@ -201,10 +218,11 @@ pub async fn delete_subject(
 )]
 pub async fn list_faces(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<FacePage>, ApiError> {
-    let collection = collection_name(&name)?;
+    let collection = reachable(&caller, &name)?;
     let subject = query.get("subject").map(|s| subject_name(s)).transpose()?;
     let (limit, after) = (limit(&query)?, id_cursor(&query)?);
     let faces = state
@@ -230,9 +248,19 @@ pub async fn list_faces(
         (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
     )
 )]
-pub async fn get_face(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<FaceView>, ApiError> {
+pub async fn get_face(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<FaceView>, ApiError> {
     let id = face_id(&id)?;
-    state.store.get_face(id).await?.map(Json).ok_or_else(|| face_not_found(id))
+    state
+        .store
+        .get_face(id)
+        .await?
+        .filter(|f| caller.reaches(&f.collection))
+        .map(Json)
+        .ok_or_else(|| face_not_found(id))
 }
 
 /// Deletes one face; its subject stays, with one face fewer.
@@ -251,10 +279,15 @@ pub async fn get_face(State(state): State<AppState>, Path(id): Path<String>) -> 
 )]
 pub async fn delete_face(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<AuditEntry>, ApiError> {
     let id = face_id(&id)?;
+    // A face never changes collection, so checking first and deleting next is safe.
+    if caller.grant().is_some() && !state.store.get_face(id).await?.is_some_and(|f| caller.reaches(&f.collection)) {
+        return Err(face_not_found(id));
+    }
     state.store.delete_face(id, request_id(&headers)).await?.map(Json).ok_or_else(|| face_not_found(id))
 }
 
@@ -276,10 +309,11 @@ pub async fn delete_face(
 )]
 pub async fn list_audit(
     State(state): State<AppState>,
+    caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let (limit, before) = (limit(&query)?, id_cursor(&query)?);
-    let entries = state.store.list_audit(before, limit).await?;
+    let entries = state.store.list_audit(before, limit, &caller.visibility()).await?;
     let next_cursor = next_id_cursor(&entries, limit, |e| e.id);
     Ok(Json(AuditPage { entries, next_cursor }))
 }

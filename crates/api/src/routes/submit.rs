@@ -14,6 +14,7 @@ use facerec_queue::JobMessage;
 use facerec_store::{NewJob, Submitted};
 use tracing::{error, info};
 
+use crate::auth::Caller;
 use crate::openapi::{Accepted, EmbedForm, RecognizeForm, RegisterForm, SubmitErrors, VerifyForm};
 use crate::routes::gallery::{self, collection_field, consent_field, consent_rule, subject_name};
 use crate::upload::Form;
@@ -33,6 +34,7 @@ use crate::{ApiError, AppState, ErrorCode};
 )]
 pub async fn register(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
@@ -41,10 +43,11 @@ pub async fn register(
         form.text("subject").ok_or_else(|| ApiError::new(ErrorCode::MissingSubject, "the form has no subject"))?;
     let subject = subject_name(subject)?;
     let collection = collection(&form)?;
+    caller.may_use(&collection)?;
     let consent = consent_field(form.text("consent"))?;
     let create_collection = consent_rule(&state, &collection, consent.as_ref()).await?;
     let params = RegisterParams { subject, collection, consent };
-    submit(&state, &headers, form, JobParams::Register(params), create_collection).await
+    submit(&state, &caller, &headers, form, JobParams::Register(params), create_collection).await
 }
 
 /// Matches every face in the photo against the collection (a job).
@@ -61,6 +64,7 @@ pub async fn register(
 )]
 pub async fn recognize(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
@@ -70,9 +74,10 @@ pub async fn recognize(
         None => TopK::DEFAULT,
     };
     let collection = collection(&form)?;
+    caller.may_use(&collection)?;
     let threshold = threshold(&state, &form, Some(&collection)).await?;
     let params = RecognizeParams { collection, top_k, threshold, max_faces: max_faces(&form)? };
-    submit(&state, &headers, form, JobParams::Recognize(params), None).await
+    submit(&state, &caller, &headers, form, JobParams::Recognize(params), None).await
 }
 
 /// Returns the embedding of every face in the photo (a job); stores no face.
@@ -89,12 +94,13 @@ pub async fn recognize(
 )]
 pub async fn embed(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let form = Form::read(multipart, &state.settings).await?;
     let params = EmbedParams { max_faces: max_faces(&form)? };
-    submit(&state, &headers, form, JobParams::Embed(params), None).await
+    submit(&state, &caller, &headers, form, JobParams::Embed(params), None).await
 }
 
 /// Compares the photo's largest usable face with a second photo's, a
@@ -112,6 +118,7 @@ pub async fn embed(
 )]
 pub async fn verify(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
@@ -124,18 +131,28 @@ pub async fn verify(
     let (target, threshold_collection) = if let Some(subject) = form.text("subject") {
         let subject = subject_name(subject)?;
         let collection = collection(&form)?;
+        caller.may_use(&collection)?;
         (VerifyTarget::Subject { collection: collection.clone(), subject }, Some(collection))
     } else if let Some(face_id) = form.text("face_id") {
         let face_id = gallery::face_id(face_id)?;
         // The face's collection sets the default threshold; a face that does
-        // not exist fails the job with `face_not_found` when it runs.
-        let collection = state.store.get_face(face_id).await?.and_then(|f| CollectionName::parse(&f.collection).ok());
-        (VerifyTarget::Face { face_id }, collection)
+        // not exist fails the job with `face_not_found` when it runs. To an
+        // API key, a face it cannot reach is refused now, as is a missing one
+        // (the answers must not tell the two apart).
+        let face = state.store.get_face(face_id).await?;
+        if caller.grant().is_some() && !face.as_ref().is_some_and(|f| caller.reaches(&f.collection)) {
+            return Err(gallery::face_not_found(face_id));
+        }
+        (VerifyTarget::Face { face_id }, face.and_then(|f| CollectionName::parse(&f.collection).ok()))
     } else {
-        (VerifyTarget::Image, form.text("collection").map(|_| collection(&form)).transpose()?)
+        let collection = form.text("collection").map(|_| collection(&form)).transpose()?;
+        if let Some(collection) = &collection {
+            caller.may_use(collection)?;
+        }
+        (VerifyTarget::Image, collection)
     };
     let threshold = threshold(&state, &form, threshold_collection.as_ref()).await?;
-    submit(&state, &headers, form, JobParams::Verify(VerifyParams { target, threshold }), None).await
+    submit(&state, &caller, &headers, form, JobParams::Verify(VerifyParams { target, threshold }), None).await
 }
 
 /// The request's `threshold`, else the collection's, else the server's default.
@@ -184,6 +201,7 @@ pub(crate) fn callback_url_field(raw: Option<&str>) -> Result<Option<String>, Ap
 /// job is deleted again, so a client never holds the id of a job nobody will run.
 async fn submit(
     state: &AppState,
+    caller: &Caller,
     headers: &HeaderMap,
     form: Form,
     params: JobParams,
@@ -210,6 +228,7 @@ async fn submit(
         second_input: image2.map(|i| (i.content_type.to_owned(), Vec::from(i.bytes))),
         idempotency_key,
         create_collection,
+        api_key_id: caller.key_id(),
     };
     if let Submitted::Existing(existing) = state.store.insert_job(&job).await? {
         if existing.kind != kind {

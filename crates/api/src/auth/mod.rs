@@ -1,0 +1,192 @@
+//! Who is calling, and what they may do: the master key, API keys (stored
+//! hashed, scoped by actions and collection patterns), or nobody at all when
+//! the api runs open (no `FACEREC_MASTER_KEY`).
+//!
+//! The middleware authenticates every `/v1` request, applies the key's rate
+//! limit and checks the route's action ([`action_for`]); handlers then keep a
+//! key to its collections through the [`Caller`] it leaves in the request.
+//! Keys are looked up in PostgreSQL on every request, so a deleted key stops
+//! working on the next request on every api instance.
+
+mod actions;
+mod keyring;
+mod rate;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use facerec_core::{CollectionName, Grant};
+use facerec_store::{ApiKeyRecord, JobRecord, Visibility};
+use uuid::Uuid;
+
+pub use actions::action_for;
+pub use keyring::{IssuedKey, KEY_PREFIX, Keyring};
+
+use crate::{ApiError, AppState, ErrorCode, Settings};
+
+/// Authentication settings, fixed at start.
+pub struct Auth {
+    pub keyring: Keyring,
+    enabled: bool,
+    limiter: Option<rate::RateLimiter>,
+}
+
+impl Auth {
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            keyring: Keyring::new(settings.master_key.as_ref(), settings.key_pepper.as_ref()),
+            enabled: settings.master_key.is_some(),
+            limiter: rate::RateLimiter::new(settings.key_rate_per_sec, settings.key_rate_burst),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+}
+
+/// The caller of one request.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// No master key is set: everyone may do everything.
+    Open,
+    Master,
+    Key(Arc<ApiKeyRecord>),
+}
+
+impl Caller {
+    /// The key's grant; `None` for callers that hold every right.
+    pub fn grant(&self) -> Option<&Grant> {
+        match self {
+            Caller::Key(key) => Some(&key.grant),
+            Caller::Open | Caller::Master => None,
+        }
+    }
+
+    pub fn key_id(&self) -> Option<Uuid> {
+        match self {
+            Caller::Key(key) => Some(key.id),
+            Caller::Open | Caller::Master => None,
+        }
+    }
+
+    /// What listings may show this caller.
+    pub fn visibility(&self) -> Visibility {
+        match self {
+            Caller::Key(key) => Visibility::Key { id: key.id, collections: key.grant.collections().to_vec() },
+            Caller::Open | Caller::Master => Visibility::All,
+        }
+    }
+
+    /// Whether the caller may act on this collection (others are, to it, not there).
+    pub fn reaches(&self, collection: &str) -> bool {
+        self.grant().is_none_or(|g| g.reaches(collection))
+    }
+
+    /// Whether the caller may see this job: one on a collection it reaches, or one it submitted.
+    pub fn sees_job(&self, job: &JobRecord) -> bool {
+        match self {
+            Caller::Key(key) => {
+                job.api_key_id == Some(key.id) || job.params.collection().is_some_and(|c| key.grant.reaches(c.as_str()))
+            }
+            Caller::Open | Caller::Master => true,
+        }
+    }
+
+    /// For a request that names a collection to write into or search (a
+    /// submission, a new collection): `403 forbidden` outside the key's
+    /// patterns. The answer is the same whether the collection exists or not.
+    pub fn may_use(&self, collection: &CollectionName) -> Result<(), ApiError> {
+        if self.reaches(collection.as_str()) {
+            return Ok(());
+        }
+        let message = format!("this key may not use collection {}", collection.as_str());
+        Err(ApiError::new(ErrorCode::Forbidden, message))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            tracing::error!("a handler that needs the caller runs outside the authentication middleware");
+            ApiError::new(ErrorCode::InternalError, "an internal error occurred")
+        })
+    }
+}
+
+/// Middleware on every `/v1` route: identifies the caller, applies its rate
+/// limit, checks the route's action, and leaves the [`Caller`] in the request.
+pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let auth = &state.auth;
+    if !auth.enabled {
+        request.extensions_mut().insert(Caller::Open);
+        return next.run(request).await;
+    }
+    let caller = match identify(&state, request.headers()).await {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
+    };
+    if let Caller::Key(key) = &caller {
+        tracing::Span::current().record("key_id", tracing::field::display(key.id));
+        if let Some(limiter) = &auth.limiter
+            && let Err(wait) = limiter.take(key.id, Instant::now())
+        {
+            let error = ApiError::new(ErrorCode::RateLimited, "this key is over its request rate; retry later");
+            return ApiError { retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64), ..error }.into_response();
+        }
+        let action = request.extensions().get::<MatchedPath>().and_then(|p| action_for(request.method(), p.as_str()));
+        match action {
+            Some(action) if key.grant.allows(action) => {}
+            Some(action) => {
+                let message = format!("this key may not {action} (it has: {})", actions_of(&key.grant));
+                return ApiError::new(ErrorCode::Forbidden, message).into_response();
+            }
+            None => {
+                return ApiError::new(ErrorCode::Forbidden, "only the master key may use this route").into_response();
+            }
+        }
+    }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+fn actions_of(grant: &Grant) -> String {
+    grant.actions().iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// The caller named by `Authorization: Bearer <key>`. The key is never
+/// logged or echoed: errors say only what was wrong with it.
+async fn identify(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        let message = "this api needs a key: send `Authorization: Bearer <key>`";
+        return Err(ApiError::new(ErrorCode::MissingApiKey, message));
+    };
+    let invalid = |message: &str| ApiError::new(ErrorCode::InvalidApiKey, message);
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| invalid("the Authorization header must be `Bearer <key>`"))?;
+    let hash = state.auth.keyring.hash(token);
+    if state.auth.keyring.is_master(&hash) {
+        return Ok(Caller::Master);
+    }
+    let unknown = || invalid("the key is not valid: unknown, deleted or expired");
+    if !token.starts_with(KEY_PREFIX) {
+        return Err(unknown());
+    }
+    match state.store.live_api_key(&hash).await? {
+        Some(key) => Ok(Caller::Key(Arc::new(key))),
+        None => Err(unknown()),
+    }
+}

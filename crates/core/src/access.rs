@@ -1,0 +1,267 @@
+//! What an API key may do: its actions and the collections it reaches, and
+//! the rule that a key never hands out more than it holds.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CollectionName, JobParams, VerifyTarget};
+
+/// Declares the actions once, with their wire names.
+macro_rules! actions {
+    ($($variant:ident => $name:literal, $doc:literal;)+) => {
+        /// One thing a key may be allowed to do. Every `/v1` route needs exactly one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        pub enum Action {
+            $(#[doc = $doc] #[serde(rename = $name)] $variant,)+
+        }
+
+        impl Action {
+            pub const ALL: &'static [Action] = &[$(Action::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Action::$variant => $name,)+ }
+            }
+        }
+
+        impl FromStr for Action {
+            type Err = AccessError;
+            fn from_str(s: &str) -> Result<Self, AccessError> {
+                match s { $($name => Ok(Action::$variant),)+ _ => Err(AccessError::UnknownAction(s.to_owned())) }
+            }
+        }
+    };
+}
+
+actions! {
+    Register => "register", "`POST /v1/register`.";
+    Recognize => "recognize", "`POST /v1/recognize`.";
+    Verify => "verify", "`POST /v1/verify`.";
+    Embed => "embed", "`POST /v1/embed`.";
+    JobsRead => "jobs.read", "Read jobs and their results, list them, `GET /v1/stats`.";
+    JobsCancel => "jobs.cancel", "`POST /v1/jobs/{id}/cancel`.";
+    GalleryRead => "gallery.read", "Read collections, subjects, faces and the deletion audit.";
+    GalleryWrite => "gallery.write", "Create, change and delete collections, subjects and faces.";
+    BatchesCreate => "batches.create", "`POST /v1/batches` and cancelling a batch.";
+    BatchesRead => "batches.read", "Read batches and their items.";
+    KeysManage => "keys.manage", "Create, read, change and delete keys (never with more rights than its own).";
+    Any => "*", "Every action.";
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a key's grant is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    #[error("unknown action {0:?}")]
+    UnknownAction(String),
+    #[error("a key needs at least one action")]
+    NoActions,
+    #[error("collection pattern {0:?} is not a collection name, a name prefix ending in `*`, or `*`")]
+    BadPattern(String),
+    #[error("a key needs at least one collection pattern")]
+    NoCollections,
+    #[error("at most {MAX_PATTERNS} actions and {MAX_PATTERNS} collection patterns")]
+    TooMany,
+}
+
+const MAX_PATTERNS: usize = 100;
+
+/// A collection name (`team-a`), a prefix of names (`acme-*`), or every collection (`*`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CollectionPattern {
+    /// The name, or the prefix before `*`.
+    stem: String,
+    prefix: bool,
+}
+
+impl CollectionPattern {
+    pub fn parse(s: &str) -> Result<Self, AccessError> {
+        let (stem, prefix) = match s.strip_suffix('*') {
+            Some(stem) => (stem, true),
+            None => (s, false),
+        };
+        let stem_ok = stem.len() <= 64 && stem.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !stem_ok || (!prefix && stem.is_empty()) {
+            return Err(AccessError::BadPattern(s.to_owned()));
+        }
+        Ok(Self { stem: stem.to_owned(), prefix })
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        if self.prefix { name.starts_with(&self.stem) } else { name == self.stem }
+    }
+
+    /// Whether every collection `other` reaches, this one reaches too.
+    pub fn includes(&self, other: &CollectionPattern) -> bool {
+        if self.prefix { other.stem.starts_with(&self.stem) } else { !other.prefix && other.stem == self.stem }
+    }
+
+    /// The exact name, for a pattern without `*`.
+    pub fn exact(&self) -> Option<&str> {
+        (!self.prefix).then_some(self.stem.as_str())
+    }
+
+    /// The prefix, for a pattern ending in `*` (`""` for `*`).
+    pub fn prefix(&self) -> Option<&str> {
+        self.prefix.then_some(self.stem.as_str())
+    }
+}
+
+impl TryFrom<String> for CollectionPattern {
+    type Error = AccessError;
+    fn try_from(s: String) -> Result<Self, AccessError> {
+        Self::parse(&s)
+    }
+}
+
+impl From<CollectionPattern> for String {
+    fn from(p: CollectionPattern) -> String {
+        p.to_string()
+    }
+}
+
+impl fmt::Display for CollectionPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.stem)?;
+        if self.prefix { f.write_str("*") } else { Ok(()) }
+    }
+}
+
+/// What a key holds: actions, and the collections they apply to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    actions: Vec<Action>,
+    collections: Vec<CollectionPattern>,
+}
+
+impl Grant {
+    /// Parses the wire form; duplicates are dropped, order kept.
+    pub fn parse<A: AsRef<str>, C: AsRef<str>>(actions: &[A], collections: &[C]) -> Result<Self, AccessError> {
+        if actions.len() > MAX_PATTERNS || collections.len() > MAX_PATTERNS {
+            return Err(AccessError::TooMany);
+        }
+        let mut parsed = Grant { actions: Vec::new(), collections: Vec::new() };
+        for a in actions {
+            let a = a.as_ref().parse()?;
+            if !parsed.actions.contains(&a) {
+                parsed.actions.push(a);
+            }
+        }
+        for c in collections {
+            let c = CollectionPattern::parse(c.as_ref())?;
+            if !parsed.collections.contains(&c) {
+                parsed.collections.push(c);
+            }
+        }
+        if parsed.actions.is_empty() {
+            return Err(AccessError::NoActions);
+        }
+        if parsed.collections.is_empty() {
+            return Err(AccessError::NoCollections);
+        }
+        Ok(parsed)
+    }
+
+    pub fn actions(&self) -> &[Action] {
+        &self.actions
+    }
+
+    pub fn collections(&self) -> &[CollectionPattern] {
+        &self.collections
+    }
+
+    pub fn allows(&self, action: Action) -> bool {
+        self.actions.iter().any(|&a| a == Action::Any || a == action)
+    }
+
+    pub fn reaches(&self, collection: &str) -> bool {
+        self.collections.iter().any(|p| p.matches(collection))
+    }
+
+    /// Whether `other` holds nothing this grant does not: every action and
+    /// every collection it could reach, this one has too.
+    pub fn includes(&self, other: &Grant) -> bool {
+        other.actions.iter().all(|&a| self.allows(a))
+            && other.collections.iter().all(|o| self.collections.iter().any(|p| p.includes(o)))
+    }
+}
+
+impl JobParams {
+    /// The collection a job acts on, when its parameters name one (a verify
+    /// against a stored face or a second photo names none; nor does embed).
+    pub fn collection(&self) -> Option<&CollectionName> {
+        match self {
+            JobParams::Register(p) => Some(&p.collection),
+            JobParams::Recognize(p) => Some(&p.collection),
+            JobParams::Verify(p) => match &p.target {
+                VerifyTarget::Subject { collection, .. } => Some(collection),
+                _ => None,
+            },
+            JobParams::Embed(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(actions: &[&str], collections: &[&str]) -> Grant {
+        Grant::parse(actions, collections).unwrap()
+    }
+
+    #[test]
+    fn patterns_parse_and_match() {
+        let acme = CollectionPattern::parse("acme-*").unwrap();
+        assert!(acme.matches("acme-eu") && acme.matches("acme-") && !acme.matches("acm") && !acme.matches("x-acme-1"));
+        let exact = CollectionPattern::parse("team_a").unwrap();
+        assert!(exact.matches("team_a") && !exact.matches("team_ab"));
+        assert!(CollectionPattern::parse("*").unwrap().matches("anything"));
+        for bad in ["", "a*b", "**", "a b", "é*", "x/y", &"a".repeat(65)] {
+            assert!(CollectionPattern::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(serde_json::to_value(&acme).unwrap(), "acme-*");
+    }
+
+    #[test]
+    fn actions_parse_from_their_wire_names() {
+        for &a in Action::ALL {
+            assert_eq!(a.as_str().parse::<Action>().unwrap(), a);
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
+        assert!("jobs.write".parse::<Action>().is_err());
+        assert_eq!(Grant::parse::<&str, &str>(&[], &["*"]), Err(AccessError::NoActions));
+        assert_eq!(Grant::parse::<&str, &str>(&["*"], &[]), Err(AccessError::NoCollections));
+    }
+
+    #[test]
+    fn a_grant_allows_its_actions_on_its_collections() {
+        let g = grant(&["recognize", "jobs.read"], &["a-*", "shared"]);
+        assert!(g.allows(Action::Recognize) && !g.allows(Action::Register) && !g.allows(Action::KeysManage));
+        assert!(g.reaches("a-1") && g.reaches("shared") && !g.reaches("b-1") && !g.reaches("shared2"));
+        assert!(grant(&["*"], &["*"]).allows(Action::KeysManage));
+    }
+
+    #[test]
+    fn no_grant_includes_more_than_it_holds() {
+        let admin = grant(&["keys.manage", "recognize", "register"], &["a-*"]);
+        assert!(admin.includes(&grant(&["recognize"], &["a-*"])));
+        assert!(admin.includes(&grant(&["recognize", "register"], &["a-1", "a-team-*"])));
+        // More actions, `*`, or collections beyond its patterns: refused.
+        assert!(!admin.includes(&grant(&["embed"], &["a-*"])));
+        assert!(!admin.includes(&grant(&["*"], &["a-*"])));
+        assert!(!admin.includes(&grant(&["recognize"], &["*"])));
+        assert!(!admin.includes(&grant(&["recognize"], &["a*"])));
+        assert!(!admin.includes(&grant(&["recognize"], &["b-1"])));
+        let exact = grant(&["*"], &["team"]);
+        assert!(exact.includes(&grant(&["*"], &["team"])) && !exact.includes(&grant(&["*"], &["team*"])));
+        assert!(grant(&["*"], &["*"]).includes(&grant(&["*"], &["*"])));
+    }
+}
