@@ -46,10 +46,10 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
     /// The api's base URL.
-    #[arg(long, env = "FACEREC_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(long, env = "FACEREC_URL", default_value = "http://127.0.0.1:8080", global = true)]
     pub api: String,
     /// The key sent as `Authorization: Bearer <key>`, when the api has a master key.
-    #[arg(long, env = "FACEREC_API_KEY", value_parser = parse_secret, hide_env_values = true)]
+    #[arg(long, env = "FACEREC_API_KEY", value_parser = parse_secret, hide_env_values = true, global = true)]
     pub api_key: Option<SecretString>,
 }
 

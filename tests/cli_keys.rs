@@ -1,0 +1,70 @@
+//! `facerec keys` and `facerec ingest --api-key` against an api with a master
+//! key: the CLI binary makes, lists and deletes keys; ingestion runs with a
+//! key limited to its collections and stops at once without one.
+
+use std::process::Command;
+
+use clap::Parser;
+use facerec_cli::{Cli, Exit};
+use facerec_e2e::serde_json::Value;
+use facerec_e2e::{MASTER_KEY, TestApp, photo};
+
+/// `target/<profile>/facerec`, built by `cargo test --all-targets` beside this test.
+fn facerec(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("facerec");
+    let output = Command::new(&binary)
+        .args(args)
+        .env("FACEREC_URL", &app.base_url)
+        .env("FACEREC_MASTER_KEY", MASTER_KEY)
+        .env_remove("FACEREC_API_KEY")
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (output.status.success(), text(output.stdout), text(output.stderr))
+}
+
+async fn ingest(app: &TestApp, dir: &str, collection: &str, key: Option<&str>) -> Exit {
+    let mut argv = vec!["facerec", "ingest", dir, "--api", &app.base_url, "--quiet", "-c", collection];
+    if let Some(key) = key {
+        argv.extend(["--api-key", key]);
+    }
+    facerec_cli::run(Cli::try_parse_from(argv).expect("valid arguments"), std::future::pending()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cli_makes_lists_and_deletes_keys_and_ingests_with_one() {
+    let app = TestApp::spawn_keyed(&|_| {}).await.unwrap();
+    let args = ["keys", "create", "--name", "loader", "--actions", "register,jobs.read", "--collections", "lab-*"];
+    let (ok, stdout, stderr) = facerec(&app, &args);
+    assert!(ok, "{stderr}");
+    let created: Value = serde_json::from_str(&stdout).unwrap();
+    let (key, id) = (created["key"].as_str().unwrap().to_owned(), created["id"].as_str().unwrap().to_owned());
+    assert_eq!(created["collections"], serde_json::json!(["lab-*"]));
+
+    let (ok, listed, _) = facerec(&app, &["keys", "list"]);
+    assert!(
+        ok && listed.lines().count() == 1 && listed.contains(&id) && listed.contains("register,jobs.read"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&key), "list shows the key itself");
+
+    let dir = tempfile::tempdir().unwrap();
+    let subject = dir.path().join("Ann");
+    std::fs::create_dir_all(&subject).unwrap();
+    std::fs::write(subject.join("1.jpg"), photo("obama.jpg")).unwrap();
+    let dir = dir.path().to_str().unwrap();
+    assert_eq!(ingest(&app, dir, "lab-1", Some(&key)).await, Exit::AllRegistered);
+    assert_eq!(app.count("faces").await, 1);
+    // Without a key, or outside its collections, nothing is sent.
+    assert_eq!(ingest(&app, dir, "lab-1", None).await, Exit::UsageOrConnection);
+    assert_eq!(ingest(&app, dir, "other", Some(&key)).await, Exit::SomeNotRegistered);
+    assert_eq!(app.count("faces").await, 1);
+
+    let (ok, _, stderr) = facerec(&app, &["keys", "delete", &id]);
+    assert!(ok, "{stderr}");
+    assert_eq!(ingest(&app, dir, "lab-1", Some(&key)).await, Exit::UsageOrConnection);
+    let (ok, _, stderr) = facerec(&app, &["keys", "delete", &id]);
+    assert!(!ok && stderr.contains("key_not_found"), "{stderr}");
+    app.stop().await.unwrap();
+}
