@@ -58,9 +58,9 @@ error_codes! {
     InvalidWait => "invalid_wait", BAD_REQUEST, "`wait_ms` is not an integer from 0 to 20000.";
     InvalidCursor => "invalid_cursor", BAD_REQUEST, "`cursor` is not one this api returned.";
     InvalidBody => "invalid_body", BAD_REQUEST, "The JSON body is malformed, has an unknown field or a value of the wrong type.";
-    InvalidDescription => "invalid_description", BAD_REQUEST, "`description` is over 1000 characters.";
+    InvalidDescription => "invalid_description", BAD_REQUEST, "`description` is over 1000 characters or has a NUL character.";
     InvalidFaceId => "invalid_face_id", BAD_REQUEST, "The face id is not a UUID.";
-    InvalidPrefix => "invalid_prefix", BAD_REQUEST, "`prefix` is empty or over 128 characters.";
+    InvalidPrefix => "invalid_prefix", BAD_REQUEST, "`prefix` is empty, over 128 characters or has control characters.";
     InvalidConsent => "invalid_consent", BAD_REQUEST, "`consent` is not 1 to 512 characters without control characters.";
     ConsentRequired => "consent_required", BAD_REQUEST, "The collection requires consent: register needs a `consent` reference.";
     InvalidVerifyTarget => "invalid_verify_target", BAD_REQUEST, "Verify needs exactly one of `image2`, `subject` and `face_id`.";

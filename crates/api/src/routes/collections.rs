@@ -56,9 +56,10 @@ pub struct CollectionPage {
 
 fn description(d: Option<String>) -> Result<Option<String>, ApiError> {
     match d {
-        Some(d) if d.chars().count() > 1000 => {
-            Err(ApiError::new(ErrorCode::InvalidDescription, "description must be at most 1000 characters"))
-        }
+        Some(d) if d.chars().count() > 1000 || d.contains('\0') => Err(ApiError::new(
+            ErrorCode::InvalidDescription,
+            "description must be at most 1000 characters, without NUL",
+        )),
         d => Ok(d),
     }
 }

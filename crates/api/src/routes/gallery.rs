@@ -83,7 +83,9 @@ pub fn limit(query: &HashMap<String, String>) -> Result<u32, ApiError> {
 /// A cursor over names: the last name of the previous page, hex-encoded so
 /// that any name travels safely in a query string.
 pub fn name_cursor(query: &HashMap<String, String>) -> Result<Option<String>, ApiError> {
-    parse(query, "cursor", ErrorCode::InvalidCursor, |v| hex::decode(v).ok().and_then(|b| String::from_utf8(b).ok()))
+    // PostgreSQL text cannot hold NUL, and no name has control characters.
+    let name = |b: Vec<u8>| String::from_utf8(b).ok().filter(|s| !s.chars().any(char::is_control));
+    parse(query, "cursor", ErrorCode::InvalidCursor, |v| hex::decode(v).ok().and_then(name))
 }
 
 pub fn next_name_cursor<T>(page: &[T], limit: u32, name: impl Fn(&T) -> &str) -> Option<String> {

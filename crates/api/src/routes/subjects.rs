@@ -90,7 +90,7 @@ pub async fn list_subjects(
 ) -> Result<Json<SubjectPage>, ApiError> {
     let collection = reachable(&caller, &name)?;
     let prefix = parse(&query, "prefix", ErrorCode::InvalidPrefix, |v| {
-        (1..=128).contains(&v.chars().count()).then(|| v.to_owned())
+        ((1..=128).contains(&v.chars().count()) && !v.chars().any(char::is_control)).then(|| v.to_owned())
     })?;
     let (limit, after) = (limit(&query)?, name_cursor(&query)?);
     let subjects = state
