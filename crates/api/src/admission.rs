@@ -145,16 +145,21 @@ async fn reserved(state: &AppState, bytes: usize, request: Request, next: Next) 
         }
         _ => {
             tracing::warn!(bytes, "upload refused: too many upload bytes in flight");
-            // A client that did not ask `Expect: 100-continue` is still sending:
-            // read its body to the end (keeping none of it) so that it gets
-            // this answer instead of a broken pipe.
-            let expects_continue = request.headers().get(EXPECT).is_some_and(|v| v.as_bytes() == b"100-continue");
-            if !expects_continue {
-                discard_body(request, bytes).await;
-            }
+            discard_refused_body(request, bytes).await;
             let message = "the api holds as many uploads as it may; try again shortly";
             ApiError::busy(message, BUSY_RETRY_AFTER_SECS).into_response()
         }
+    }
+}
+
+/// Before refusing a request without reading it: a client that did not ask
+/// `Expect: 100-continue` is still sending its body, so read it to the end
+/// (keeping none of it, at most `most` bytes) and the client gets the answer
+/// instead of a broken pipe.
+pub(crate) async fn discard_refused_body(request: Request, most: usize) {
+    let expects_continue = request.headers().get(EXPECT).is_some_and(|v| v.as_bytes() == b"100-continue");
+    if !expects_continue {
+        discard_body(request, most).await;
     }
 }
 

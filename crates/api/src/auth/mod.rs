@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -131,7 +131,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     }
     let caller = match identify(&state, request.headers()).await {
         Ok(caller) => caller,
-        Err(error) => return error.into_response(),
+        Err(error) => return refuse(&state, request, error).await,
     };
     if let Caller::Key(key) = &caller {
         tracing::Span::current().record("key_id", tracing::field::display(key.id));
@@ -139,22 +139,33 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
             && let Err(wait) = limiter.take(key.id, Instant::now())
         {
             let error = ApiError::new(ErrorCode::RateLimited, "this key is over its request rate; retry later");
-            return ApiError { retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64), ..error }.into_response();
+            let error = ApiError { retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64), ..error };
+            return refuse(&state, request, error).await;
         }
         let action = request.extensions().get::<MatchedPath>().and_then(|p| action_for(request.method(), p.as_str()));
-        match action {
-            Some(action) if key.grant.allows(action) => {}
-            Some(action) => {
-                let message = format!("this key may not {action} (it has: {})", actions_of(&key.grant));
-                return ApiError::new(ErrorCode::Forbidden, message).into_response();
-            }
-            None => {
-                return ApiError::new(ErrorCode::Forbidden, "only the master key may use this route").into_response();
-            }
+        let refusal = match action {
+            Some(action) if key.grant.allows(action) => None,
+            Some(action) => Some(format!("this key may not {action} (it has: {})", actions_of(&key.grant))),
+            None => Some("only the master key may use this route".to_owned()),
+        };
+        if let Some(message) = refusal {
+            return refuse(&state, request, ApiError::new(ErrorCode::Forbidden, message)).await;
         }
     }
     request.extensions_mut().insert(caller);
     next.run(request).await
+}
+
+/// Answers `error` without running the route, after reading what the client
+/// still sends of an upload (up to the submission limit; a larger declared
+/// body, such as an archive, is not read and the connection closes).
+async fn refuse(state: &AppState, request: Request, error: ApiError) -> Response {
+    let most = crate::app::submission_body_limit(&state.settings);
+    let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n <= most) {
+        crate::admission::discard_refused_body(request, most).await;
+    }
+    error.into_response()
 }
 
 fn actions_of(grant: &Grant) -> String {
