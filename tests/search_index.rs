@@ -175,3 +175,21 @@ async fn the_in_memory_search_agrees_with_exact_search_and_follows_every_change(
 
     test.drop().await.unwrap();
 }
+
+/// The HNSW index is opt-in (migration 15): a fresh database has none, so a
+/// register pays nothing for it, and the check a worker makes at start sees
+/// it once the documented statement has built it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hnsw_index_is_built_only_on_request() {
+    let test = TestDatabase::create().await.unwrap();
+    assert!(!test.store.hnsw_index_ready().await.unwrap());
+    sqlx::query(
+        "CREATE INDEX CONCURRENTLY faces_embedding_hnsw_idx ON faces \
+         USING hnsw (embedding vector_cosine_ops) WITH (m = 32, ef_construction = 128)",
+    )
+    .execute(&test.db)
+    .await
+    .unwrap();
+    assert!(test.store.hnsw_index_ready().await.unwrap());
+    test.drop().await.unwrap();
+}

@@ -33,7 +33,7 @@ pub use job_ends::JobEndListener;
 pub use jobs::{CancelOutcome, Claim, ClaimOutcome, JobRecord, NewJob, Submitted};
 pub use keys::{ApiKeyRecord, NewApiKey};
 pub use listing::{JobCounts, JobFilter};
-pub use search::{SearchHit, SearchSettings, StoredFace, SubjectMatch};
+pub use search::{HNSW_INDEX, SearchHit, SearchSettings, StoredFace, SubjectMatch};
 pub use subjects::RenameOutcome;
 pub use visibility::Visibility;
 pub use webhooks::{DueWebhook, WebhookAttempt};

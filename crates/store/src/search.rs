@@ -96,7 +96,23 @@ pub struct StoredFace {
     pub embedding: Vec<f32>,
 }
 
+/// The HNSW index on faces, which `FACEREC_SEARCH_IN_MEMORY=false` needs
+/// (migration 15 made it opt-in; docs/scaling.md builds it).
+pub const HNSW_INDEX: &str = "faces_embedding_hnsw_idx";
+
 impl Store {
+    /// Whether the HNSW index exists and is usable (a failed concurrent build leaves an invalid one).
+    pub async fn hnsw_index_ready(&self) -> Result<bool, StoreError> {
+        let valid: Option<bool> = sqlx::query_scalar(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = $1",
+        )
+        .bind(HNSW_INDEX)
+        .fetch_optional(&self.pool)
+        .await
+        .context("look for the hnsw index")?;
+        Ok(valid == Some(true))
+    }
+
     /// The `top_k` distinct subjects of `collection` nearest to `embedding`
     /// (cosine), each with its most similar face, among faces made by
     /// `embedder`; most similar first.

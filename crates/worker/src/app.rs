@@ -31,6 +31,14 @@ impl Worker {
         let store =
             Store::connect(&settings.database_url, jobs as u32 * 2 + 6).await.context("connecting to PostgreSQL")?;
         store.migrate().await.context("migrating the database")?;
+        if !settings.search_in_memory && !store.hnsw_index_ready().await.context("looking for the HNSW index")? {
+            warn!(
+                index = facerec_store::HNSW_INDEX,
+                "FACEREC_SEARCH_IN_MEMORY=false but faces have no HNSW index: collections over \
+                 FACEREC_EXACT_SEARCH_MAX_FACES are searched by a full scan until it is built \
+                 (docs/scaling.md, \"The HNSW index\")"
+            );
+        }
         let queue = JobQueue::connect(&settings.redis_url, &settings.queue).await.context("connecting to Redis")?;
         let config = settings.pipeline_config();
         let pool = tokio::task::spawn_blocking(move || PipelinePool::load(&config, pipelines))

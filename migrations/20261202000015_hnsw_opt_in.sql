@@ -1,0 +1,12 @@
+-- The HNSW index on faces becomes opt-in. Large collections are searched
+-- through each worker's in-memory index by default (migration 13), so the
+-- graph served nobody, yet every register paid for it: inserting a face into
+-- an m 32 / ef_construction 128 graph costs PostgreSQL ~6 ms of CPU (1,000
+-- inserts into a 20k-face table: 6.05 s with the index, 0.006 s without),
+-- as much as the rest of a register's database work put together.
+-- Deployments that search through PostgreSQL (FACEREC_SEARCH_IN_MEMORY=false)
+-- build it without blocking writes, as docs/scaling.md shows:
+--   CREATE INDEX CONCURRENTLY faces_embedding_hnsw_idx ON faces
+--       USING hnsw (embedding vector_cosine_ops) WITH (m = 32, ef_construction = 128);
+-- and the worker warns at start while it is missing.
+DROP INDEX IF EXISTS faces_embedding_hnsw_idx;
