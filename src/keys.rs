@@ -77,13 +77,7 @@ impl TestApp {
         image: Option<Vec<u8>>,
         fields: &[(&str, &str)],
     ) -> (u16, Value) {
-        let mut form = reqwest::multipart::Form::new();
-        if let Some(bytes) = image {
-            form = form.part("image", reqwest::multipart::Part::bytes(bytes).file_name("upload"));
-        }
-        for (k, v) in fields {
-            form = form.text(k.to_string(), v.to_string());
-        }
+        let form = crate::form(image, fields);
         let response = client.post(self.url(path)).multipart(form).send().await.expect("request reaches the api");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))

@@ -157,14 +157,7 @@ impl TestApp {
         fields: &[(&str, &str)],
         headers: &[(&str, &str)],
     ) -> reqwest::Response {
-        let mut form = reqwest::multipart::Form::new();
-        if let Some(bytes) = image {
-            form = form.part("image", reqwest::multipart::Part::bytes(bytes).file_name("upload"));
-        }
-        for (k, v) in fields {
-            form = form.text(k.to_string(), v.to_string());
-        }
-        let mut request = self.client.post(self.url(path)).multipart(form);
+        let mut request = self.client.post(self.url(path)).multipart(form(image, fields));
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
@@ -209,13 +202,7 @@ impl TestApp {
 
     /// Sends a request with an optional JSON body; the status and the JSON answer (`null` if none).
     pub async fn json(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.client.request(method, self.url(path));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let resp = request.send().await.expect("request reaches the api");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        self.call(&self.client, method, path, body).await
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
@@ -390,6 +377,25 @@ async fn drop_stale_test_databases(admin: &mut PgConnection) -> anyhow::Result<(
 }
 
 /// A test photo fetched by `scripts/fetch_assets.py photos` (never committed).
+/// A multipart form with `image` (as a file part, if any) and text fields.
+pub fn form(image: Option<Vec<u8>>, fields: &[(&str, &str)]) -> reqwest::multipart::Form {
+    let mut form = reqwest::multipart::Form::new();
+    if let Some(bytes) = image {
+        form = form.part("image", reqwest::multipart::Part::bytes(bytes).file_name("upload"));
+    }
+    for (k, v) in fields {
+        form = form.text(k.to_string(), v.to_string());
+    }
+    form
+}
+
+/// `target/<profile>/<name>`: a binary of the workspace, beside this test
+/// executable (`make test` builds them before the tests).
+pub fn built_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps/<test>").join(name)
+}
+
 pub fn photo(name: &str) -> Vec<u8> {
     let dir = std::env::var("FACEREC_PHOTOS_DIR")
         .map(PathBuf::from)

@@ -8,16 +8,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use facerec_e2e::{TestDatabase, bearer, client_with_authorization};
+use facerec_e2e::{TestDatabase, bearer, built_binary, client_with_authorization};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const MASTER: &str = "operator-master-key-5f0c2a9d";
 
-/// `target/<profile>/facerec-api`, built by `cargo test --all-targets` beside this test.
 fn api_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(|deps| deps.parent()).unwrap().join("facerec-api")
+    built_binary("facerec-api")
 }
 
 /// The api binary with its stdout and stderr collected.

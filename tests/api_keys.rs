@@ -152,9 +152,7 @@ async fn tenants_neither_see_nor_touch_each_others_data() {
         let client = key.client.clone();
         let url = app.url("/v1/recognize");
         async move {
-            let form = reqwest::multipart::Form::new()
-                .part("image", reqwest::multipart::Part::bytes(photo("obama2.jpg")).file_name("p"))
-                .text("collection", collection);
+            let form = facerec_e2e::form(Some(photo("obama2.jpg")), &[("collection", collection)]);
             let response = client.post(url).header("Idempotency-Key", "same").multipart(form).send().await.unwrap();
             assert_eq!(response.status(), 202);
             response.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_owned()

@@ -7,12 +7,11 @@ use std::process::Command;
 use clap::Parser;
 use facerec_cli::{Cli, Exit};
 use facerec_e2e::serde_json::Value;
-use facerec_e2e::{MASTER_KEY, TestApp, photo};
+use facerec_e2e::{MASTER_KEY, TestApp, built_binary, photo};
 
-/// `target/<profile>/facerec`, built by `cargo test --all-targets` beside this test.
+/// Runs the `facerec` binary: whether it succeeded, its stdout and its stderr.
 fn facerec(app: &TestApp, args: &[&str]) -> (bool, String, String) {
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("facerec");
+    let binary = built_binary("facerec");
     let output = Command::new(&binary)
         .args(args)
         .env("FACEREC_URL", &app.base_url)

@@ -177,6 +177,14 @@ impl Grant {
         &self.collections
     }
 
+    /// The wire form `parse` reads: action names and patterns, as text.
+    pub fn to_wire(&self) -> (Vec<String>, Vec<String>) {
+        (
+            self.actions.iter().map(|a| a.as_str().to_owned()).collect(),
+            self.collections.iter().map(ToString::to_string).collect(),
+        )
+    }
+
     pub fn allows(&self, action: Action) -> bool {
         self.actions.iter().any(|&a| a == Action::Any || a == action)
     }
@@ -247,6 +255,8 @@ mod tests {
         assert!(g.allows(Action::Recognize) && !g.allows(Action::Register) && !g.allows(Action::KeysManage));
         assert!(g.reaches("a-1") && g.reaches("shared") && !g.reaches("b-1") && !g.reaches("shared2"));
         assert!(grant(&["*"], &["*"]).allows(Action::KeysManage));
+        let (actions, collections) = g.to_wire();
+        assert_eq!(Grant::parse(&actions, &collections).unwrap(), g);
     }
 
     #[test]

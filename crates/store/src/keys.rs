@@ -62,16 +62,9 @@ impl TryFrom<ApiKeyRow> for ApiKeyRecord {
 
 const COLUMNS: &str = "id, name, key_prefix, actions, collections, expires_at, created_at, updated_at";
 
-fn wire(grant: &Grant) -> (Vec<String>, Vec<String>) {
-    (
-        grant.actions().iter().map(|a| a.as_str().to_owned()).collect(),
-        grant.collections().iter().map(ToString::to_string).collect(),
-    )
-}
-
 impl Store {
     pub async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKeyRecord, StoreError> {
-        let (actions, collections) = wire(&key.grant);
+        let (actions, collections) = key.grant.to_wire();
         let sql = format!(
             "INSERT INTO api_keys (id, name, key_hash, key_prefix, actions, collections, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
@@ -128,7 +121,7 @@ impl Store {
         name: Option<&str>,
         grant: Option<&Grant>,
     ) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let (actions, collections) = grant.map(wire).unzip();
+        let (actions, collections) = grant.map(Grant::to_wire).unzip();
         let sql = format!(
             "UPDATE api_keys SET name = coalesce($2, name), actions = coalesce($3, actions), \
                  collections = coalesce($4, collections), updated_at = now() \

@@ -40,18 +40,22 @@ impl Visibility {
 
     /// `AND (<expr> is a collection the caller reaches)`.
     pub(crate) fn push_collection(&self, q: &mut QueryBuilder<Postgres>, expr: &str) {
-        let (all, exact, prefixes) = self.parts();
-        q.push(" AND (").push_bind(all).push(format!(" OR {expr} = ANY("));
-        q.push_bind(exact).push(") OR EXISTS (SELECT 1 FROM unnest(");
-        q.push_bind(prefixes).push(format!("::text[]) AS p(stem) WHERE starts_with({expr}, p.stem)))"));
+        self.push_reach(q, expr, false);
     }
 
     /// `AND (the job is on a collection the caller reaches, or the caller submitted it)`.
     pub(crate) fn push_job(&self, q: &mut QueryBuilder<Postgres>) {
+        self.push_reach(q, JOB_COLLECTION, true);
+    }
+
+    fn push_reach(&self, q: &mut QueryBuilder<Postgres>, expr: &str, or_submitted: bool) {
         let (all, exact, prefixes) = self.parts();
-        q.push(" AND (").push_bind(all).push(" OR api_key_id = ").push_bind(self.key_id());
-        q.push(format!(" OR {JOB_COLLECTION} = ANY(")).push_bind(exact);
+        q.push(" AND (").push_bind(all);
+        if or_submitted {
+            q.push(" OR api_key_id = ").push_bind(self.key_id());
+        }
+        q.push(format!(" OR {expr} = ANY(")).push_bind(exact);
         q.push(") OR EXISTS (SELECT 1 FROM unnest(").push_bind(prefixes);
-        q.push(format!("::text[]) AS p(stem) WHERE starts_with({JOB_COLLECTION}, p.stem)))"));
+        q.push(format!("::text[]) AS p(stem) WHERE starts_with({expr}, p.stem)))"));
     }
 }

@@ -301,8 +301,7 @@ pub async fn update_key(
     let changed = match (&request.actions, &request.collections) {
         (None, None) => None,
         (actions, collections) => {
-            let own_actions: Vec<String> = key.grant.actions().iter().map(|a| a.as_str().to_owned()).collect();
-            let own_collections: Vec<String> = key.grant.collections().iter().map(ToString::to_string).collect();
+            let (own_actions, own_collections) = key.grant.to_wire();
             Some(grant(actions.as_ref().unwrap_or(&own_actions), collections.as_ref().unwrap_or(&own_collections))?)
         }
     };
