@@ -104,8 +104,8 @@ async fn readyz_answers_503_when_redis_goes_away() {
     let mut redis = PrivateRedis::start();
     let mut settings = <facerec_api::Settings as clap::Parser>::parse_from(["facerec-api"]);
     settings.addr = "127.0.0.1:0".parse().unwrap();
-    settings.database_url = app.database_url.clone();
-    settings.redis_url = redis.url();
+    settings.database.url = app.database_url.clone().into();
+    settings.queue.redis_url = redis.url().into();
     let mut api = None;
     for _ in 0..100 {
         match facerec_api::Api::build(settings.clone()).await {

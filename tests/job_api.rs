@@ -11,9 +11,11 @@ use facerec_e2e::serde_json::Value;
 use image::RgbImage;
 
 async fn app(max_queued: i64) -> TestApp {
-    TestApp::spawn_with(&|api| api.max_queued_jobs = max_queued, &|worker| worker.queue = "facerec-test-idle".into())
-        .await
-        .unwrap()
+    TestApp::spawn_with(&|api| api.max_queued_jobs = max_queued, &|worker| {
+        worker.queue.name = "facerec-test-idle".into()
+    })
+    .await
+    .unwrap()
 }
 
 fn png() -> Vec<u8> {

@@ -30,8 +30,8 @@ async fn assert_unavailable(response: reqwest::Response, started: Instant) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_postgres_is_down_new_work_gets_503_and_nothing_accepted_is_lost() {
     let proxy = postgres_proxy().await;
-    let app = TestApp::spawn_with(&|a| a.database_url = proxy.route(&a.database_url), &|w| {
-        w.database_url = proxy.route(&w.database_url);
+    let app = TestApp::spawn_with(&|a| a.database.url = proxy.route(a.database.url.expose()).into(), &|w| {
+        w.database.url = proxy.route(w.database.url.expose()).into();
         w.lease_secs = 3;
         w.reconcile_secs = 0;
     })

@@ -12,7 +12,7 @@ const WORKER_QUEUE_PREFIX: &str = "facerec-test-recovery";
 async fn app(worker_queue: &str) -> TestApp {
     let queue = worker_queue.to_owned();
     TestApp::spawn_with(&|_| {}, &move |w| {
-        w.queue = queue.clone();
+        w.queue.name = queue.clone();
         w.reconcile_secs = 1;
         w.requeue_after_secs = 1;
     })

@@ -11,13 +11,10 @@ pub struct Settings {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "FACEREC_API_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres:postgres@127.0.0.1:5432/facerec")]
-    pub database_url: String,
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/")]
-    pub redis_url: String,
-    /// Redis key prefix of the job queue; workers must use the same.
-    #[arg(long, env = "FACEREC_QUEUE", default_value = facerec_queue::DEFAULT_QUEUE)]
-    pub queue: String,
+    #[command(flatten)]
+    pub database: facerec_store::DatabaseArgs,
+    #[command(flatten)]
+    pub queue: facerec_queue::QueueArgs,
     /// Largest accepted image, in bytes.
     #[arg(long, env = "FACEREC_MAX_UPLOAD_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_upload_bytes: usize,
@@ -59,7 +56,7 @@ pub struct Settings {
     #[arg(long, env = "FACEREC_MAX_PIXELS", default_value_t = 40_000_000)]
     pub max_pixels: u64,
     /// Default cosine-similarity threshold for a recognize match to count as `best`.
-    /// Chosen from our measurements (README, "Similarity and threshold"): no
+    /// Chosen from our measurements (docs/benchmarks.md, "Accuracy and the default threshold"): no
     /// errors on 1,770 labelled pairs, 0.046 above the most similar different people.
     #[arg(long, env = "FACEREC_DEFAULT_THRESHOLD", default_value = "0.4", value_parser = parse_threshold)]
     pub default_threshold: Threshold,
@@ -116,4 +113,28 @@ fn parse_secret(s: &str) -> Result<SecretString, String> {
 
 fn parse_threshold(s: &str) -> Result<Threshold, String> {
     Threshold::parse(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_carries_no_secret() {
+        let mut settings = Settings::parse_from([
+            "facerec-api",
+            "--database-url",
+            "postgres://facerec:db-password-1@db:5432/facerec",
+            "--redis-url",
+            "redis://:redis-password-2@cache:6379/",
+        ]);
+        settings.master_key = Some(SecretString::from("master-key-secret-3"));
+        settings.key_pepper = Some(SecretString::from("pepper-secret-4"));
+        let debug = format!("{settings:?}");
+        for secret in ["db-password-1", "redis-password-2", "master-key-secret-3", "pepper-secret-4"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert!(debug.contains("postgres://facerec:***@db:5432/facerec"), "{debug}");
+        assert_eq!(settings.database.url.expose(), "postgres://facerec:db-password-1@db:5432/facerec");
+    }
 }

@@ -1,8 +1,10 @@
 //! The `facerec` command line: bulk ingestion of labelled photo folders or
-//! manifests into a running facerec api (`facerec ingest`), and API key
-//! management (`facerec keys`).
+//! manifests into a running facerec api (`facerec ingest`), API key
+//! management (`facerec keys`), and the schema migrations of an upgrade
+//! (`facerec migrate`).
 //!
-//! It talks to the api over HTTP only, as any client would. Threading model:
+//! `ingest` and `keys` talk to the api over HTTP only, as any client would;
+//! `migrate` connects to PostgreSQL with the settings the api and workers use. Threading model:
 //! one tokio runtime; at most `--concurrency` images are in flight (read,
 //! uploaded, polled) at once, each over at most one connection.
 
@@ -10,6 +12,7 @@ mod client;
 mod ingest;
 mod inputs;
 mod keys;
+mod migrate;
 mod progress;
 mod report;
 
@@ -40,6 +43,8 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Create, list and delete API keys (needs the master key or a key with `keys.manage`).
     Keys(keys::KeysArgs),
+    /// Apply the database migrations of this release (the api and workers also do at start).
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Where the api is, and the key to use.
@@ -123,6 +128,13 @@ pub async fn run(cli: Cli, interrupt: impl Future<Output = ()>) -> Exit {
             }
         },
         Command::Keys(args) => match keys::run(args).await {
+            Ok(()) => Exit::AllRegistered,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                Exit::UsageOrConnection
+            }
+        },
+        Command::Migrate(args) => match migrate::run(args).await {
             Ok(()) => Exit::AllRegistered,
             Err(e) => {
                 eprintln!("error: {e:#}");

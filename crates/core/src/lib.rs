@@ -13,6 +13,7 @@ mod job;
 mod params;
 mod quality;
 mod result;
+mod secret_url;
 mod view;
 
 pub use access::{AccessError, Action, CollectionPattern, Grant};
@@ -29,6 +30,7 @@ pub use result::{
     BBox, BestMatch, EmbedResult, EmbeddedFace, FaceInfo, FaceMatch, RecognizeResult, RecognizedFace, RegisterResult,
     SkipReason, SkippedFace, VerifiedAgainst, VerifyResult,
 };
+pub use secret_url::SecretUrl;
 pub use view::{Durations, JobError, JobView, RetryView, WebhookView};
 
 /// Length of every face embedding we store and compare (SFace).

@@ -45,7 +45,7 @@ pub struct QualityGates {
 }
 
 impl Default for QualityGates {
-    /// Chosen from the test photos; see the README's "Quality gates" section.
+    /// Chosen from the test photos; see "Quality" in docs/api.md, "API (v1)".
     fn default() -> Self {
         Self {
             min_inter_eye_distance: 20.0,

@@ -8,8 +8,10 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod poll;
+mod settings;
 
 pub use poll::TickStrategy;
+pub use settings::QueueArgs;
 
 use apalis::prelude::{BackendExt, PollWith, TaskBuilder, TaskSink};
 use apalis_core::backend::Vacuum;

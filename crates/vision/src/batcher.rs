@@ -2,7 +2,7 @@
 //! on a thread of its own, so that faces from concurrent jobs go through the
 //! model in one run. A batch starts with the first crops to arrive and takes
 //! more for at most `max_wait`, up to `max_batch` crops; an accelerator needs
-//! such batches to be busy, a CPU does not (see the README's "Speed").
+//! such batches to be busy, a CPU does not (see docs/benchmarks.md, "Speed").
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

@@ -134,7 +134,7 @@ fn centerface_finds_the_same_faces_and_its_embeddings_agree_with_yunet() {
             println!("{name}: pose offset {:.2}, cosine {cosine:.4}", facerec_vision::pose_offset(&face.landmarks));
             // Same embedder, but the detectors place landmarks differently:
             // 0.93-0.94 on the portraits, as low as 0.43 on the small faces
-            // of the group photo. Hence the README's advice: one detector per gallery.
+            // of the group photo. Hence the advice in docs/benchmarks.md: one detector per gallery.
             if !name.starts_with("group/") {
                 assert!(cosine > 0.9, "{name}: cosine {cosine} between the two detectors' embeddings");
             }

@@ -8,6 +8,10 @@ use facerec_vision::{CenterFaceConfig, DecodeLimits, DetectorChoice, PipelineCon
 
 use crate::backoff::Backoff;
 
+fn parse_secret(s: &str) -> Result<secrecy::SecretString, String> {
+    Ok(secrecy::SecretString::from(s.to_owned()))
+}
+
 /// The face detectors a worker can run. Embeddings from either are comparable
 /// (same embedder), but boxes, scores and landmarks differ slightly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -22,13 +26,10 @@ pub enum DetectorKind {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "facerec-worker", version, about = "facerec inference worker")]
 pub struct Settings {
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres:postgres@127.0.0.1:5432/facerec")]
-    pub database_url: String,
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/")]
-    pub redis_url: String,
-    /// Redis key prefix of the job queue; the api must use the same.
-    #[arg(long, env = "FACEREC_QUEUE", default_value = facerec_queue::DEFAULT_QUEUE)]
-    pub queue: String,
+    #[command(flatten)]
+    pub database: facerec_store::DatabaseArgs,
+    #[command(flatten)]
+    pub queue: facerec_queue::QueueArgs,
     /// Model pipelines in this process, each inferring one job at a time;
     /// 0 = one per core (with one intra-op thread each: the fastest on CPU).
     #[arg(long, env = "FACEREC_WORKER_CONCURRENCY", default_value_t = 0)]
@@ -129,8 +130,8 @@ pub struct Settings {
     #[arg(long, env = "FACEREC_JOB_RETENTION_DAYS", default_value_t = 30)]
     pub job_retention_days: u64,
     /// HMAC-SHA256 key signing webhook deliveries (`X-Facerec-Signature`).
-    #[arg(long, env = "FACEREC_WEBHOOK_SECRET", hide_env_values = true)]
-    pub webhook_secret: Option<String>,
+    #[arg(long, env = "FACEREC_WEBHOOK_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub webhook_secret: Option<secrecy::SecretString>,
     /// Allow webhooks to loopback, private, link-local and metadata addresses (tests, private networks).
     #[arg(long, env = "FACEREC_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
     pub webhook_allow_private: bool,
@@ -176,6 +177,10 @@ pub struct Settings {
     #[arg(long, env = "FACEREC_SEARCH_IN_MEMORY", default_value_t = SearchSettings::default().in_memory, action = clap::ArgAction::Set)]
     pub search_in_memory: bool,
     /// How often an idle worker looks for new jobs, in milliseconds.
+    /// Where this worker serves `/metrics`, `/healthz` and `/readyz` (e.g.
+    /// `127.0.0.1:9100`; port 0 picks a free one); unset: no listener.
+    #[arg(long, env = "FACEREC_WORKER_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     #[arg(long, env = "FACEREC_POLL_INTERVAL_MS", default_value_t = 25)]
     pub poll_interval_ms: u64,
 }
@@ -265,4 +270,27 @@ impl Settings {
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_carries_no_secret() {
+        let settings = Settings::parse_from([
+            "facerec-worker",
+            "--database-url",
+            "postgres://facerec:db-password-1@db:5432/facerec",
+            "--redis-url",
+            "redis://:redis-password-2@cache:6379/",
+            "--webhook-secret",
+            "webhook-secret-3",
+        ]);
+        let debug = format!("{settings:?}");
+        for secret in ["db-password-1", "redis-password-2", "webhook-secret-3"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert!(debug.contains("redis://:***@cache:6379/"), "{debug}");
+    }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use facerec_store::{DueBatchWebhook, DueWebhook, Store, WebhookAttempt};
 use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
 use sha2::Sha256;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
@@ -122,6 +123,12 @@ impl From<DueBatchWebhook> for Delivery {
 
 async fn send_and_record(store: &Store, settings: &Settings, d: &Delivery) {
     let outcome = deliver(d, settings).await;
+    let label = match (outcome.delivered, outcome.retry_after) {
+        (true, _) => "delivered",
+        (false, Some(_)) => "retried",
+        (false, None) => "gave_up",
+    };
+    metrics::counter!(facerec_telemetry::metrics::names::WEBHOOK_DELIVERIES, "outcome" => label).increment(1);
     if outcome.delivered {
         info!(target = ?d.target, attempt = d.attempt, "webhook delivered");
     } else {
@@ -218,7 +225,7 @@ async fn deliver(d: &Delivery, settings: &Settings) -> WebhookAttempt {
         .header(id_header, id.to_string())
         .header("x-facerec-delivery-attempt", d.attempt.to_string());
     if let Some(secret) = &settings.webhook_secret {
-        request = request.header("x-facerec-signature", signature(secret, timestamp, &body));
+        request = request.header("x-facerec-signature", signature(secret.expose_secret(), timestamp, &body));
     }
     match request.body(body).send().await {
         Ok(resp) if resp.status().is_success() => WebhookAttempt {

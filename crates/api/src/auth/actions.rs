@@ -1,5 +1,5 @@
 //! The action each `/v1` route needs: one table, read by the authentication
-//! middleware and listed in the README.
+//! middleware and listed in docs/api.md ("Authentication and API keys").
 
 use axum::http::Method;
 use facerec_core::Action;
