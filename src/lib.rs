@@ -22,6 +22,7 @@ pub use reqwest;
 pub use serde_json;
 
 mod keys;
+pub mod process;
 mod proxy;
 mod receiver;
 
@@ -81,14 +82,14 @@ impl TestApp {
 
         let mut api_settings = facerec_api::Settings::parse_from(["facerec-api"]);
         api_settings.addr = "127.0.0.1:0".parse()?;
-        api_settings.database_url = database_url.clone();
-        api_settings.queue = queue.clone();
+        api_settings.database.url = database_url.clone().into();
+        api_settings.queue.name = queue.clone();
         api(&mut api_settings);
-        let redis_url = api_settings.redis_url.clone();
+        let redis_url = api_settings.queue.redis_url.expose().to_owned();
 
         let mut worker_settings = facerec_worker::Settings::parse_from(["facerec-worker"]);
-        worker_settings.database_url = database_url.clone();
-        worker_settings.queue = queue.clone();
+        worker_settings.database.url = database_url.clone().into();
+        worker_settings.queue.name = queue.clone();
         worker_settings.intra_threads = 1;
         // One job at a time, none taken ahead: tests decide what runs when.
         worker_settings.concurrency = 1;

@@ -145,6 +145,7 @@ async fn reserved(state: &AppState, bytes: usize, request: Request, next: Next) 
         }
         _ => {
             tracing::warn!(bytes, "upload refused: too many upload bytes in flight");
+            metrics::counter!(facerec_telemetry::metrics::names::UPLOADS_REFUSED).increment(1);
             discard_refused_body(request, bytes).await;
             let message = "the api holds as many uploads as it may; try again shortly";
             ApiError::busy(message, BUSY_RETRY_AFTER_SECS).into_response()

@@ -79,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .merge(v1)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(crate::metrics::serve_metrics))
         // Serves the document at /openapi.json and the vendored Swagger UI at /docs.
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
@@ -92,6 +93,8 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(ErrorCode::InternalError, "an internal error occurred").into_response()
         }))
         .layer(axum::middleware::from_fn_with_state(state.store.clone(), crate::error::render_errors))
+        // Sees every answer as the client gets it, labelled by its route template.
+        .layer(axum::middleware::from_fn(crate::metrics::track_requests))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
             let span = tracing::info_span!(
@@ -127,6 +130,8 @@ impl Api {
     /// Connects to PostgreSQL (applying migrations) and Redis, and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.check()?;
+        facerec_telemetry::metrics::prometheus(crate::metrics::SERVICE);
+        metrics::counter!(facerec_telemetry::metrics::names::UPLOADS_REFUSED).increment(0);
         if settings.master_key.is_none() {
             warn!(
                 "no FACEREC_MASTER_KEY: the api is open, anyone who reaches it can register, recognize and read \
@@ -134,11 +139,13 @@ impl Api {
             );
         }
         let db_wait = Duration::from_millis(settings.db_wait_ms);
-        let store = Store::connect_with(&settings.database_url, settings.db_connections, db_wait)
+        let store = Store::connect_with(settings.database.url.expose(), settings.db_connections, db_wait)
             .await
             .context("connecting to PostgreSQL")?;
         store.migrate().await.context("migrating the database")?;
-        let queue = JobQueue::connect(&settings.redis_url, &settings.queue).await.context("connecting to Redis")?;
+        let queue = JobQueue::connect(settings.queue.redis_url.expose(), &settings.queue.name)
+            .await
+            .context("connecting to Redis")?;
         let listener = TcpListener::bind(settings.addr).await.with_context(|| format!("binding {}", settings.addr))?;
         let shutdown_timeout = Duration::from_secs(settings.shutdown_timeout_secs);
         let admission = Arc::new(Admission::new(

@@ -12,6 +12,7 @@ pub mod auth;
 mod error;
 mod intake;
 mod job_ends;
+mod metrics;
 mod openapi;
 mod routes;
 mod settings;

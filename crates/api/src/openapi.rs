@@ -61,7 +61,8 @@ use crate::routes::{batches, collections, health, jobs, keys, listing, subjects,
         keys::update_key,
         keys::delete_key,
         health::healthz,
-        health::readyz
+        health::readyz,
+        crate::metrics::serve_metrics
     ),
     components(schemas(
         Accepted, RegisterForm, RecognizeForm, EmbedForm, JobView, JobError, Durations, WebhookView, RetryView,

@@ -96,6 +96,10 @@ pub struct Claim {
     pub input: Vec<u8>,
     /// A verify's second photo.
     pub second_input: Option<Vec<u8>>,
+    /// Claimed from a worker whose lease had run out (it died or stalled).
+    pub taken_over: bool,
+    /// When it was claimed, by the database's clock (as `created_at` and `retry_at` are).
+    pub claimed_at: DateTime<Utc>,
 }
 
 #[derive(FromRow)]
@@ -129,6 +133,8 @@ struct ClaimRow {
     job: JobRow,
     bytes: Option<Vec<u8>>,
     second_bytes: Option<Vec<u8>>,
+    taken_over: bool,
+    claimed_at: DateTime<Utc>,
 }
 
 pub(crate) const JOB_COLUMNS: &str = "id, kind, status, params, attempts, result, error_code, error_message, \
@@ -315,15 +321,19 @@ impl Store {
     pub async fn claim_job(&self, id: JobId, lease: Duration) -> Result<ClaimOutcome, StoreError> {
         let token = Uuid::new_v4();
         // One statement, one round trip: the claim and the input it carries.
+        // `prior` reads the row as it was before the claim (one snapshot for
+        // the whole statement): a job claimed while `processing` was taken over.
         let sql = format!(
-            "WITH claimed AS ( \
+            "WITH prior AS (SELECT status FROM jobs WHERE id = $1), claimed AS ( \
                  UPDATE jobs SET status = 'processing', attempts = attempts + 1, \
                      started_at = coalesce(started_at, now()), claim_token = $2, \
                      lease_expires_at = now() + make_interval(secs => $3) \
                  WHERE id = $1 AND ((status = 'queued' AND (retry_at IS NULL OR retry_at <= now())) \
                      OR (status = 'processing' AND lease_expires_at < now())) \
                  RETURNING {JOB_COLUMNS}) \
-             SELECT c.*, i.bytes, i.second_bytes FROM claimed c LEFT JOIN job_inputs i ON i.job_id = c.id"
+             SELECT c.*, i.bytes, i.second_bytes, \
+                 coalesce((SELECT status = 'processing' FROM prior), false) AS taken_over, now() AS claimed_at \
+             FROM claimed c LEFT JOIN job_inputs i ON i.job_id = c.id"
         );
         let row: Option<ClaimRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id.0)
@@ -332,7 +342,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await
             .context("claim job")?;
-        let Some(ClaimRow { job, bytes, second_bytes }) = row else {
+        let Some(ClaimRow { job, bytes, second_bytes, taken_over, claimed_at }) = row else {
             return Ok(match job_status(&self.pool, id).await?.as_deref() {
                 Some("processing") => ClaimOutcome::Held,
                 Some("queued") => ClaimOutcome::NotYet,
@@ -346,7 +356,14 @@ impl Store {
             finish(&self.pool, id, token, JobStatus::Failed, None, missing).await?;
             return Ok(ClaimOutcome::Done);
         };
-        Ok(ClaimOutcome::Claimed(Box::new(Claim { job, token, input, second_input: second_bytes })))
+        Ok(ClaimOutcome::Claimed(Box::new(Claim {
+            job,
+            token,
+            input,
+            second_input: second_bytes,
+            taken_over,
+            claimed_at,
+        })))
     }
 
     /// Gives a claimed job back to the queue after a transient failure, not to

@@ -20,6 +20,7 @@ mod keys;
 mod listing;
 mod recovery;
 mod search;
+mod settings;
 mod subjects;
 mod visibility;
 mod webhooks;
@@ -32,8 +33,9 @@ pub use gallery::{NewFace, RegisterOutcome};
 pub use job_ends::JobEndListener;
 pub use jobs::{CancelOutcome, Claim, ClaimOutcome, JobRecord, NewJob, Submitted};
 pub use keys::{ApiKeyRecord, NewApiKey};
-pub use listing::{JobCounts, JobFilter};
+pub use listing::{JobCounts, JobFilter, QueueDepth};
 pub use search::{HNSW_INDEX, SearchHit, SearchSettings, StoredFace, SubjectMatch};
+pub use settings::DatabaseArgs;
 pub use subjects::RenameOutcome;
 pub use visibility::Visibility;
 pub use webhooks::{DueWebhook, WebhookAttempt};
@@ -42,6 +44,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
+
+use crate::error::QueryContext;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// The embedded migrations from the repository's `migrations/` folder.
@@ -95,6 +99,21 @@ impl Store {
     /// (sqlx takes an advisory lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await.map_err(StoreError::Migrate)
+    }
+
+    /// The newest migration applied, or `None` on a database never migrated.
+    pub async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
+        let applied: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .context("look for the migrations table")?;
+        if !applied {
+            return Ok(None);
+        }
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+            .context("read the schema version")
     }
 
     /// True when the database answers a trivial query.

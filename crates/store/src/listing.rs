@@ -8,6 +8,16 @@ use crate::error::QueryContext;
 use crate::jobs::{JOB_COLUMNS, JobRow};
 use crate::{JobRecord, Store, StoreError, Visibility};
 
+/// Jobs not yet ended, as an operator watches them (`facerec_queue_depth`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Queued and due: waiting for a worker.
+    pub queued: i64,
+    /// Queued, waiting for the retry time of a transient failure.
+    pub retry_wait: i64,
+    pub processing: i64,
+}
+
 /// Which jobs to list; every field narrows the set. Newest first.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
@@ -93,5 +103,20 @@ impl Store {
             .fetch_one(&self.pool)
             .await
             .context("count queued jobs")
+    }
+
+    /// Every job not yet ended, by state (all of them: what an operator
+    /// watches). Reads the `queued` and `processing` rows through their index.
+    pub async fn queue_depth(&self) -> Result<QueueDepth, StoreError> {
+        let (queued, retry_wait, processing): (i64, i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'queued' AND (retry_at IS NULL OR retry_at <= now())), \
+                    count(*) FILTER (WHERE status = 'queued' AND retry_at > now()), \
+                    count(*) FILTER (WHERE status = 'processing') \
+             FROM jobs WHERE status IN ('queued', 'processing')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .context("read the queue depth")?;
+        Ok(QueueDepth { queued, retry_wait, processing })
     }
 }

@@ -2,16 +2,21 @@
 //!
 //! `tracing` spans and events go to stdout (text or JSON lines, chosen by
 //! `FACEREC_LOG_FORMAT`) and into an OpenTelemetry tracer, so every span has a
-//! trace id that a job can carry from the api to the worker. Exporting traces
-//! to a collector is configuration for later; nothing leaves the process now.
-//! Also how every binary runs: its runtime and its graceful shutdown ([`run_service`]).
+//! trace id that a job can carry from the api to the worker; the spans are
+//! exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set ([`export`]).
+//! Prometheus metrics: their names, the recorder and the text of `/metrics`
+//! ([`metrics`]). Also how every binary runs: its runtime and its graceful
+//! shutdown ([`run_service`]).
 
+pub mod export;
+pub mod metrics;
 mod service;
 
+pub use export::shutdown_tracing;
+pub use metrics::Stage;
 pub use service::{Shutdown, run_service, shutdown_signal};
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -27,7 +32,7 @@ pub fn init_tracing(service: &'static str) {
     } else {
         tracing_subscriber::fmt::layer().boxed()
     };
-    let provider = SdkTracerProvider::builder().build();
+    let provider = export::provider(service);
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));
     let _ = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init();
 }
@@ -72,6 +77,7 @@ pub fn trace_id(span: &tracing::Span) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
     use tracing_subscriber::layer::SubscriberExt;
 
     fn traced<T>(f: impl FnOnce() -> T) -> T {

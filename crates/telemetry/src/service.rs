@@ -13,6 +13,7 @@ pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// ends cleanly. Whatever is still running 1 s after `run` returns (a model
 /// load or an inference on a blocking thread, a connection past the deadline)
 /// is abandoned, not awaited: a job's lease runs out and another worker takes it.
+/// Spans still buffered for export are sent before it returns.
 pub fn run_service<S, E, B, R>(
     service: &'static str,
     build: impl FnOnce() -> B,
@@ -34,6 +35,7 @@ where
         run(built, shutdown).await
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
+    crate::shutdown_tracing();
     result
 }
 

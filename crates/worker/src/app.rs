@@ -13,6 +13,7 @@ use crate::batches::batch_loop;
 use crate::handler::{JobContext, handle_job};
 use crate::maintenance::{reconcile_loop, vacuum_loop};
 use crate::pool::PipelinePool;
+use crate::probe::{self, Readiness};
 use crate::webhook;
 
 /// A worker process: connections and models loaded, ready to run.
@@ -21,15 +22,28 @@ pub struct Worker {
     store: Store,
     queue: JobQueue,
     pool: PipelinePool,
+    readiness: Readiness,
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Worker {
     /// Connects to PostgreSQL (applying migrations) and Redis, and loads the models.
+    /// The metrics listener, when configured, answers from the start (not ready until the end).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let readiness = Readiness::default();
+        let metrics_addr = match settings.metrics_addr {
+            Some(addr) => Some(probe::serve(addr, readiness.clone()).await?),
+            None => {
+                facerec_telemetry::metrics::prometheus(probe::SERVICE);
+                None
+            }
+        };
+        probe::zero_counters();
         let (pipelines, jobs) = (settings.pipelines(), settings.jobs_in_hand());
         // Two connections per job in hand, the rest for webhook deliveries and maintenance.
-        let store =
-            Store::connect(&settings.database_url, jobs as u32 * 2 + 6).await.context("connecting to PostgreSQL")?;
+        let store = Store::connect(settings.database.url.expose(), jobs as u32 * 2 + 6)
+            .await
+            .context("connecting to PostgreSQL")?;
         store.migrate().await.context("migrating the database")?;
         if !settings.search_in_memory && !store.hnsw_index_ready().await.context("looking for the HNSW index")? {
             warn!(
@@ -39,13 +53,21 @@ impl Worker {
                  (docs/scaling.md, \"The HNSW index\")"
             );
         }
-        let queue = JobQueue::connect(&settings.redis_url, &settings.queue).await.context("connecting to Redis")?;
+        let queue = JobQueue::connect(settings.queue.redis_url.expose(), &settings.queue.name)
+            .await
+            .context("connecting to Redis")?;
         let config = settings.pipeline_config();
         let pool = tokio::task::spawn_blocking(move || PipelinePool::load(&config, pipelines))
             .await?
             .context("loading the models")?;
         info!(model = pool.model_id(), pipelines, jobs_in_hand = jobs, queue = queue.name(), "worker ready");
-        Ok(Self { settings: Arc::new(settings), store, queue, pool })
+        readiness.built(store.clone(), queue.clone());
+        Ok(Self { settings: Arc::new(settings), store, queue, pool, readiness, metrics_addr })
+    }
+
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if anywhere.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_addr
     }
 
     /// Processes jobs until `shutdown` completes, then finishes the jobs in hand.
@@ -63,6 +85,7 @@ impl Worker {
         let slots = webhook::delivery_slots();
         let webhooks = tokio::spawn(webhook::delivery_loop(ctx.store.clone(), self.settings.clone(), slots.clone()));
         let queue = self.queue;
+        let readiness = self.readiness;
         // More jobs than pipelines: a job waits for a pipeline already claimed
         // and read, and one finishes in the database while the next infers.
         let concurrency = self.settings.jobs_in_hand();
@@ -85,6 +108,7 @@ impl Worker {
             .shutdown_timeout(Duration::from_secs(self.settings.shutdown_timeout_secs))
             .run_with_signal(async move {
                 shutdown.await;
+                readiness.stopping();
                 info!("shutting down: finishing jobs in hand");
                 Ok(())
             })

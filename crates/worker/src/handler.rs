@@ -5,6 +5,8 @@ use apalis::prelude::{BoxDynError, Data};
 use facerec_core::{JobErrorCode, JobParams};
 use facerec_queue::{JobMessage, JobQueue, MESSAGE_VERSION};
 use facerec_store::{ClaimOutcome, Store};
+use facerec_telemetry::Stage;
+use facerec_telemetry::metrics::names;
 use facerec_vision::VisionError;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
@@ -85,6 +87,8 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
         ClaimOutcome::NotYet => return Err("job waits for its retry time".into()),
     };
     let started = Instant::now();
+    let kind = claim.job.kind.as_str();
+    record_claim(&claim);
     let input = std::mem::take(&mut claim.input);
     let second_input = claim.second_input.take();
     // Keep the lease while inference runs, however long it takes; a worker that
@@ -98,18 +102,26 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
     };
     drop(renewal);
     let elapsed_ms = started.elapsed().as_millis() as u64;
-    match outcome {
-        Ok(true) => info!(elapsed_ms, attempt = claim.job.attempts, "job succeeded"),
-        Ok(false) => warn!(elapsed_ms, "lost the job's lease before finishing; result dropped"),
+    let outcome = match outcome {
+        Ok(true) => {
+            info!(elapsed_ms, attempt = claim.job.attempts, "job succeeded");
+            "succeeded"
+        }
+        Ok(false) => {
+            warn!(elapsed_ms, "lost the job's lease before finishing; result dropped");
+            "lease_lost"
+        }
         Err(Failure::Permanent(code, message)) => {
-            ctx.store.fail_job(&claim, code, &message).await?;
+            Stage::Store.time(ctx.store.fail_job(&claim, code, &message)).await?;
             info!(elapsed_ms, %code, %message, "job failed");
+            "failed"
         }
         Err(Failure::Transient(e)) if claim.job.attempts >= ctx.settings.max_attempts => {
             error!(elapsed_ms, error = %e, attempts = claim.job.attempts, "job failed on every attempt; giving up");
             // The last error's own text (no source chain): what failed, not our internals.
             let message = format!("processing failed after {} attempts; last error: {e}", claim.job.attempts);
-            ctx.store.fail_job(&claim, JobErrorCode::Internal, &message).await?;
+            Stage::Store.time(ctx.store.fail_job(&claim, JobErrorCode::Internal, &message)).await?;
+            "failed"
         }
         Err(Failure::Transient(e)) => {
             let delay = ctx.settings.retry_backoff().delay(claim.job.attempts);
@@ -123,9 +135,27 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
                 // message is timed by ours; the claim checks the database's.
                 schedule_retry(ctx, message, std::time::SystemTime::now() + delay).await;
             }
+            "retried"
         }
-    }
+    };
+    metrics::counter!(names::JOBS, "kind" => kind, "outcome" => outcome).increment(1);
+    metrics::histogram!(names::JOB_DURATION, "kind" => kind, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Counts a takeover, or how long the job waited for a worker since it
+/// became due (submitted, or its retry time), by the database's clock.
+fn record_claim(claim: &facerec_store::Claim) {
+    if claim.taken_over {
+        metrics::counter!(names::LEASE_TAKEOVERS).increment(1);
+        return;
+    }
+    let due = if claim.job.attempts > 1 { claim.job.retry_at } else { Some(claim.job.created_at) };
+    if let Some(due) = due {
+        let waited = (claim.claimed_at - due).to_std().unwrap_or_default();
+        metrics::histogram!(names::QUEUE_WAIT, "kind" => claim.job.kind.as_str()).record(waited.as_secs_f64());
+    }
 }
 
 /// Sends the job's next message, due at its retry time. Should Redis refuse

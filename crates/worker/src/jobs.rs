@@ -6,10 +6,13 @@ use facerec_core::{
     RecognizedFace, RegisterParams, RegisterResult, SkipReason, SkippedFace,
 };
 use facerec_store::{Claim, NewFace, RegisterOutcome};
+use facerec_telemetry::Stage;
+use facerec_telemetry::metrics::names;
 use facerec_vision::{Detection, FacePipeline, decode_image, measure_quality};
 use image::RgbImage;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::handler::{Failure, JobContext};
@@ -27,22 +30,40 @@ fn candidate(pipeline: &FacePipeline, image: &RgbImage, d: Detection) -> Candida
 }
 
 /// Decodes and detects on a pipeline thread (faces largest first), then hands
-/// every face, aligned and measured, to `f` on the same thread.
+/// every face, aligned and measured, to `f` on the same thread. Each stage is
+/// a span and a `facerec_stage_duration_seconds` observation.
 pub(crate) async fn with_faces<T: Send + 'static>(
     ctx: &JobContext,
+    kind: facerec_core::JobKind,
     input: Vec<u8>,
     f: impl FnOnce(&mut FacePipeline, Vec<Candidate>) -> Result<T, Failure> + Send + 'static,
 ) -> Result<T, Failure> {
     let limits = ctx.settings.decode_limits();
     ctx.pool
         .run(move |pipeline| {
-            let image = decode_image(&input, limits)?;
-            let faces = pipeline.detect(&image)?;
-            let candidates = faces.into_iter().map(|d| candidate(pipeline, &image, d)).collect();
+            let image = Stage::Decode.run(|| decode_image(&input, limits))?;
+            let faces = Stage::Detect.run(|| pipeline.detect(&image))?;
+            metrics::histogram!(names::FACES_PER_IMAGE, "kind" => kind.as_str()).record(faces.len() as f64);
+            let candidates = Stage::Align.run(|| faces.into_iter().map(|d| candidate(pipeline, &image, d)).collect());
             f(pipeline, candidates)
         })
         .await
         .map_err(|e| Failure::Transient(Box::new(e)))?
+}
+
+/// Embeds one aligned face (the `embed` stage).
+pub(crate) fn embed_one(pipeline: &mut FacePipeline, crop: &RgbImage) -> Result<Vec<f32>, Failure> {
+    metrics::histogram!(names::EMBED_BATCH_SIZE).record(1.0);
+    Ok(Stage::Embed.run(|| pipeline.embed_aligned(crop))?)
+}
+
+/// Embeds every face of a photo in as few model runs as the embedder allows (the `embed` stage).
+fn embed_all(pipeline: &mut FacePipeline, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>, Failure> {
+    if crops.is_empty() {
+        return Ok(Vec::new());
+    }
+    metrics::histogram!(names::EMBED_BATCH_SIZE).record(crops.len() as f64);
+    Ok(Stage::Embed.run(|| pipeline.embed_aligned_batch(crops))?)
 }
 
 pub(crate) fn to_json(result: &impl Serialize) -> Result<serde_json::Value, Failure> {
@@ -59,7 +80,7 @@ pub(crate) async fn register(
 ) -> Result<bool, Failure> {
     let gates = ctx.settings.quality_gates();
     let source_sha256 = Sha256::digest(&input).to_vec();
-    let (face, embedding) = with_faces(ctx, input, move |pipeline, faces| {
+    let (face, embedding) = with_faces(ctx, facerec_core::JobKind::Register, input, move |pipeline, faces| {
         if faces.is_empty() {
             return Err(Failure::Permanent(JobErrorCode::NoFace, "no face was found in the image".into()));
         }
@@ -81,7 +102,7 @@ pub(crate) async fn register(
         gates
             .check(&face.info.quality, face.info.detection_score)
             .map_err(|i| Failure::Permanent(i.code, i.message))?;
-        let embedding = pipeline.embed_aligned(&face.crop)?;
+        let embedding = embed_one(pipeline, &face.crop)?;
         Ok((face.info, embedding))
     })
     .await?;
@@ -107,7 +128,7 @@ pub(crate) async fn register(
         model: ctx.pool.model_id().to_owned(),
         already_registered: false,
     };
-    match ctx.store.complete_register(claim, &new_face, &to_json(&result)?).await? {
+    match Stage::Store.time(ctx.store.complete_register(claim, &new_face, &to_json(&result)?)).await? {
         RegisterOutcome::Stored | RegisterOutcome::AlreadyStored(_) => Ok(true),
         RegisterOutcome::ClaimLost => Ok(false),
         RegisterOutcome::EmbedderMismatch(bound) => Err(Failure::Permanent(
@@ -131,7 +152,7 @@ pub(crate) async fn recognize(
 ) -> Result<bool, Failure> {
     let gates = ctx.settings.recognize_gates();
     let max_faces = params.max_faces.get();
-    let (embedded, skipped) = with_faces(ctx, input, move |pipeline, faces| {
+    let (embedded, skipped) = with_faces(ctx, facerec_core::JobKind::Recognize, input, move |pipeline, faces| {
         let (mut crops, mut infos, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
         for face in faces {
             let skip = |reason, message| SkippedFace {
@@ -151,13 +172,15 @@ pub(crate) async fn recognize(
             }
         }
         // Every face of the photo in one embedder run.
-        let embedded: Vec<_> = pipeline.embed_aligned_batch(&crops)?.into_iter().zip(infos).collect();
+        let embedded: Vec<_> = embed_all(pipeline, &crops)?.into_iter().zip(infos).collect();
         Ok((embedded, skipped))
     })
     .await?;
     let threshold = params.threshold.get();
     let search = ctx.settings.search();
     let mut faces = Vec::with_capacity(embedded.len());
+    let searching = Stage::Search.span();
+    let search_started = std::time::Instant::now();
     for (embedding, info) in embedded {
         let hits = ctx.store.search_subjects(
             &params.collection,
@@ -167,14 +190,17 @@ pub(crate) async fn recognize(
             search,
         );
         let matches = hits
+            .instrument(searching.clone())
             .await?
             .into_iter()
             .map(|h| FaceMatch { subject: h.subject, face_id: h.face_id, similarity: h.similarity, is_match: false })
             .collect();
         faces.push(RecognizedFace::new(info, matches, threshold));
     }
+    Stage::Search.record(search_started);
+    drop(searching);
     let result = RecognizeResult { faces, skipped, threshold, model: ctx.pool.model_id().to_owned() };
-    Ok(ctx.store.succeed_job(claim, &to_json(&result)?).await?)
+    Ok(Stage::Store.time(ctx.store.succeed_job(claim, &to_json(&result)?)).await?)
 }
 
 /// Embed: the embeddings themselves, largest face first, up to `max_faces`.
@@ -185,13 +211,13 @@ pub(crate) async fn embed(
     input: Vec<u8>,
 ) -> Result<bool, Failure> {
     let max_faces = params.max_faces.get();
-    let faces = with_faces(ctx, input, move |pipeline, faces| {
+    let faces = with_faces(ctx, facerec_core::JobKind::Embed, input, move |pipeline, faces| {
         let (crops, infos): (Vec<_>, Vec<_>) = faces.into_iter().take(max_faces).map(|c| (c.crop, c.info)).unzip();
         // Every face of the photo in one embedder run.
-        let embeddings = pipeline.embed_aligned_batch(&crops)?;
+        let embeddings = embed_all(pipeline, &crops)?;
         Ok(embeddings.into_iter().zip(infos).map(|(embedding, face)| EmbeddedFace { embedding, face }).collect())
     })
     .await?;
     let result = EmbedResult { model: ctx.pool.model_id().to_owned(), faces };
-    Ok(ctx.store.succeed_job(claim, &to_json(&result)?).await?)
+    Ok(Stage::Store.time(ctx.store.succeed_job(claim, &to_json(&result)?)).await?)
 }

@@ -18,10 +18,12 @@ mod handler;
 mod jobs;
 mod maintenance;
 mod pool;
+mod probe;
 mod settings;
 mod verify;
 mod webhook;
 
 pub use app::Worker;
+pub use probe::SERVICE;
 pub use settings::{DetectorKind, Settings};
 pub use webhook::{is_private, signature};

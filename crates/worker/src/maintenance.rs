@@ -35,9 +35,10 @@ pub(crate) async fn reconcile_loop(store: Store, queue: JobQueue, settings: Arc<
         match store.jobs_to_reenqueue(requeue_after, REENQUEUE_BATCH).await {
             Ok(jobs) => {
                 for (job_id, kind) in &jobs {
-                    if let Err(e) = queue.push(JobMessage::new(*job_id, *kind)).await {
+                    match queue.push(JobMessage::new(*job_id, *kind)).await {
+                        Ok(_) => metrics::counter!(facerec_telemetry::metrics::names::RECONCILER_RESENDS).increment(1),
                         // The job stays due: a later round sends it again.
-                        warn!(%job_id, error = %e, "could not re-enqueue a job");
+                        Err(e) => warn!(%job_id, error = %e, "could not re-enqueue a job"),
                     }
                 }
                 if !jobs.is_empty() {

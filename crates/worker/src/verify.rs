@@ -3,9 +3,10 @@
 
 use facerec_core::{FaceInfo, JobErrorCode, QualityGates, VerifiedAgainst, VerifyParams, VerifyResult, VerifyTarget};
 use facerec_store::{Claim, SubjectMatch};
+use facerec_telemetry::Stage;
 
 use crate::handler::{Failure, JobContext};
-use crate::jobs::{to_json, with_faces};
+use crate::jobs::{embed_one, to_json, with_faces};
 
 pub(crate) async fn verify(
     ctx: &JobContext,
@@ -26,7 +27,10 @@ pub(crate) async fn verify(
             (VerifiedAgainst::Image { face: other }, cosine(&embedding, &other_embedding))
         }
         VerifyTarget::Subject { collection, subject } => {
-            match ctx.store.best_face_of_subject(&collection, &subject, embedder, &embedding).await? {
+            match Stage::Search
+                .time(ctx.store.best_face_of_subject(&collection, &subject, embedder, &embedding))
+                .await?
+            {
                 SubjectMatch::NotFound => {
                     let message = format!("collection {} has no subject {:?}", collection.as_str(), subject.as_str());
                     return Err(Failure::Permanent(JobErrorCode::SubjectNotFound, message));
@@ -46,7 +50,7 @@ pub(crate) async fn verify(
             }
         }
         VerifyTarget::Face { face_id } => {
-            let Some(stored) = ctx.store.stored_face(face_id).await? else {
+            let Some(stored) = Stage::Search.time(ctx.store.stored_face(face_id)).await? else {
                 return Err(Failure::Permanent(JobErrorCode::FaceNotFound, format!("no face has id {face_id}")));
             };
             if stored.embedder != embedder {
@@ -67,7 +71,7 @@ pub(crate) async fn verify(
         face,
         target,
     };
-    Ok(ctx.store.succeed_job(claim, &to_json(&result)?).await?)
+    Ok(Stage::Store.time(ctx.store.succeed_job(claim, &to_json(&result)?)).await?)
 }
 
 /// The largest face that passes the size gate, with its embedding.
@@ -77,7 +81,7 @@ async fn largest_usable_face(
     gates: QualityGates,
     field: &'static str,
 ) -> Result<(FaceInfo, Vec<f32>), Failure> {
-    with_faces(ctx, input, move |pipeline, faces| {
+    with_faces(ctx, facerec_core::JobKind::Verify, input, move |pipeline, faces| {
         let Some(largest) = faces.first() else {
             return Err(Failure::Permanent(JobErrorCode::NoFace, format!("no face was found in {field}")));
         };
@@ -85,7 +89,7 @@ async fn largest_usable_face(
             let issue = gates.too_small(&largest.info.quality).expect("every face failed the size gate");
             return Err(Failure::Permanent(issue.code, format!("{field}: {}", issue.message)));
         };
-        Ok((face.info.clone(), pipeline.embed_aligned(&face.crop)?))
+        Ok((face.info.clone(), embed_one(pipeline, &face.crop)?))
     })
     .await
 }

@@ -257,6 +257,7 @@ async fn submit(
         }
     }
     state.admission.note_queued();
+    metrics::counter!(facerec_telemetry::metrics::names::JOBS_SUBMITTED, "kind" => kind.as_str()).increment(1);
     info!(job_id = %job.id, %kind, bytes = job.input.len(), "job queued");
     let body = Accepted { job_id: job.id, kind, status: JobStatus::Queued };
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location(job.id))], Json(body)).into_response())

@@ -1,0 +1,153 @@
+//! Programs run as an operator runs them (our binaries, the supervisor,
+//! Prometheus), with everything they print collected for the assertions.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A child process whose stdout and stderr are collected line by line.
+pub struct Process {
+    pub child: Child,
+    name: String,
+    output: Arc<Mutex<String>>,
+}
+
+impl Process {
+    /// Starts `program` with `args` and `env` added to this process's environment.
+    pub fn start(program: &Path, args: &[&str], env: &[(&str, String)]) -> Self {
+        let mut command = Command::new(program);
+        command.args(args).env("NO_COLOR", "1").stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        Self::spawn(command)
+    }
+
+    /// Starts `command` (its stdout and stderr are taken over).
+    pub fn spawn(mut command: Command) -> Self {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let name = command.get_program().to_string_lossy().into_owned();
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let output = Arc::new(Mutex::new(String::new()));
+        let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().expect("piped"));
+        let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().expect("piped"));
+        for stream in [stdout, stderr] {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut all = output.lock().unwrap_or_else(|e| e.into_inner());
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            });
+        }
+        Self { child, name, output }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits up to `timeout` for a printed line containing `needle`; that line.
+    pub async fn line_with(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.output().lines().find(|l| l.contains(needle)) {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} printed no {needle:?} within {timeout:?}:\n{}",
+                self.name,
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The `127.0.0.1:PORT` a line containing `needle` names, once printed.
+    pub async fn address_after(&self, needle: &str, timeout: Duration) -> String {
+        let line = self.line_with(needle, timeout).await;
+        let port: String = line
+            .split("127.0.0.1:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        format!("127.0.0.1:{port}")
+    }
+
+    /// Sends `signal` (e.g. `"TERM"`, `"KILL"`) to the process.
+    pub fn signal(&self, signal: &str) {
+        signal_pid(self.pid(), signal);
+    }
+
+    /// Waits up to `timeout` for the process to exit; its status.
+    pub async fn exit_within(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{} did not exit within {timeout:?}:\n{}", self.name, self.output());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sends `signal` to `pid` with kill(1).
+pub fn signal_pid(pid: u32, signal: &str) {
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().expect("kill(1)");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// A TCP port free right now on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+/// Every live descendant of `pid` as `(pid, command name)` (Linux `/proc`).
+pub fn descendants(pid: u32) -> Vec<(u32, String)> {
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        // pid (comm) state ppid …; comm may hold spaces, so read after the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let comm = stat[open + 1..close].to_owned();
+        let mut rest = stat[close + 1..].split_whitespace();
+        let (Some(state), Some(ppid)) = (rest.next(), rest.next().and_then(|p| p.parse::<u32>().ok())) else {
+            continue;
+        };
+        if state != "Z" {
+            parents.push((child, ppid, comm));
+        }
+    }
+    let mut found = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for (child, ppid, comm) in &parents {
+            if *ppid == parent {
+                found.push((*child, comm.clone()));
+                frontier.push(*child);
+            }
+        }
+    }
+    found
+}
