@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 CARGO_TEST_FLAGS ?=
 
-.PHONY: up test chaos setup build lint fmt bench bench-peer bench-ingest bench-submit bench-auth calibrate help
+.PHONY: up test chaos setup build lint fmt bench bench-peer bench-ingest bench-submit bench-auth bench-observability calibrate help
 .DEFAULT_GOAL := help
 
 help: ## List the targets
@@ -51,6 +51,11 @@ bench-ingest: ## Ingestion: CLI and archive batch vs the workers' own pipeline, 
 	@$(ENV) cargo build --quiet --release --workspace --bins
 	@$(ENV) cargo build --quiet --release -p facerec-vision --example throughput
 	@$(ENV) "$$FACEREC_REFERENCE_PYTHON" scripts/bench_ingest.py -n $(IMAGES) $(if $(PIN),--pin)
+
+bench-observability: ## Cost of metrics and OTLP tracing end to end: recognize jobs/s and GET latency, off vs on (release build)
+	@bash scripts/setup.sh --with-test-photos >/dev/null
+	@$(ENV) cargo build --quiet --release --workspace --bins
+	@$(ENV) python3 scripts/bench_observability.py
 
 N_AUTH ?= 5000
 bench-auth: ## Cost of authentication: GET /v1/jobs/{id} open, with the master key and with an API key (release build)

@@ -13,6 +13,7 @@ pub struct Process {
     pub child: Child,
     name: String,
     output: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Process {
@@ -32,17 +33,20 @@ impl Process {
         let output = Arc::new(Mutex::new(String::new()));
         let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().expect("piped"));
         let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().expect("piped"));
-        for stream in [stdout, stderr] {
-            let output = output.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut all = output.lock().unwrap_or_else(|e| e.into_inner());
-                    all.push_str(&line);
-                    all.push('\n');
-                }
-            });
-        }
-        Self { child, name, output }
+        let readers = [stdout, stderr]
+            .into_iter()
+            .map(|stream| {
+                let output = output.clone();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                        let mut all = output.lock().unwrap_or_else(|e| e.into_inner());
+                        all.push_str(&line);
+                        all.push('\n');
+                    }
+                })
+            })
+            .collect();
+        Self { child, name, output, readers }
     }
 
     pub fn pid(&self) -> u32 {
@@ -89,11 +93,17 @@ impl Process {
         signal_pid(self.pid(), signal);
     }
 
-    /// Waits up to `timeout` for the process to exit; its status.
+    /// Waits up to `timeout` for the process to exit; its status. What it
+    /// printed last is in [`output`](Self::output) once this returns.
     pub async fn exit_within(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // The pipes end with the process (or with the last child that inherited them).
+                let drained = Instant::now() + Duration::from_secs(5);
+                while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < drained {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
                 return status;
             }
             assert!(Instant::now() < deadline, "{} did not exit within {timeout:?}:\n{}", self.name, self.output());

@@ -2,110 +2,57 @@
 //! start without a master key, open mode warns, and no key ever reaches its
 //! logs (read at `debug`), nor the database except as a hash.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use facerec_e2e::process::Process;
 use facerec_e2e::{TestDatabase, bearer, built_binary, client_with_authorization};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const MASTER: &str = "operator-master-key-5f0c2a9d";
 
-fn api_binary() -> PathBuf {
-    built_binary("facerec-api")
+/// The api binary with its output collected, with `env` and no key settings of ours.
+fn start_api(env: &[(&str, &str)]) -> Process {
+    let mut command = Command::new(built_binary("facerec-api"));
+    command.env_remove("FACEREC_MASTER_KEY").env_remove("FACEREC_ENV").env_remove("FACEREC_KEY_PEPPER");
+    command.env("FACEREC_API_ADDR", "127.0.0.1:0").env("RUST_LOG", "debug").env("NO_COLOR", "1");
+    command.envs(env.iter().copied());
+    Process::spawn(command)
 }
 
-/// The api binary with its stdout and stderr collected.
-struct ApiProcess {
-    child: Child,
-    output: Arc<Mutex<String>>,
-    readers: Vec<std::thread::JoinHandle<()>>,
+async fn base_url(api: &Process) -> String {
+    format!("http://{}", api.address_after("api listening", Duration::from_secs(30)).await)
 }
 
-impl ApiProcess {
-    fn start(env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(api_binary());
-        command.env_remove("FACEREC_MASTER_KEY").env_remove("FACEREC_ENV").env_remove("FACEREC_KEY_PEPPER");
-        command.env("FACEREC_API_ADDR", "127.0.0.1:0").env("RUST_LOG", "debug").env("NO_COLOR", "1");
-        command.envs(env.iter().copied()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("{}: {e}", api_binary().display()));
-        let output = Arc::new(Mutex::new(String::new()));
-        let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
-        let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
-        let readers = [stdout, stderr]
-            .into_iter()
-            .map(|stream| {
-                let output = output.clone();
-                std::thread::spawn(move || {
-                    for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                        let mut all = output.lock().unwrap();
-                        all.push_str(&line);
-                        all.push('\n');
-                    }
-                })
-            })
-            .collect();
-        Self { child, output, readers }
-    }
+/// Waits for the api to exit by itself: its status and everything it printed.
+async fn exit(mut api: Process) -> (std::process::ExitStatus, String) {
+    let status = api.exit_within(Duration::from_secs(20)).await;
+    (status, api.output())
+}
 
-    fn output(&self) -> String {
-        self.output.lock().unwrap().clone()
-    }
-
-    /// The base URL, once the api logs that it listens.
-    async fn base_url(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let output = self.output();
-            if let Some(line) = output.lines().find(|l| l.contains("api listening")) {
-                let port: String =
-                    line.split("127.0.0.1:").nth(1).unwrap().chars().take_while(char::is_ascii_digit).collect();
-                return format!("http://127.0.0.1:{port}");
-            }
-            assert!(Instant::now() < deadline, "the api did not start:\n{output}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Waits for the process to exit by itself: its status and everything it printed.
-    fn exit(mut self) -> (std::process::ExitStatus, String) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "the api did not exit:\n{}", self.output());
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        self.readers.drain(..).for_each(|r| r.join().unwrap());
-        (status, self.output())
-    }
-
-    fn kill(mut self) -> String {
-        self.child.kill().unwrap();
-        self.exit().1
-    }
+/// Kills the api: everything it printed.
+async fn kill(api: Process) -> String {
+    api.signal("KILL");
+    exit(api).await.1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_needs_a_master_key_and_open_mode_warns() {
     let nowhere = [("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")];
-    let (status, output) = ApiProcess::start(&[nowhere[0], ("FACEREC_ENV", "production")]).exit();
+    let (status, output) = exit(start_api(&[nowhere[0], ("FACEREC_ENV", "production")])).await;
     assert!(!status.success() && output.contains("FACEREC_ENV=production needs FACEREC_MASTER_KEY"), "{output}");
-    let (status, output) = ApiProcess::start(&[nowhere[0], ("FACEREC_MASTER_KEY", "short")]).exit();
+    let (status, output) = exit(start_api(&[nowhere[0], ("FACEREC_MASTER_KEY", "short")])).await;
     assert!(!status.success() && output.contains("at least 16 bytes"), "{output}");
     assert!(!output.contains("short\n") && !output.contains("\"short\""), "the rejected key is echoed:\n{output}");
 
     let db = TestDatabase::create().await.unwrap();
     let queue = format!("facerec-test-{}", uuid::Uuid::new_v4().simple());
-    let api = ApiProcess::start(&[("DATABASE_URL", &db.database_url), ("FACEREC_QUEUE", &queue)]);
-    let base = api.base_url().await;
+    let api = start_api(&[("DATABASE_URL", &db.database_url), ("FACEREC_QUEUE", &queue)]);
+    let base = base_url(&api).await;
     let response = reqwest::get(format!("{base}/v1/jobs")).await.unwrap();
     assert_eq!(response.status(), 200, "open mode needs no key");
-    let output = api.kill();
+    let output = kill(api).await;
     assert!(output.contains("WARN") && output.contains("no FACEREC_MASTER_KEY: the api is open"), "{output}");
     db.drop().await.unwrap();
 }
@@ -114,12 +61,12 @@ async fn production_needs_a_master_key_and_open_mode_warns() {
 async fn keys_never_reach_the_logs_and_are_stored_only_as_hashes() {
     let db = TestDatabase::create().await.unwrap();
     let queue = format!("facerec-test-{}", uuid::Uuid::new_v4().simple());
-    let api = ApiProcess::start(&[
+    let api = start_api(&[
         ("DATABASE_URL", &db.database_url),
         ("FACEREC_QUEUE", &queue),
         ("FACEREC_MASTER_KEY", MASTER),
     ]);
-    let base = api.base_url().await;
+    let base = base_url(&api).await;
     let master = bearer(MASTER);
     let body = json!({"name": "kiosk", "actions": ["jobs.read"], "collections": ["lobby"]});
     let response = master.post(format!("{base}/v1/keys")).json(&body).send().await.unwrap();
@@ -142,7 +89,7 @@ async fn keys_never_reach_the_logs_and_are_stored_only_as_hashes() {
     }
     let response = bearer(&key).get(format!("{base}/v1/keys")).send().await.unwrap();
     assert_eq!(response.status(), 403);
-    let output = api.kill();
+    let output = kill(api).await;
     assert!(output.contains("api key created") && output.contains(&id), "the logs were not captured:\n{output}");
     let secret_part = &key["frk_".len()..];
     for secret in [MASTER, key.as_str(), secret_part, &wrong] {

@@ -1,8 +1,9 @@
 //! Traces as an operator's collector receives them: the api and worker
 //! binaries export OTLP (HTTP, protobuf) to a receiver here, and one job's
 //! spans, from the client's `traceparent` through the api's request to the
-//! worker's job and its stages, share one trace id. The export interval is a
-//! minute, so what arrives was sent by the flush at shutdown.
+//! worker's job and its stages, share one trace id, also when the logs are
+//! quieted. The export interval is ten minutes, so what arrives was sent by
+//! the flush at shutdown.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -86,7 +87,11 @@ async fn one_trace_id_runs_from_the_client_through_the_api_into_the_worker_and_i
     };
     let mut api = Process::start(&built_binary("facerec-api"), &[], &env(("FACEREC_API_ADDR", "127.0.0.1:0")));
     let api_addr = api.address_after("api listening", Duration::from_secs(60)).await;
-    let mut worker = Process::start(&built_binary("facerec-worker"), &[], &env(("FACEREC_POLL_INTERVAL_MS", "20")));
+    // The worker logs little (warnings, and the line saying it is ready): quiet logs do not empty the traces.
+    let mut worker_env = env(("FACEREC_POLL_INTERVAL_MS", "20"));
+    worker_env.retain(|(k, _)| *k != "RUST_LOG");
+    worker_env.push(("RUST_LOG", "warn,facerec_worker::app=info".to_owned()));
+    let mut worker = Process::start(&built_binary("facerec-worker"), &[], &worker_env);
     worker.line_with("worker ready", Duration::from_secs(120)).await;
 
     // The client's own trace context, as a traced client sends it.
