@@ -61,11 +61,8 @@ async fn production_needs_a_master_key_and_open_mode_warns() {
 async fn keys_never_reach_the_logs_and_are_stored_only_as_hashes() {
     let db = TestDatabase::create().await.unwrap();
     let queue = format!("facerec-test-{}", uuid::Uuid::new_v4().simple());
-    let api = start_api(&[
-        ("DATABASE_URL", &db.database_url),
-        ("FACEREC_QUEUE", &queue),
-        ("FACEREC_MASTER_KEY", MASTER),
-    ]);
+    let api =
+        start_api(&[("DATABASE_URL", &db.database_url), ("FACEREC_QUEUE", &queue), ("FACEREC_MASTER_KEY", MASTER)]);
     let base = base_url(&api).await;
     let master = bearer(MASTER);
     let body = json!({"name": "kiosk", "actions": ["jobs.read"], "collections": ["lobby"]});

@@ -9,6 +9,7 @@
 //! shutdown ([`run_service`]).
 
 pub mod export;
+mod filter;
 pub mod metrics;
 mod service;
 
@@ -21,16 +22,12 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-/// What is logged when `RUST_LOG` does not say, and which spans are traced.
-const DEFAULT_FILTER: &str = "info,sqlx=warn,apalis=warn,apalis_core=warn,ort=warn";
-
 /// Installs the global subscriber once; later calls (e.g. from several tests) do nothing.
 /// `RUST_LOG` filters the logs (default `info`); `FACEREC_LOG_FORMAT=json`
-/// switches to JSON lines. Traces follow [`DEFAULT_FILTER`] whatever `RUST_LOG`
-/// says: quieting the logs (`RUST_LOG=warn`) must not empty the traces, nor
-/// drop the trace ids that jobs carry from the api to the worker.
+/// switches to JSON lines. Spans are traced at `info` whatever `RUST_LOG`
+/// says ([`filter`]).
 pub fn init_tracing(service: &'static str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let logs = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter::DEFAULT_FILTER));
     let json = std::env::var("FACEREC_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let fmt = if json {
         tracing_subscriber::fmt::layer().json().with_current_span(true).boxed()
@@ -39,10 +36,7 @@ pub fn init_tracing(service: &'static str) {
     };
     let provider = export::provider(service);
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));
-    let _ = tracing_subscriber::registry()
-        .with(fmt.with_filter(filter))
-        .with(otel.with_filter(EnvFilter::new(DEFAULT_FILTER)))
-        .try_init();
+    let _ = tracing_subscriber::registry().with(filter::LogsOrTraces::new(logs)).with(fmt).with(otel).try_init();
 }
 
 /// The W3C `traceparent` of the current span, to carry a trace across the
