@@ -238,14 +238,23 @@ impl TestApp {
 
     /// Waits (30 s at most) until some connection waits for a lock on `table`.
     pub async fn wait_until_blocked_on(&self, table: &str) {
+        self.wait_until_statement_blocked_on(table, "%").await
+    }
+
+    /// Waits (30 s at most) until a statement like `pattern` (SQL `LIKE`)
+    /// waits for a lock on `table`: that one, not a worker's background loop.
+    pub async fn wait_until_statement_blocked_on(&self, table: &str, pattern: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let waiting: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = $1::regclass")
-                    .bind(table)
-                    .fetch_one(&self.db)
-                    .await
-                    .unwrap();
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE NOT l.granted AND l.relation = $1::regclass AND a.query LIKE $2",
+            )
+            .bind(table)
+            .bind(pattern)
+            .fetch_one(&self.db)
+            .await
+            .unwrap();
             if waiting > 0 {
                 return;
             }

@@ -75,7 +75,8 @@ async fn a_busy_pool_is_server_busy_not_database_unavailable() {
             .part("image", reqwest::multipart::Part::bytes(photo("obama.jpg")).file_name("a.jpg"));
         client.post(url).multipart(form).send().await.unwrap().status().as_u16()
     });
-    app.wait_until_blocked_on("jobs").await;
+    // The register's insert, not a worker loop that also writes to jobs.
+    app.wait_until_statement_blocked_on("jobs", "%INSERT INTO jobs (id, kind, status, params, request_id%").await;
     let (status, body) = app.get_json("/v1/stats").await;
     assert_eq!((status, body["error"]["code"].as_str()), (503, Some("server_busy")), "{body}");
     drop(lock);
