@@ -33,6 +33,8 @@ supervise() {
     began=$SECONDS
     "$@" &
     child=$!
+    # TERM that came while the child was being started found no child to pass on to.
+    ((stopping)) && kill -TERM "$child" 2>/dev/null
     # `wait` returns early when a trapped signal arrives: wait again until the child is gone.
     while wait "$child"; status=$?; kill -0 "$child" 2>/dev/null; do :; done
     child=""
@@ -61,6 +63,7 @@ supervise api "$bin/facerec-api" &
 supervisors+=($!)
 for i in $(seq 0 $((workers - 1))); do
   (
+    unset FACEREC_WORKER_METRICS_ADDR # one inherited address would make every worker bind the same port
     ((metrics_base > 0)) && export FACEREC_WORKER_METRICS_ADDR="127.0.0.1:$((metrics_base + i))"
     supervise "worker $i" "$bin/facerec-worker"
   ) &

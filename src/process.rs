@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 /// A child process whose stdout and stderr are collected line by line.
 pub struct Process {
     pub child: Child,
+    /// Started as the leader of its own process group, killed as a group.
+    group: bool,
     name: String,
     output: Arc<Mutex<String>>,
     readers: Vec<std::thread::JoinHandle<()>>,
@@ -23,6 +25,16 @@ impl Process {
         command.args(args).env("NO_COLOR", "1").stdout(Stdio::piped()).stderr(Stdio::piped());
         command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
         Self::spawn(command)
+    }
+
+    /// Starts `command` in a process group of its own: dropping it kills the
+    /// group (a supervisor and what it started), not only the leader.
+    pub fn spawn_group(mut command: Command) -> Self {
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+        let mut process = Self::spawn(command);
+        process.group = true;
+        process
     }
 
     /// Starts `command` (its stdout and stderr are taken over).
@@ -46,7 +58,7 @@ impl Process {
                 })
             })
             .collect();
-        Self { child, name, output, readers }
+        Self { child, group: false, name, output, readers }
     }
 
     pub fn pid(&self) -> u32 {
@@ -114,6 +126,10 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        if self.group {
+            // Also after the leader exited: what it started may live on.
+            let _ = Command::new("kill").arg("-KILL").arg("--").arg(format!("-{}", self.pid())).status();
+        }
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();

@@ -13,10 +13,11 @@ use facerec_e2e::{TestDatabase, built_binary, form, photo};
 use serde_json::Value;
 
 /// Two consecutive free ports (the supervisor gives worker i the base + i).
-fn two_free_ports() -> u16 {
+fn two_free_ports(besides: u16) -> u16 {
     loop {
         let base = free_port();
-        if base < u16::MAX && TcpListener::bind(("127.0.0.1", base + 1)).is_ok() {
+        if base < u16::MAX && ![base, base + 1].contains(&besides) && TcpListener::bind(("127.0.0.1", base + 1)).is_ok()
+        {
             return base;
         }
     }
@@ -55,7 +56,7 @@ async fn a_worker_killed_by_sigkill_is_restarted_while_jobs_keep_succeeding_and_
     let db = TestDatabase::create().await.unwrap();
     let queue = format!("facerec-test-{}", uuid::Uuid::new_v4().simple());
     let api_port = free_port();
-    let metrics_base = two_free_ports();
+    let metrics_base = two_free_ports(api_port);
     let bin_dir = built_binary("facerec-api").parent().unwrap().to_path_buf();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/run.sh");
     let mut command = Command::new("bash");
@@ -74,7 +75,7 @@ async fn a_worker_killed_by_sigkill_is_restarted_while_jobs_keep_succeeding_and_
         ("FACEREC_SHUTDOWN_TIMEOUT_SECS", "10".to_owned()),
         ("RUST_LOG", "info".to_owned()),
     ]);
-    let mut supervisor = Process::spawn(command);
+    let mut supervisor = Process::spawn_group(command);
     let api = format!("http://127.0.0.1:{api_port}");
     let probes: Vec<String> = (0..2).map(|i| format!("http://127.0.0.1:{}/readyz", metrics_base + i)).collect();
     let client = reqwest::Client::new();

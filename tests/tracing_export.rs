@@ -80,6 +80,9 @@ async fn one_trace_id_runs_from_the_client_through_the_api_into_the_worker_and_i
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()),
             // Nothing is sent on a timer during the test: only the flush at shutdown.
             ("OTEL_BSP_SCHEDULE_DELAY", "600000".to_owned()),
+            // Nor when a batch fills up (each poll of the job is a span of the api's).
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "100000".to_owned()),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100000".to_owned()),
             ("FACEREC_WORKER_CONCURRENCY", "1".to_owned()),
             ("FACEREC_INTRA_THREADS", "1".to_owned()),
             (extra.0, extra.1.to_owned()),

@@ -124,6 +124,7 @@ pub struct Api {
     listener: TcpListener,
     router: Router,
     shutdown_timeout: Duration,
+    store: Store,
 }
 
 impl Api {
@@ -132,6 +133,9 @@ impl Api {
         settings.check()?;
         facerec_telemetry::metrics::prometheus(crate::metrics::SERVICE);
         metrics::counter!(facerec_telemetry::metrics::names::UPLOADS_REFUSED).increment(0);
+        for kind in facerec_core::JobKind::ALL {
+            metrics::counter!(facerec_telemetry::metrics::names::JOBS_SUBMITTED, "kind" => kind.as_str()).increment(0);
+        }
         if settings.master_key.is_none() {
             warn!(
                 "no FACEREC_MASTER_KEY: the api is open, anyone who reaches it can register, recognize and read \
@@ -154,8 +158,8 @@ impl Api {
         ));
         let job_ends = Arc::new(JobEnds::start(store.clone()));
         let auth = Arc::new(crate::auth::Auth::new(&settings));
-        let state = AppState { store, queue, admission, job_ends, auth, settings: Arc::new(settings) };
-        Ok(Self { listener, router: router(state), shutdown_timeout })
+        let state = AppState { store: store.clone(), queue, admission, job_ends, auth, settings: Arc::new(settings) };
+        Ok(Self { listener, router: router(state), shutdown_timeout, store })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -166,6 +170,13 @@ impl Api {
     /// lets requests in flight finish, for at most the shutdown timeout.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         info!(addr = %self.local_addr(), "api listening");
+        let depth = crate::metrics::watch_queue_depth(self.store.clone());
+        let result = self.serve(shutdown).await;
+        depth.abort();
+        result
+    }
+
+    async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (draining, drain_started) = tokio::sync::oneshot::channel();
         let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
             shutdown.await;

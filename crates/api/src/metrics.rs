@@ -1,21 +1,22 @@
 //! The api's Prometheus metrics: every request by route template and status,
-//! and the queue depth, read from PostgreSQL when `/metrics` is scraped.
+//! and the queue depth, read from PostgreSQL every two seconds.
 
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use facerec_store::Store;
 use facerec_telemetry::metrics::{CONTENT_TYPE as PROMETHEUS_TEXT, names, prometheus, render};
 use tracing::warn;
-
-use crate::AppState;
 
 /// The api's name in `facerec_build_info` and exported traces.
 pub const SERVICE: &str = "facerec-api";
 
-/// A queue depth slower than this to read is left at its last value.
+/// How often the queue depth is read from PostgreSQL, and how long a read may take.
+const DEPTH_EVERY: Duration = Duration::from_secs(2);
 const DEPTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Counts and times every request. Routes are labelled by their template
@@ -23,34 +24,83 @@ const DEPTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// share the label `unmatched`.
 pub async fn track_requests(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
+    let labels = [("method", method.to_owned()), ("route", route), ("status", status)];
     metrics::counter!(names::HTTP_REQUESTS, &labels).increment(1);
     metrics::histogram!(names::HTTP_REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
     response
 }
 
+/// The standard methods by name, anything else as `other`: a label value
+/// comes from a fixed set, and any token is a valid HTTP method.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Keeps `facerec_queue_depth` current: one count every [`DEPTH_EVERY`],
+/// whatever the scrapes (an open `/metrics` puts no load on the database). A
+/// depth that cannot be read is NaN, not its last value, so no alert fires
+/// on a stale figure.
+pub fn watch_queue_depth(store: Store) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(DEPTH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let depth = match tokio::time::timeout(DEPTH_TIMEOUT, store.queue_depth()).await {
+                Ok(Ok(depth)) => Some(depth),
+                Ok(Err(e)) => {
+                    warn!(error = %e, "could not read the queue depth for /metrics");
+                    None
+                }
+                Err(_) => {
+                    warn!("reading the queue depth for /metrics timed out");
+                    None
+                }
+            };
+            let value = |n: Option<i64>| n.map_or(f64::NAN, |n| n as f64);
+            metrics::gauge!(names::QUEUE_DEPTH, "state" => "queued").set(value(depth.map(|d| d.queued)));
+            metrics::gauge!(names::QUEUE_DEPTH, "state" => "retry_wait").set(value(depth.map(|d| d.retry_wait)));
+            metrics::gauge!(names::QUEUE_DEPTH, "state" => "processing").set(value(depth.map(|d| d.processing)));
+        }
+    })
+}
+
 /// Prometheus metrics of the api (text exposition format): requests by route
 /// and status, jobs submitted, uploads refused, and the queue depth. Open,
-/// like `/healthz`: it carries counts, never ids, subjects or keys.
+/// like `/healthz`: it carries counts, never ids, subjects or keys, and
+/// serving it touches no database.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "health",
     responses((status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain"))
 )]
-pub async fn serve_metrics(State(state): State<AppState>) -> Response {
-    match tokio::time::timeout(DEPTH_TIMEOUT, state.store.queue_depth()).await {
-        Ok(Ok(depth)) => {
-            metrics::gauge!(names::QUEUE_DEPTH, "state" => "queued").set(depth.queued as f64);
-            metrics::gauge!(names::QUEUE_DEPTH, "state" => "retry_wait").set(depth.retry_wait as f64);
-            metrics::gauge!(names::QUEUE_DEPTH, "state" => "processing").set(depth.processing as f64);
-        }
-        Ok(Err(e)) => warn!(error = %e, "could not read the queue depth for /metrics"),
-        Err(_) => warn!("reading the queue depth for /metrics timed out"),
-    }
+pub async fn serve_metrics() -> Response {
     ([(CONTENT_TYPE, PROMETHEUS_TEXT)], render(prometheus(SERVICE))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        assert_eq!(method_label(&Method::from_bytes(b"FOO1").unwrap()), "other");
+        assert_eq!(method_label(&Method::CONNECT), "other");
+    }
 }

@@ -17,17 +17,35 @@ impl SecretUrl {
         self.0.expose_secret()
     }
 
-    /// The URL with its password (if any) replaced by `***`.
+    /// The URL with its password (if any) replaced by `***`: the one after
+    /// `user:` (up to the last `@`, so an unescaped `@`, `/` or `?` in the
+    /// password stays hidden too) and the value of a `password` or
+    /// `sslpassword` query parameter.
     pub fn redacted(&self) -> String {
         let url = self.expose();
         let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_owned() };
-        let authority_end = url[scheme_end..].find(['/', '?', '#']).map_or(url.len(), |i| scheme_end + i);
-        let Some(at) = url[scheme_end..authority_end].rfind('@').map(|i| scheme_end + i) else {
-            return url.to_owned();
-        };
-        match url[scheme_end..at].find(':').map(|i| scheme_end + i) {
-            Some(colon) => format!("{}:***{}", &url[..colon], &url[at..]),
-            None => url.to_owned(),
+        let mut out = url.to_owned();
+        if let Some(at) = url[scheme_end..].rfind('@').map(|i| scheme_end + i)
+            && let Some(colon) = url[scheme_end..at].find(':').map(|i| scheme_end + i)
+            // `host:port/db?user=a@b` is not a password: before the colon, no path.
+            && !url[scheme_end..colon].contains(['/', '?', '#'])
+        {
+            out = format!("{}:***{}", &url[..colon], &url[at..]);
+        }
+        match out.split_once('?') {
+            Some((base, query)) => {
+                let params: Vec<String> = query
+                    .split('&')
+                    .map(|p| match p.split_once('=') {
+                        Some((k, _)) if ["password", "sslpassword"].contains(&k.to_ascii_lowercase().as_str()) => {
+                            format!("{k}=***")
+                        }
+                        _ => p.to_owned(),
+                    })
+                    .collect();
+                format!("{base}?{}", params.join("&"))
+            }
+            None => out,
         }
     }
 }
@@ -73,8 +91,15 @@ mod tests {
         assert!(!format!("{db:?}").contains("s3cr"), "{db:?}");
         assert_eq!(db.expose(), "postgres://facerec:s3cr%40t@db.example:5432/facerec?sslmode=require");
         assert_eq!(url("redis://:hunter2@cache:6379/0").redacted(), "redis://:***@cache:6379/0");
-        // An '@' in the password, unescaped: everything up to the last '@' of the authority is hidden.
+        // An '@', '/' or '?' in the password, unescaped: everything up to the last '@' is hidden.
         assert_eq!(url("postgres://u:p@ss@h/db").redacted(), "postgres://u:***@h/db");
+        assert_eq!(url("postgres://u:pa/ss@h/db").redacted(), "postgres://u:***@h/db");
+        assert_eq!(url("postgres://u:pa?ss@h/db").redacted(), "postgres://u:***@h/db");
+        // sqlx also takes the password as a query parameter.
+        assert_eq!(
+            url("postgres://h/db?user=u&password=hunter2&sslmode=require").redacted(),
+            "postgres://h/db?user=u&password=***&sslmode=require"
+        );
     }
 
     #[test]

@@ -57,7 +57,8 @@ pub(crate) fn provider(service: &'static str) -> SdkTracerProvider {
             };
             let Some(config) = config else { return builder.build() };
             let mut resource = Resource::builder();
-            if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+            let named = std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| a.contains("service.name="));
+            if std::env::var_os("OTEL_SERVICE_NAME").is_none() && !named {
                 resource = resource.with_service_name(service);
             }
             match opentelemetry_otlp::SpanExporter::builder().with_http().with_protocol(config.protocol).build() {

@@ -44,7 +44,9 @@ impl LogsOrTraces {
 
 impl<S: Subscriber> Layer<S> for LogsOrTraces {
     fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
-        if self.traced(metadata) { Interest::always() } else { Layer::<S>::register_callsite(&self.logs, metadata) }
+        // The logs' filter sees every callsite first: it sets up its span-based directives there.
+        let logs = Layer::<S>::register_callsite(&self.logs, metadata);
+        if self.traced(metadata) { Interest::always() } else { logs }
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool {

@@ -15,10 +15,11 @@ pub mod names {
     pub const HTTP_REQUESTS: &str = "facerec_http_requests_total";
     /// Histogram: HTTP request duration, by `method`, `route` and `status`.
     pub const HTTP_REQUEST_DURATION: &str = "facerec_http_request_duration_seconds";
-    /// Counter: jobs recorded by the api, by `kind` (archive batch items by `batch`).
+    /// Counter: jobs recorded by the api for single submissions, by `kind`.
     pub const JOBS_SUBMITTED: &str = "facerec_jobs_submitted_total";
     /// Counter: job attempts ended by a worker, by `kind` and `outcome`
-    /// (`succeeded`, `failed`, `retried`, `lease_lost`).
+    /// (`succeeded`, `failed`, `retried`, `lease_lost`, and `error` when the
+    /// outcome could not be written and the message is redelivered).
     pub const JOBS: &str = "facerec_jobs_total";
     /// Gauge: jobs by `state`: `queued` (due), `retry_wait` (waiting for a retry), `processing`.
     pub const QUEUE_DEPTH: &str = "facerec_queue_depth";
@@ -151,6 +152,15 @@ pub fn prometheus(service: &'static str) -> &'static PrometheusHandle {
             }
         };
         describe();
+        // Histograms keep every observation until upkeep folds them in; without
+        // a scrape (no listener, Prometheus down) that would grow forever.
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                upkeep.run_upkeep();
+            }
+        });
         metrics::gauge!(names::BUILD_INFO, "service" => service, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         handle
     })

@@ -112,16 +112,24 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
             "lease_lost"
         }
         Err(Failure::Permanent(code, message)) => {
-            Stage::Store.time(ctx.store.fail_job(&claim, code, &message)).await?;
-            info!(elapsed_ms, %code, %message, "job failed");
-            "failed"
+            match Stage::Store.time(ctx.store.fail_job(&claim, code, &message)).await {
+                Ok(true) => {
+                    info!(elapsed_ms, %code, %message, "job failed");
+                    "failed"
+                }
+                Ok(false) => "lease_lost",
+                Err(e) => return Err(ended(kind, "error", started, e)),
+            }
         }
         Err(Failure::Transient(e)) if claim.job.attempts >= ctx.settings.max_attempts => {
             error!(elapsed_ms, error = %e, attempts = claim.job.attempts, "job failed on every attempt; giving up");
             // The last error's own text (no source chain): what failed, not our internals.
             let message = format!("processing failed after {} attempts; last error: {e}", claim.job.attempts);
-            Stage::Store.time(ctx.store.fail_job(&claim, JobErrorCode::Internal, &message)).await?;
-            "failed"
+            match Stage::Store.time(ctx.store.fail_job(&claim, JobErrorCode::Internal, &message)).await {
+                Ok(true) => "failed",
+                Ok(false) => "lease_lost",
+                Err(e) => return Err(ended(kind, "error", started, e)),
+            }
         }
         Err(Failure::Transient(e)) => {
             let delay = ctx.settings.retry_backoff().delay(claim.job.attempts);
@@ -130,18 +138,34 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
             // this fails (database down), apalis redelivers this message and the
             // claim waits for the lease; nothing is lost either way. Clients see
             // the error's own text, not its sources (our internals; logged above).
-            if ctx.store.release_job(&claim, delay, &e.to_string()).await? {
-                // Redis compares due times with the workers' clocks, so the
-                // message is timed by ours; the claim checks the database's.
-                schedule_retry(ctx, message, std::time::SystemTime::now() + delay).await;
+            match ctx.store.release_job(&claim, delay, &e.to_string()).await {
+                Ok(true) => {
+                    // Redis compares due times with the workers' clocks, so the
+                    // message is timed by ours; the claim checks the database's.
+                    schedule_retry(ctx, message, std::time::SystemTime::now() + delay).await;
+                    "retried"
+                }
+                Ok(false) => "lease_lost",
+                Err(e) => return Err(ended(kind, "error", started, e)),
             }
-            "retried"
         }
     };
+    record_end(kind, outcome, started);
+    Ok(())
+}
+
+/// Counts and times a job attempt by its outcome.
+fn record_end(kind: &'static str, outcome: &'static str, started: Instant) {
     metrics::counter!(names::JOBS, "kind" => kind, "outcome" => outcome).increment(1);
     metrics::histogram!(names::JOB_DURATION, "kind" => kind, "outcome" => outcome)
         .record(started.elapsed().as_secs_f64());
-    Ok(())
+}
+
+/// An attempt whose outcome could not be written (the database failed): counted
+/// as `error`, and handed back to apalis for redelivery.
+fn ended(kind: &'static str, outcome: &'static str, started: Instant, e: facerec_store::StoreError) -> BoxDynError {
+    record_end(kind, outcome, started);
+    Box::new(e)
 }
 
 /// Counts a takeover, or how long the job waited for a worker since it

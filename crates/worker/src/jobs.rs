@@ -197,7 +197,9 @@ pub(crate) async fn recognize(
             .collect();
         faces.push(RecognizedFace::new(info, matches, threshold));
     }
-    Stage::Search.record(search_started);
+    if !faces.is_empty() {
+        Stage::Search.record(search_started);
+    }
     drop(searching);
     let result = RecognizeResult { faces, skipped, threshold, model: ctx.pool.model_id().to_owned() };
     Ok(Stage::Store.time(ctx.store.succeed_job(claim, &to_json(&result)?)).await?)

@@ -176,16 +176,23 @@ pub struct Settings {
     /// docs/scaling.md.
     #[arg(long, env = "FACEREC_SEARCH_IN_MEMORY", default_value_t = SearchSettings::default().in_memory, action = clap::ArgAction::Set)]
     pub search_in_memory: bool,
-    /// How often an idle worker looks for new jobs, in milliseconds.
     /// Where this worker serves `/metrics`, `/healthz` and `/readyz` (e.g.
     /// `127.0.0.1:9100`; port 0 picks a free one); unset: no listener.
     #[arg(long, env = "FACEREC_WORKER_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// How often an idle worker looks for new jobs, in milliseconds.
     #[arg(long, env = "FACEREC_POLL_INTERVAL_MS", default_value_t = 25)]
     pub poll_interval_ms: u64,
 }
 
 impl Settings {
+    /// The key webhooks are signed with; an empty `FACEREC_WEBHOOK_SECRET`
+    /// (as a compose file's `${VAR:-}` gives) counts as none, never as a key.
+    pub fn webhook_key(&self) -> Option<&str> {
+        use secrecy::ExposeSecret;
+        self.webhook_secret.as_ref().map(|s| s.expose_secret()).filter(|s| !s.is_empty())
+    }
+
     /// Model pipelines this process loads.
     pub fn pipelines(&self) -> usize {
         match self.concurrency {
@@ -292,5 +299,8 @@ mod tests {
             assert!(!debug.contains(secret), "{secret} in {debug}");
         }
         assert!(debug.contains("redis://:***@cache:6379/"), "{debug}");
+        assert_eq!(settings.webhook_key(), Some("webhook-secret-3"));
+        let empty = Settings::parse_from(["facerec-worker", "--webhook-secret", ""]);
+        assert_eq!(empty.webhook_key(), None, "an empty secret would sign with a key anyone knows");
     }
 }

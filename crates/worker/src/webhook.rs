@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use facerec_store::{DueBatchWebhook, DueWebhook, Store, WebhookAttempt};
 use hmac::{Hmac, Mac};
-use secrecy::ExposeSecret;
 use sha2::Sha256;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
@@ -47,7 +46,7 @@ pub(crate) async fn finish_deliveries(slots: &Semaphore, timeout: Duration) {
 }
 
 pub(crate) async fn delivery_loop(store: Store, settings: Arc<Settings>, slots: Arc<Semaphore>) {
-    if settings.webhook_secret.is_none() {
+    if settings.webhook_key().is_none() {
         warn!("FACEREC_WEBHOOK_SECRET is not set: webhooks are sent unsigned");
     }
     let mut tick = tokio::time::interval(Duration::from_millis(settings.webhook_poll_ms.max(10)));
@@ -224,8 +223,8 @@ async fn deliver(d: &Delivery, settings: &Settings) -> WebhookAttempt {
         .header("x-facerec-timestamp", timestamp.to_string())
         .header(id_header, id.to_string())
         .header("x-facerec-delivery-attempt", d.attempt.to_string());
-    if let Some(secret) = &settings.webhook_secret {
-        request = request.header("x-facerec-signature", signature(secret.expose_secret(), timestamp, &body));
+    if let Some(secret) = settings.webhook_key() {
+        request = request.header("x-facerec-signature", signature(secret, timestamp, &body));
     }
     match request.body(body).send().await {
         Ok(resp) if resp.status().is_success() => WebhookAttempt {
