@@ -10,6 +10,7 @@ mod codes;
 mod float;
 mod gallery;
 mod job;
+mod live;
 mod params;
 mod quality;
 mod result;
@@ -21,6 +22,7 @@ pub use batch::{BatchCounts, BatchItemError, BatchItemStatus, BatchItemView, Bat
 pub use codes::JobErrorCode;
 pub use gallery::{AuditEntry, CollectionView, ConsentView, FaceView, SubjectSummary, SubjectView};
 pub use job::{JobId, JobKind, JobStatus, ParseEnumError};
+pub use live::{LiveErrorCode, LiveFace, LiveTrack, TrackPolicy, TrackStep, carry_tracks, face_score, plan_tracks};
 pub use params::{
     CollectionName, ConsentRef, EmbedParams, JobParams, MaxFaces, ParamError, RecognizeParams, RegisterParams,
     SubjectName, Threshold, TopK, VerifyParams, VerifyTarget,

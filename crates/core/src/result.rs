@@ -123,14 +123,22 @@ impl RecognizedFace {
     /// Builds a face entry from matches already sorted by similarity, marking
     /// those at or above `threshold`.
     pub fn new(face: FaceInfo, mut matches: Vec<FaceMatch>, threshold: f32) -> Self {
-        for m in &mut matches {
+        let best = BestMatch::mark(&mut matches, threshold);
+        Self { face, matches, best }
+    }
+}
+
+impl BestMatch {
+    /// Marks the matches (sorted by similarity) at or above `threshold`, and
+    /// returns the first if it is one.
+    pub fn mark(matches: &mut [FaceMatch], threshold: f32) -> Option<BestMatch> {
+        for m in matches.iter_mut() {
             m.is_match = m.similarity >= threshold;
         }
-        let best = matches
+        matches
             .first()
             .filter(|m| m.is_match)
-            .map(|m| BestMatch { subject: m.subject.clone(), similarity: m.similarity });
-        Self { face, matches, best }
+            .map(|m| BestMatch { subject: m.subject.clone(), similarity: m.similarity })
     }
 }
 

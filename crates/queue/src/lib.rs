@@ -4,12 +4,15 @@
 //! A message carries only the job id and kind; PostgreSQL holds everything
 //! else, so a lost or duplicated message can never lose or duplicate work.
 //! Async (tokio); the Redis connection is a multiplexed `ConnectionManager`.
+//! Live frames take a path of their own, without jobs ([`LiveLink`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod live;
 mod poll;
 mod settings;
 
+pub use live::{LIVE_VERSION, LiveError, LiveLink, LiveOutcome, LiveReply, LiveRequest, now_ms};
 pub use poll::TickStrategy;
 pub use settings::QueueArgs;
 
