@@ -43,6 +43,15 @@ pub mod names {
     pub const WORKER_READY: &str = "facerec_worker_ready";
     /// Counter: uploads refused because the api's upload budget was spent (`busy`).
     pub const UPLOADS_REFUSED: &str = "facerec_uploads_refused_total";
+    /// Gauge: live streams open on this api.
+    pub const LIVE_STREAMS: &str = "facerec_live_streams";
+    /// Counter: live frames received by the api, by `outcome` (`answered`,
+    /// `dropped` (a newer frame replaced it), `refused` (an error message), `no_worker`).
+    pub const LIVE_FRAMES: &str = "facerec_live_frames_total";
+    /// Histogram: a live frame from receipt to answer, in the api.
+    pub const LIVE_LATENCY: &str = "facerec_live_latency_seconds";
+    /// Counter: live frames a worker served, by `outcome` (`answered`, `error`, `expired`).
+    pub const LIVE_SERVED: &str = "facerec_live_served_total";
     /// Gauge, always 1: the `service` and `version` of the process.
     pub const BUILD_INFO: &str = "facerec_build_info";
 }
@@ -133,6 +142,7 @@ pub fn prometheus(service: &'static str) -> &'static PrometheusHandle {
         }
         let builder = [
             (names::HTTP_REQUEST_DURATION, HTTP_BUCKETS),
+            (names::LIVE_LATENCY, STAGE_BUCKETS),
             (names::QUEUE_WAIT, JOB_BUCKETS),
             (names::JOB_DURATION, JOB_BUCKETS),
             (names::STAGE_DURATION, STAGE_BUCKETS),
@@ -201,6 +211,10 @@ fn describe() {
     describe_counter!(names::LEASE_TAKEOVERS, "Jobs claimed from a worker whose lease had run out");
     describe_gauge!(names::WORKER_READY, "1 once the worker's models are loaded and PostgreSQL and Redis answer");
     describe_counter!(names::UPLOADS_REFUSED, "Uploads refused because the api's upload budget was spent");
+    describe_gauge!(names::LIVE_STREAMS, "Live streams open on this api");
+    describe_counter!(names::LIVE_FRAMES, "Live frames received by the api, by outcome");
+    describe_histogram!(names::LIVE_LATENCY, Unit::Seconds, "A live frame from receipt to answer, in the api");
+    describe_counter!(names::LIVE_SERVED, "Live frames a worker served, by outcome");
     describe_gauge!(names::BUILD_INFO, "Always 1: the service and version of this process");
 }
 

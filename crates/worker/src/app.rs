@@ -84,6 +84,10 @@ impl Worker {
         // Deliveries run apart from inference: a slow receiver never holds a pipeline.
         let slots = webhook::delivery_slots();
         let webhooks = tokio::spawn(webhook::delivery_loop(ctx.store.clone(), self.settings.clone(), slots.clone()));
+        let (stop_live, live_stopped) = tokio::sync::watch::channel(false);
+        let live: Vec<_> = (0..self.settings.live_slots())
+            .map(|_| tokio::spawn(crate::live::live_loop(ctx.clone(), live_stopped.clone())))
+            .collect();
         let queue = self.queue;
         let readiness = self.readiness;
         // More jobs than pipelines: a job waits for a pipeline already claimed
@@ -109,11 +113,16 @@ impl Worker {
             .run_with_signal(async move {
                 shutdown.await;
                 readiness.stopping();
+                let _ = stop_live.send(true);
                 info!("shutting down: finishing jobs in hand");
                 Ok(())
             })
             .await
             .context("running the queue consumer")?;
+        // A frame in hand is answered (its api waits at most a few seconds).
+        for task in live {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
         vacuum.abort();
         reconcile.abort();
         batches.abort();

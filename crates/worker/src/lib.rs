@@ -6,6 +6,9 @@
 //! borrowing one [`FacePipeline`](facerec_vision::FacePipeline) from a pool
 //! loaded once at start. Database and Redis I/O stay async.
 //!
+//! Live frames ([`live`]) come through Redis on a path of their own, served by
+//! `FACEREC_LIVE_SLOTS` tasks on the same pipelines, with no job row.
+//!
 //! Failure policy: bad input (no face, corrupt image…) fails the job at once
 //! with a stable code; anything else is transient: the job goes back to
 //! `queued` with a retry time (exponential backoff with jitter) and a message
@@ -16,6 +19,7 @@ mod backoff;
 mod batches;
 mod handler;
 mod jobs;
+mod live;
 mod maintenance;
 mod pool;
 mod probe;

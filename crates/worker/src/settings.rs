@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use facerec_core::{QualityGates, RECOGNIZE_MIN_INTER_EYE_DISTANCE};
+use facerec_core::{QualityGates, RECOGNIZE_MIN_INTER_EYE_DISTANCE, TrackPolicy};
 use facerec_store::SearchSettings;
 use facerec_vision::{CenterFaceConfig, DecodeLimits, DetectorChoice, PipelineConfig, YuNetConfig};
 
@@ -183,6 +183,15 @@ pub struct Settings {
     /// How often an idle worker looks for new jobs, in milliseconds.
     #[arg(long, env = "FACEREC_POLL_INTERVAL_MS", default_value_t = 25)]
     pub poll_interval_ms: u64,
+    /// Live frames this process serves at once (each waits on Redis with a
+    /// connection of its own and borrows a pipeline per frame). Default: one
+    /// per pipeline; 0: serve no live frames.
+    #[arg(long, env = "FACEREC_LIVE_SLOTS")]
+    pub live_slots: Option<usize>,
+    /// A face followed in a live stream is embedded and searched again after
+    /// this many frames (and when its view gets clearly better).
+    #[arg(long, env = "FACEREC_LIVE_REEMBED_FRAMES", default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..))]
+    pub live_reembed_frames: u32,
 }
 
 impl Settings {
@@ -268,6 +277,15 @@ impl Settings {
             exact_max_faces: self.exact_search_max_faces,
             in_memory: self.search_in_memory,
         }
+    }
+
+    /// Live frames served at once.
+    pub fn live_slots(&self) -> usize {
+        self.live_slots.unwrap_or_else(|| self.pipelines())
+    }
+
+    pub fn track_policy(&self) -> TrackPolicy {
+        TrackPolicy { reembed_every: self.live_reembed_frames, ..TrackPolicy::default() }
     }
 
     pub fn decode_limits(&self) -> DecodeLimits {
