@@ -77,6 +77,9 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::authenticate));
     Router::new()
         .merge(v1)
+        // Authenticates itself: a browser's WebSocket cannot send the header (see `live`).
+        .route("/v1/live", get(crate::live::live))
+        .route("/live", get(crate::live::live_page))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(crate::metrics::serve_metrics))
@@ -158,7 +161,9 @@ impl Api {
         ));
         let job_ends = Arc::new(JobEnds::start(store.clone()));
         let auth = Arc::new(crate::auth::Auth::new(&settings));
-        let state = AppState { store: store.clone(), queue, admission, job_ends, auth, settings: Arc::new(settings) };
+        let live = Arc::new(crate::live::LiveStreams::new(&settings));
+        let state =
+            AppState { store: store.clone(), queue, admission, job_ends, auth, live, settings: Arc::new(settings) };
         Ok(Self { listener, router: router(state), shutdown_timeout, store })
     }
 

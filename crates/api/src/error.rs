@@ -100,6 +100,7 @@ error_codes! {
     UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "The image is not JPEG, PNG or WebP (judged by its bytes).";
     CorruptImage => "corrupt_image", UNPROCESSABLE_ENTITY, "The image is empty or its header cannot be read.";
     ImageTooLarge => "image_too_large", UNPROCESSABLE_ENTITY, "The image header declares more pixels than `FACEREC_MAX_PIXELS`.";
+    WebsocketRequired => "websocket_required", UPGRADE_REQUIRED, "`GET /v1/live` without a WebSocket upgrade.";
     ServerBusy => "server_busy", SERVICE_UNAVAILABLE, "The api is at its limit of uploads in flight or of database connections; nothing was kept. Retry after `Retry-After` seconds.";
     DatabaseUnavailable => "database_unavailable", SERVICE_UNAVAILABLE, "PostgreSQL does not answer; nothing was kept. Retry after `Retry-After` seconds.";
     QueueUnavailable => "queue_unavailable", SERVICE_UNAVAILABLE, "Redis refused the job; nothing was kept. Retry later.";

@@ -12,6 +12,7 @@ pub mod auth;
 mod error;
 mod intake;
 mod job_ends;
+pub mod live;
 mod metrics;
 mod openapi;
 mod routes;
@@ -36,5 +37,6 @@ pub struct AppState {
     pub admission: Arc<admission::Admission>,
     pub job_ends: Arc<job_ends::JobEnds>,
     pub auth: Arc<auth::Auth>,
+    pub live: Arc<live::LiveStreams>,
     pub settings: Arc<Settings>,
 }

@@ -85,6 +85,23 @@ pub struct Settings {
     /// default: one second's worth, at least 1.
     #[arg(long, env = "FACEREC_KEY_RATE_BURST")]
     pub key_rate_burst: Option<f64>,
+    /// Live streams (`GET /v1/live`) this api holds open at once; more get `503 server_busy`.
+    #[arg(long, env = "FACEREC_LIVE_MAX_STREAMS", default_value_t = 32)]
+    pub live_max_streams: usize,
+    /// Largest live frame, in bytes: larger ones get a `payload_too_large`
+    /// message; a message over 4 times this closes the stream (1009).
+    #[arg(long, env = "FACEREC_LIVE_MAX_FRAME_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub live_max_frame_bytes: usize,
+    /// Frames per second a live stream may send (a bucket of one second's
+    /// worth); others get a `rate_limited` message. 0: no limit.
+    #[arg(long, env = "FACEREC_LIVE_MAX_FPS", default_value_t = 30.0)]
+    pub live_max_fps: f64,
+    /// A live stream with no message for this many seconds is closed (`idle_timeout`).
+    #[arg(long, env = "FACEREC_LIVE_IDLE_SECS", default_value_t = 30)]
+    pub live_idle_secs: u64,
+    /// How long a live frame waits for a worker's answer before `no_worker`.
+    #[arg(long, env = "FACEREC_LIVE_TIMEOUT_MS", default_value_t = 3000)]
+    pub live_timeout_ms: u64,
 }
 
 impl Settings {
@@ -102,6 +119,9 @@ impl Settings {
         }
         if !(self.key_rate_per_sec >= 0.0 && self.key_rate_per_sec.is_finite()) {
             anyhow::bail!("FACEREC_KEY_RATE_PER_SEC must be a number of at least 0");
+        }
+        if !(self.live_max_fps >= 0.0 && self.live_max_fps.is_finite()) {
+            anyhow::bail!("FACEREC_LIVE_MAX_FPS must be a number of at least 0");
         }
         Ok(())
     }

@@ -48,6 +48,15 @@ impl Auth {
     pub fn enabled(&self) -> bool {
         self.enabled
     }
+
+    /// Spends one request of the key's rate: `429 rate_limited` with `Retry-After` when it has none left.
+    fn take_rate(&self, key: &ApiKeyRecord) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else { return Ok(()) };
+        limiter.take(key.id, Instant::now()).map_err(|wait| {
+            let error = ApiError::new(ErrorCode::RateLimited, "this key is over its request rate; retry later");
+            ApiError { retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64), ..error }
+        })
+    }
 }
 
 /// The caller of one request.
@@ -135,11 +144,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     };
     if let Caller::Key(key) = &caller {
         tracing::Span::current().record("key_id", tracing::field::display(key.id));
-        if let Some(limiter) = &auth.limiter
-            && let Err(wait) = limiter.take(key.id, Instant::now())
-        {
-            let error = ApiError::new(ErrorCode::RateLimited, "this key is over its request rate; retry later");
-            let error = ApiError { retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64), ..error };
+        if let Err(error) = auth.take_rate(key) {
             return refuse(&state, request, error).await;
         }
         let action = request.extensions().get::<MatchedPath>().and_then(|p| action_for(request.method(), p.as_str()));
@@ -188,6 +193,12 @@ async fn identify(state: &AppState, headers: &axum::http::HeaderMap) -> Result<C
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty())
         .ok_or_else(|| invalid("the Authorization header must be `Bearer <key>`"))?;
+    caller_for_token(state, token).await
+}
+
+/// The caller a key names (the master key or a live API key).
+async fn caller_for_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let invalid = |message: &str| ApiError::new(ErrorCode::InvalidApiKey, message);
     let hash = state.auth.keyring.hash(token);
     if state.auth.keyring.is_master(&hash) {
         return Ok(Caller::Master);
@@ -200,4 +211,41 @@ async fn identify(state: &AppState, headers: &axum::http::HeaderMap) -> Result<C
         Some(key) => Ok(Caller::Key(Arc::new(key))),
         None => Err(unknown()),
     }
+}
+
+/// Authenticates a live stream (`GET /v1/live`), whose key comes from the
+/// `Authorization` header, a `facerec.key.<key>` subprotocol or the stream's
+/// first message (`None` here means none was sent): the key must exist, be
+/// within its rate, hold `recognize` and reach `collection`.
+pub async fn authorize_live(
+    state: &AppState,
+    token: Option<&str>,
+    collection: &CollectionName,
+) -> Result<Caller, ApiError> {
+    if !state.auth.enabled {
+        return Ok(Caller::Open);
+    }
+    let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+        let message = "this api needs a key: send `Authorization: Bearer <key>`, the subprotocol \
+                       `facerec.key.<key>`, or `{\"type\": \"auth\", \"api_key\": \"<key>\"}` as the first message";
+        return Err(ApiError::new(ErrorCode::MissingApiKey, message));
+    };
+    let caller = caller_for_token(state, token).await?;
+    if let Caller::Key(key) = &caller {
+        tracing::Span::current().record("key_id", tracing::field::display(key.id));
+        state.auth.take_rate(key)?;
+        if !key.grant.allows(facerec_core::Action::Recognize) {
+            let message = format!("this key may not recognize (it has: {})", actions_of(&key.grant));
+            return Err(ApiError::new(ErrorCode::Forbidden, message));
+        }
+    }
+    caller.may_use(collection)?;
+    Ok(caller)
+}
+
+/// The bearer token of an `Authorization` header, if it has one.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }

@@ -1,0 +1,376 @@
+//! One live stream: reads frames, keeps the newest waiting while a worker has
+//! the previous one, and writes an answer (or an error) per processed frame.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use facerec_core::{LiveErrorCode, LiveFace, LiveTrack};
+use facerec_queue::{LIVE_VERSION, LiveError, LiveLink, LiveOutcome, LiveReply, LiveRequest, now_ms};
+use facerec_telemetry::metrics::names;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::timeout_at;
+use tracing::{info, warn};
+
+use super::{Opened, StreamParams, open};
+use crate::{ApiError, AppState, ErrorCode};
+
+/// How long a stream that must authenticate by message may take to send it.
+const AUTH_WAIT: Duration = Duration::from_secs(10);
+
+/// A stream accepted over HTTP, not yet upgraded.
+pub(super) struct Stream {
+    state: AppState,
+    opened: Option<Opened>,
+    params: StreamParams,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// A frame received and checked, waiting for a worker.
+struct Frame {
+    number: u64,
+    image: Bytes,
+    received: Instant,
+}
+
+type Asking = Pin<Box<dyn Future<Output = (Frame, Result<Option<LiveReply>, LiveError>, Option<LiveLink>)> + Send>>;
+
+/// Error codes that end a stream close it with this WebSocket code (policy violation).
+const CLOSE_POLICY: u16 = 1008;
+
+impl Stream {
+    pub(super) fn new(
+        state: AppState,
+        opened: Option<Opened>,
+        params: StreamParams,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
+        Self { state, opened, params, _permit: permit }
+    }
+
+    pub(super) async fn run(self, mut socket: WebSocket) {
+        metrics::gauge!(names::LIVE_STREAMS).increment(1.0);
+        let opened = match self.opened.clone() {
+            Some(opened) => Ok(opened),
+            None => authenticate_by_message(&self.state, &mut socket, self.params.clone()).await,
+        };
+        match opened {
+            Ok(opened) => self.serve(socket, opened).await,
+            Err((code, message)) => close_with(&mut socket, code, &message).await,
+        }
+        metrics::gauge!(names::LIVE_STREAMS).decrement(1.0);
+    }
+
+    async fn serve(&self, mut socket: WebSocket, opened: Opened) {
+        let settings = &self.state.settings;
+        let ready = json!({
+            "type": "ready",
+            "collection": opened.collection.as_str(),
+            "threshold": opened.threshold.get(),
+            "top_k": opened.top_k.get(),
+            "max_faces": opened.max_faces.get(),
+            "max_frame_bytes": settings.live_max_frame_bytes,
+            "max_fps": settings.live_max_fps,
+        });
+        if socket.send(Message::Text(ready.to_string().into())).await.is_err() {
+            return;
+        }
+        info!(collection = opened.collection.as_str(), "live stream opened");
+        let idle = Duration::from_secs(settings.live_idle_secs.max(1));
+        let mut rate = FrameRate::new(settings.live_max_fps);
+        let mut state = Progress { frames: 0, dropped: 0, answered: 0, tracks: Vec::new(), next_track_id: 1 };
+        let mut link: Option<LiveLink> = None;
+        let mut pending: Option<Frame> = None;
+        let mut asking: Option<Asking> = None;
+        let mut idle_deadline = tokio::time::Instant::now() + idle;
+        loop {
+            if asking.is_none()
+                && let Some(frame) = pending.take()
+            {
+                asking = Some(self.ask(link.take(), &opened, &state, frame));
+            }
+            tokio::select! {
+                message = timeout_at(idle_deadline, socket.recv()) => {
+                    let message = match message {
+                        Err(_) => {
+                            let message = format!("no message for {} s", idle.as_secs());
+                            close_with(&mut socket, LiveErrorCode::IdleTimeout, &message).await;
+                            break;
+                        }
+                        Ok(None | Some(Err(_))) => break,
+                        Ok(Some(Ok(message))) => message,
+                    };
+                    idle_deadline = tokio::time::Instant::now() + idle;
+                    let refusal = match message {
+                        Message::Binary(image) => {
+                            state.frames += 1;
+                            let number = state.frames;
+                            match self.check_frame(&image, &mut rate) {
+                                Ok(()) => {
+                                    let frame = Frame { number, image, received: Instant::now() };
+                                    if pending.replace(frame).is_some() {
+                                        state.dropped += 1;
+                                        metrics::counter!(names::LIVE_FRAMES, "outcome" => "dropped").increment(1);
+                                    }
+                                    None
+                                }
+                                Err((code, message)) => Some((Some(number), code, message)),
+                            }
+                        }
+                        Message::Text(text) => match serde_json::from_str::<ControlMessage>(&text) {
+                            // A key sent again (or to an open api) changes nothing.
+                            Ok(ControlMessage::Auth { .. }) => None,
+                            Err(_) => Some((None, LiveErrorCode::InvalidMessage, "text messages must be {\"type\": \"auth\", ...}; frames are binary".to_owned())),
+                        },
+                        Message::Close(_) => break,
+                        Message::Ping(_) | Message::Pong(_) => None,
+                    };
+                    if let Some((frame, code, message)) = refusal {
+                        metrics::counter!(names::LIVE_FRAMES, "outcome" => "refused").increment(1);
+                        if send_error(&mut socket, frame, code, &message).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                (frame, reply, back) = async { asking.as_mut().expect("guarded by the branch condition").await }, if asking.is_some() => {
+                    asking = None;
+                    link = back;
+                    let sent = match reply {
+                        Ok(Some(reply)) => self.answer(&mut socket, &mut state, frame, reply).await,
+                        Ok(None) => {
+                            metrics::counter!(names::LIVE_FRAMES, "outcome" => "no_worker").increment(1);
+                            let message = format!("no worker answered within {} ms", settings.live_timeout_ms);
+                            send_error(&mut socket, Some(frame.number), LiveErrorCode::NoWorker, &message).await
+                        }
+                        Err(e) => {
+                            warn!(error = %e, source = ?std::error::Error::source(&e), "live frame: Redis failed");
+                            link = None;
+                            metrics::counter!(names::LIVE_FRAMES, "outcome" => "no_worker").increment(1);
+                            let message = "the frame could not be queued; try again".to_owned();
+                            send_error(&mut socket, Some(frame.number), LiveErrorCode::QueueUnavailable, &message).await
+                        }
+                    };
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        info!(frames = state.frames, answered = state.answered, dropped = state.dropped, "live stream closed");
+    }
+
+    /// Size, rate and image header; the pixels are the worker's to decode.
+    fn check_frame(&self, image: &[u8], rate: &mut FrameRate) -> Result<(), (LiveErrorCode, String)> {
+        let settings = &self.state.settings;
+        if !rate.take(Instant::now()) {
+            let message = format!("over {} frames per second; this frame was discarded", settings.live_max_fps);
+            return Err((LiveErrorCode::RateLimited, message));
+        }
+        if image.len() > settings.live_max_frame_bytes {
+            let message = format!("the frame is over the limit of {} bytes", settings.live_max_frame_bytes);
+            return Err((LiveErrorCode::PayloadTooLarge, message));
+        }
+        crate::upload::check_image(image, settings).map(|_| ()).map_err(|e| (live_code(&e), e.message))
+    }
+
+    fn ask(&self, link: Option<LiveLink>, opened: &Opened, state: &Progress, frame: Frame) -> Asking {
+        let settings = &self.state.settings;
+        let (redis_url, queue) = (settings.queue.redis_url.expose().to_owned(), settings.queue.name.clone());
+        let wait = Duration::from_millis(settings.live_timeout_ms.max(1));
+        let mut request = LiveRequest {
+            version: LIVE_VERSION,
+            reply_to: String::new(),
+            frame: frame.number,
+            collection: opened.collection.clone(),
+            threshold: opened.threshold.get(),
+            top_k: opened.top_k.get(),
+            max_faces: opened.max_faces.get() as u32,
+            tracks: state.tracks.clone(),
+            next_track_id: state.next_track_id,
+            expires_at_ms: now_ms() + wait.as_millis() as u64,
+            image: frame.image.to_vec(),
+        };
+        Box::pin(async move {
+            let mut link = match link {
+                Some(link) => link,
+                None => match LiveLink::connect(&redis_url, &queue).await {
+                    Ok(link) => link,
+                    Err(e) => return (frame, Err(e), None),
+                },
+            };
+            request.reply_to = link.reply_key();
+            let reply = link.ask(&request, wait).await;
+            (frame, reply, Some(link))
+        })
+    }
+
+    async fn answer(
+        &self,
+        socket: &mut WebSocket,
+        state: &mut Progress,
+        frame: Frame,
+        reply: LiveReply,
+    ) -> Result<(), axum::Error> {
+        match reply.outcome {
+            LiveOutcome::Faces { faces, tracks, next_track_id, worker_ms } => {
+                state.tracks = tracks;
+                state.next_track_id = next_track_id;
+                state.answered += 1;
+                let latency = frame.received.elapsed();
+                metrics::counter!(names::LIVE_FRAMES, "outcome" => "answered").increment(1);
+                metrics::histogram!(names::LIVE_LATENCY).record(latency.as_secs_f64());
+                let answer = Answer {
+                    kind: "answer",
+                    frame: frame.number,
+                    faces,
+                    latency_ms: round(latency.as_secs_f64() * 1000.0),
+                    worker_ms: round(worker_ms),
+                    dropped: state.dropped,
+                };
+                let text = serde_json::to_string(&answer).expect("an answer always serializes");
+                socket.send(Message::Text(text.into())).await
+            }
+            LiveOutcome::Error { code, message } => {
+                metrics::counter!(names::LIVE_FRAMES, "outcome" => "refused").increment(1);
+                send_error(socket, Some(frame.number), code, &message).await
+            }
+        }
+    }
+}
+
+/// What a stream has seen so far.
+struct Progress {
+    frames: u64,
+    dropped: u64,
+    answered: u64,
+    tracks: Vec<LiveTrack>,
+    next_track_id: u64,
+}
+
+#[derive(serde::Serialize)]
+struct Answer {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    frame: u64,
+    faces: Vec<LiveFace>,
+    latency_ms: f64,
+    worker_ms: f64,
+    dropped: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ControlMessage {
+    Auth { api_key: String },
+}
+
+fn round(ms: f64) -> f64 {
+    (ms * 10.0).round() / 10.0
+}
+
+/// Waits for `{"type": "auth", "api_key": "…"}` as the first message, then opens the stream.
+async fn authenticate_by_message(
+    state: &AppState,
+    socket: &mut WebSocket,
+    params: StreamParams,
+) -> Result<Opened, (LiveErrorCode, String)> {
+    let missing = || {
+        let message = "send {\"type\": \"auth\", \"api_key\": \"<key>\"} as the first message (or the key as a \
+                       `facerec.key.<key>` subprotocol, or an Authorization header)";
+        (LiveErrorCode::MissingApiKey, message.to_owned())
+    };
+    let first = loop {
+        match tokio::time::timeout(AUTH_WAIT, socket.recv()).await {
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(Some(Ok(message))) => break message,
+            _ => return Err(missing()),
+        }
+    };
+    let Message::Text(text) = first else { return Err(missing()) };
+    let Ok(ControlMessage::Auth { api_key }) = serde_json::from_str::<ControlMessage>(&text) else {
+        return Err(missing());
+    };
+    open(state, Some(&api_key), params).await.map_err(|e| (live_code(&e), e.message))
+}
+
+/// The live code of an api error met while opening a stream or checking a frame.
+fn live_code(error: &ApiError) -> LiveErrorCode {
+    match error.code {
+        ErrorCode::MissingApiKey => LiveErrorCode::MissingApiKey,
+        ErrorCode::InvalidApiKey => LiveErrorCode::InvalidApiKey,
+        ErrorCode::Forbidden | ErrorCode::RateLimited => LiveErrorCode::Forbidden,
+        ErrorCode::CollectionNotFound => LiveErrorCode::CollectionNotFound,
+        ErrorCode::PayloadTooLarge => LiveErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType => LiveErrorCode::UnsupportedMediaType,
+        ErrorCode::CorruptImage => LiveErrorCode::CorruptImage,
+        ErrorCode::ImageTooLarge => LiveErrorCode::ImageTooLarge,
+        _ => LiveErrorCode::InternalError,
+    }
+}
+
+async fn send_error(
+    socket: &mut WebSocket,
+    frame: Option<u64>,
+    code: LiveErrorCode,
+    message: &str,
+) -> Result<(), axum::Error> {
+    let body = json!({"type": "error", "frame": frame, "error": {"code": code, "message": message}});
+    socket.send(Message::Text(body.to_string().into())).await
+}
+
+/// Sends the error, then closes the stream (policy violation for refusals, normal for idleness).
+async fn close_with(socket: &mut WebSocket, code: LiveErrorCode, message: &str) {
+    let _ = send_error(socket, None, code, message).await;
+    let close = if code == LiveErrorCode::IdleTimeout { 1000 } else { CLOSE_POLICY };
+    let reason = serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let _ = socket.send(Message::Close(Some(CloseFrame { code: close, reason: reason.into() }))).await;
+}
+
+/// Frames per second a stream may send: a token bucket holding one second's worth.
+struct FrameRate {
+    per_sec: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl FrameRate {
+    fn new(per_sec: f64) -> Self {
+        Self { per_sec, tokens: per_sec.max(1.0), at: Instant::now() }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        if self.per_sec <= 0.0 {
+            return true;
+        }
+        let capacity = self.per_sec.max(1.0);
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.per_sec).min(capacity);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_frame_rate_allows_a_second_s_worth_then_refills() {
+        let start = Instant::now();
+        let mut rate = FrameRate { per_sec: 10.0, tokens: 10.0, at: start };
+        assert!((0..10).all(|_| rate.take(start)));
+        assert!(!rate.take(start));
+        assert!(rate.take(start + Duration::from_millis(100)));
+        assert!(!rate.take(start + Duration::from_millis(100)));
+        let mut open = FrameRate::new(0.0);
+        assert!((0..1000).all(|_| open.take(start)));
+    }
+}
