@@ -8,7 +8,7 @@
 #   - with --with-test-photos, for the tests: the photos, a Python venv with
 #     OpenCV's reference pipeline (.cache/refvenv, hash-pinned wheels), and
 #     Debian's prometheus (server and promtool) and docker-compose (to validate
-#     the compose file)
+#     the compose file), Debian's chromium and playwright-core from npm (the page tests)
 # Usage: setup.sh [--with-test-photos]
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -121,6 +121,22 @@ reference_venv() {
 test_tools() {
   command -v prometheus >/dev/null && command -v promtool >/dev/null || apt_install prometheus
   command -v docker-compose >/dev/null || apt_install docker-compose
+  browser
+}
+
+# The page tests: Debian's Chromium driven by playwright-core from npm, pinned
+# with its sha512 in tests/browser/package-lock.json (it downloads no browser).
+browser() {
+  command -v chromium >/dev/null || apt_install chromium
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+  local dir="$FACEREC_ROOT/tests/browser" want have=""
+  want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["packages"]["node_modules/playwright-core"]["version"])' "$dir/package-lock.json")
+  [ -f "$dir/node_modules/playwright-core/package.json" ] \
+    && have=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$dir/node_modules/playwright-core/package.json")
+  if [ "$have" != "$want" ]; then
+    log "installing playwright-core $want from npm (tests/browser)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
 }
 
 database() {

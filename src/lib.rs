@@ -22,11 +22,13 @@ pub use reqwest;
 pub use serde_json;
 
 mod keys;
+mod live;
 pub mod process;
 mod proxy;
 mod receiver;
 
 pub use keys::{Key, MASTER_KEY, bearer, client_with_authorization, key_of};
+pub use live::{Closed, LiveStream, camera_frame, resident_bytes, y4m_video};
 pub use proxy::Proxy;
 pub use receiver::WebhookReceiver;
 
