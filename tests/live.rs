@@ -9,7 +9,12 @@ use serde_json::Value;
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn app_with_obama(api: facerec_e2e::Tweak<'_, facerec_api::Settings>) -> TestApp {
-    let app = TestApp::spawn_with(api, &|_| {}).await.unwrap();
+    // Other tests run the models beside this one: no frame should miss the default 3 s.
+    let api = |s: &mut facerec_api::Settings| {
+        s.live_timeout_ms = 20_000;
+        api(s)
+    };
+    let app = TestApp::spawn_with(&api, &|_| {}).await.unwrap();
     let job = app.run_job("/v1/register", photo("obama.jpg"), &[("subject", "obama"), ("collection", "live")]).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     app
@@ -26,6 +31,7 @@ async fn a_stream_names_the_person_and_tracks_the_face_without_embedding_every_f
     let ready = stream.next(WAIT).await.unwrap();
     assert_eq!(ready["type"], "ready", "{ready}");
     assert_eq!(ready["collection"], "live");
+    assert_eq!(ready["threshold"], 0.4, "the default threshold, as written: {ready}");
 
     let (mut tracks, mut embedded) = (Vec::new(), 0);
     for i in 0..32 {
@@ -169,7 +175,12 @@ async fn a_stream_is_refused_over_its_frame_rate_and_closed_when_idle() {
 
 #[tokio::test]
 async fn streams_authenticate_by_header_subprotocol_or_first_message_never_the_url() {
-    let app = TestApp::spawn_keyed(&|_| {}).await.unwrap();
+    let app = TestApp::spawn_keyed(&|s| {
+        s.live_timeout_ms = 20_000;
+        s.live_key_recheck_secs = 1;
+    })
+    .await
+    .unwrap();
     let job = app.run_job("/v1/register", photo("obama.jpg"), &[("subject", "obama"), ("collection", "live")]).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let frame = camera_frame(&photo("obama2.jpg"), 0);
@@ -205,6 +216,17 @@ async fn streams_authenticate_by_header_subprotocol_or_first_message_never_the_u
     assert_eq!(by_message.next(WAIT).await.unwrap()["type"], "ready");
     assert_eq!(best_subject(&by_message.ask(&frame).await.unwrap()["faces"][0]), Some("obama"));
     by_message.close().await;
+
+    // A key deleted while its stream runs ends the stream at the next look-up.
+    let mut doomed = app.live("collection=live", &["facerec.live", &protocol], &[]).await.unwrap();
+    assert_eq!(doomed.next(WAIT).await.unwrap()["type"], "ready");
+    assert_eq!(doomed.ask(&frame).await.unwrap()["type"], "answer");
+    let (status, _) = app.json(reqwest::Method::DELETE, &format!("/v1/keys/{}", recognizer.id), None).await;
+    assert_eq!(status, 204);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let error = doomed.ask(&frame).await.unwrap();
+    assert_eq!(error["error"]["code"], "invalid_api_key", "{error}");
+    assert_eq!(doomed.next_or_close(WAIT).await.unwrap().unwrap_err().code, 1008);
 
     // No key at all: the first frame is refused and the stream closes.
     for (first, code) in [

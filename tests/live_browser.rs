@@ -20,7 +20,7 @@ async fn the_live_page_names_the_person_in_front_of_the_camera() {
         browser_dir().join("node_modules/playwright-core").exists(),
         "playwright-core missing: `make test` installs it (npm ci in tests/browser)"
     );
-    let app = TestApp::spawn_keyed(&|_| {}).await.unwrap();
+    let app = TestApp::spawn_keyed(&|s| s.live_timeout_ms = 20_000).await.unwrap();
     let job =
         app.run_job("/v1/register", photo("obama.jpg"), &[("subject", "Barack Obama"), ("collection", "live")]).await;
     assert_eq!(job["status"], "succeeded", "{job}");

@@ -12,7 +12,15 @@ const WAIT: Duration = Duration::from_secs(20);
 /// nothing is left behind in Redis.
 #[tokio::test]
 async fn a_long_overloaded_stream_keeps_memory_flat_and_leaves_nothing_in_redis() {
-    let app = TestApp::spawn_with(&|s| s.live_max_fps = 0.0, &|_| {}).await.unwrap();
+    let app = TestApp::spawn_with(
+        &|s| {
+            s.live_max_fps = 0.0;
+            s.live_timeout_ms = 20_000;
+        },
+        &|_| {},
+    )
+    .await
+    .unwrap();
     let job = app.run_job("/v1/register", photo("obama.jpg"), &[("subject", "obama"), ("collection", "live")]).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let mut stream = app.live("collection=live", &[], &[]).await.unwrap();

@@ -23,8 +23,10 @@ try {
   const problems = [];
   page.on("pageerror", (e) => problems.push(`page error: ${e}`));
   const origin = new URL(url).origin;
+  const wsOrigin = origin.replace(/^http/, "ws");
   const elsewhere = [];
-  page.on("request", (r) => { if (!r.url().startsWith(origin) && !r.url().startsWith("ws")) elsewhere.push(r.url()); });
+  page.on("request", (r) => { if (!r.url().startsWith(origin)) elsewhere.push(r.url()); });
+  page.on("websocket", (ws) => { if (!ws.url().startsWith(wsOrigin)) elsewhere.push(ws.url()); });
   await page.goto(url);
   if (process.env.FACEREC_KEY) await page.fill("#key", process.env.FACEREC_KEY);
   await page.click("#start");

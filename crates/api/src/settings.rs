@@ -99,6 +99,10 @@ pub struct Settings {
     /// A live stream with no message for this many seconds is closed (`idle_timeout`).
     #[arg(long, env = "FACEREC_LIVE_IDLE_SECS", default_value_t = 30)]
     pub live_idle_secs: u64,
+    /// How often an open live stream's API key is looked up again, in seconds,
+    /// so that a deleted or expired key also ends its streams (`invalid_api_key`).
+    #[arg(long, env = "FACEREC_LIVE_KEY_RECHECK_SECS", default_value_t = 10)]
+    pub live_key_recheck_secs: u64,
     /// How long a live frame waits for a worker's answer before `no_worker`.
     #[arg(long, env = "FACEREC_LIVE_TIMEOUT_MS", default_value_t = 3000)]
     pub live_timeout_ms: u64,

@@ -5,8 +5,9 @@
 //! (`{queue}:live:reply:{uuid}`); a worker blocks on the list, answers by
 //! pushing onto that key, and gives it a short TTL so that an answer nobody
 //! waits for any more disappears. The list keeps only the newest
-//! [`MAX_BACKLOG`] frames, and a worker skips a frame past its deadline, so
-//! a stream left without workers never fills Redis.
+//! [`MAX_BACKLOG`] frames and expires when no frame was pushed for a
+//! frame's wait, and a worker skips a frame past its deadline, so streams
+//! left without workers never fill Redis.
 //!
 //! Each side uses a connection of its own ([`LiveLink`]): a blocking pop
 //! holds the connection it runs on.
@@ -21,8 +22,13 @@ use serde::{Deserialize, Serialize};
 /// Version of the live wire format; bump when it changes incompatibly.
 pub const LIVE_VERSION: u16 = 1;
 
-/// Frames the request list keeps at most (the newest); older ones are dropped.
-pub const MAX_BACKLOG: isize = 256;
+/// Frames the request list keeps at most (the newest); older ones are
+/// dropped. Each stream has at most one frame there, so this is how many
+/// streams may wait for a worker at once before the oldest give up.
+pub const MAX_BACKLOG: isize = 64;
+
+/// Slack on a frame's deadline, for clocks of the api and the worker that differ a little.
+const CLOCK_SLACK_MS: u64 = 2000;
 
 /// How long an answer waits in Redis for the api that asked.
 pub const REPLY_TTL_SECS: i64 = 10;
@@ -111,7 +117,7 @@ impl LiveRequest {
 
     /// Whether nobody waits for this frame's answer any more.
     pub fn expired(&self) -> bool {
-        now_ms() > self.expires_at_ms
+        now_ms() > self.expires_at_ms + CLOCK_SLACK_MS
     }
 }
 
@@ -150,6 +156,8 @@ impl LiveLink {
                 .ignore()
                 .ltrim(&self.requests, 0, MAX_BACKLOG - 1)
                 .ignore()
+                .pexpire(&self.requests, wait.as_millis() as i64)
+                .ignore()
                 .query_async(&mut self.conn)
                 .await?;
             let popped: Option<(String, Vec<u8>)> = self.conn.blpop(&request.reply_to, wait.as_secs_f64()).await?;
@@ -175,8 +183,12 @@ impl LiveLink {
         }
     }
 
-    /// Worker side: answers a frame.
+    /// Worker side: answers a frame. Only reply keys of this queue are
+    /// written, whatever a message names.
     pub async fn reply(&mut self, reply_to: &str, reply: &LiveReply) -> Result<(), LiveError> {
+        if !reply_to.starts_with(&self.reply_prefix) {
+            return Err(LiveError::Malformed(format!("reply key outside {}*", self.reply_prefix).into()));
+        }
         let body = serde_json::to_vec(reply).map_err(|e| LiveError::Malformed(e.into()))?;
         bounded(Duration::ZERO, async {
             let _: () = redis::pipe()
@@ -222,6 +234,10 @@ mod tests {
         let bytes = request.encode();
         assert_eq!(LiveRequest::decode(&bytes).unwrap(), request);
         assert!(request.expired());
+        assert!(
+            !LiveRequest { expires_at_ms: now_ms(), ..request.clone() }.expired(),
+            "a little clock skew is allowed"
+        );
         assert!(LiveRequest::decode(&bytes[..3]).is_err());
         assert!(LiveRequest::decode(&[0, 0, 0, 200, b'{']).is_err());
     }

@@ -85,6 +85,8 @@ impl Worker {
         let slots = webhook::delivery_slots();
         let webhooks = tokio::spawn(webhook::delivery_loop(ctx.store.clone(), self.settings.clone(), slots.clone()));
         let (stop_live, live_stopped) = tokio::sync::watch::channel(false);
+        // The sender stays here (so the slots never see it vanish); the shutdown signal sends through a clone.
+        let stop_signal = stop_live.clone();
         let live: Vec<_> = (0..self.settings.live_slots())
             .map(|_| tokio::spawn(crate::live::live_loop(ctx.clone(), live_stopped.clone())))
             .collect();
@@ -113,15 +115,20 @@ impl Worker {
             .run_with_signal(async move {
                 shutdown.await;
                 readiness.stopping();
-                let _ = stop_live.send(true);
+                let _ = stop_signal.send(true);
                 info!("shutting down: finishing jobs in hand");
                 Ok(())
             })
             .await
             .context("running the queue consumer")?;
-        // A frame in hand is answered (its api waits at most a few seconds).
+        // Frames in hand are answered (their apis wait a few seconds at most), then the slots end.
+        let _ = stop_live.send(true);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         for task in live {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                abort.abort();
+            }
         }
         vacuum.abort();
         reconcile.abort();

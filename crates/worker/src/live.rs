@@ -21,10 +21,12 @@ use tracing::{Instrument, warn};
 
 use crate::handler::{Failure, JobContext};
 
-/// Serves live frames until `stop` turns true; reconnects after Redis errors.
+/// Serves live frames until `stop` turns true (or its sender is gone);
+/// reconnects after Redis errors.
 pub(crate) async fn live_loop(ctx: JobContext, mut stop: watch::Receiver<bool>) {
     let policy = ctx.settings.track_policy();
-    while !*stop.borrow() {
+    let stopped = |stop: &watch::Receiver<bool>| *stop.borrow() || stop.has_changed().is_err();
+    while !stopped(&stop) {
         let mut link = match LiveLink::connect(ctx.settings.queue.redis_url.expose(), &ctx.settings.queue.name).await {
             Ok(link) => link,
             Err(e) => {
@@ -33,7 +35,7 @@ pub(crate) async fn live_loop(ctx: JobContext, mut stop: watch::Receiver<bool>) 
                 continue;
             }
         };
-        while !*stop.borrow() {
+        while !stopped(&stop) {
             let request = tokio::select! {
                 next = link.next(Duration::from_secs(1)) => next,
                 _ = stop.changed() => break,
@@ -55,15 +57,20 @@ pub(crate) async fn live_loop(ctx: JobContext, mut stop: watch::Receiver<bool>) 
             let span =
                 tracing::info_span!("live frame", frame = request.frame, collection = request.collection.as_str());
             let reply = serve_frame(&ctx, &policy, request).instrument(span).await;
-            if let Err(e) = link.reply(&reply_to, &reply).await {
-                warn!(error = %e, "live frames: cannot answer; reconnecting");
-                break;
+            match link.reply(&reply_to, &reply).await {
+                Ok(()) => {}
+                Err(e @ facerec_queue::LiveError::Malformed(_)) => warn!(error = %e, "live frames: not answered"),
+                Err(e) => {
+                    warn!(error = %e, "live frames: cannot answer; reconnecting");
+                    break;
+                }
             }
         }
     }
 }
 
 async fn pause(stop: &mut watch::Receiver<bool>) {
+    // A closed channel returns at once; the caller then sees it and stops.
     let _ = tokio::time::timeout(Duration::from_secs(1), stop.changed()).await;
 }
 

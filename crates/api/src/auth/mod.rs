@@ -243,6 +243,11 @@ pub async fn authorize_live(
     Ok(caller)
 }
 
+/// Whether the key still names a live caller (not deleted, not expired).
+pub async fn key_still_valid(state: &AppState, token: &str) -> Result<(), ApiError> {
+    caller_for_token(state, token).await.map(|_| ())
+}
+
 /// The bearer token of an `Authorization` header, if it has one.
 pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;

@@ -11,6 +11,7 @@
 //! subprotocol (browsers cannot set headers on a WebSocket), or a first text
 //! message `{"type": "auth", "api_key": "<key>"}`; never the URL.
 
+mod messages;
 mod page;
 mod session;
 
@@ -22,11 +23,13 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use facerec_core::{CollectionName, MaxFaces, Threshold, TopK};
+use secrecy::SecretString;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 
 pub use page::live_page;
 
-use crate::auth::{authorize_live, bearer_token};
+use crate::auth::{Caller, authorize_live, bearer_token};
 use crate::routes::gallery::collection_field;
 use crate::{ApiError, AppState, ErrorCode, Settings};
 
@@ -104,13 +107,18 @@ pub async fn live(
     let upgrade = upgrade.max_message_size(hard_limit).max_frame_size(hard_limit);
     let upgrade = if offered.iter().any(|p| p == PROTOCOL) { upgrade.protocols([PROTOCOL]) } else { upgrade };
     let stream = session::Stream::new(state.clone(), opened, params, permit);
-    Ok(upgrade.on_upgrade(move |socket| stream.run(socket)).into_response())
+    // The stream's logs keep the request's span (request id, trace, key id).
+    let span = tracing::Span::current();
+    Ok(upgrade.on_upgrade(move |socket| stream.run(socket).instrument(span)).into_response())
 }
 
 /// A stream's settings once its caller may open it: the collection exists
 /// (checked after the key, so a refused key learns nothing about it) and the threshold is known.
 #[derive(Debug, Clone)]
 struct Opened {
+    /// An API key's token, looked up again now and then while the stream runs
+    /// (the master key, fixed at start, is not).
+    key: Option<SecretString>,
     collection: CollectionName,
     threshold: Threshold,
     top_k: TopK,
@@ -118,7 +126,8 @@ struct Opened {
 }
 
 async fn open(state: &AppState, key: Option<&str>, params: StreamParams) -> Result<Opened, ApiError> {
-    authorize_live(state, key, &params.collection).await?;
+    let caller = authorize_live(state, key, &params.collection).await?;
+    let key = key.filter(|_| matches!(caller, Caller::Key(_))).map(|k| SecretString::from(k.to_owned()));
     let Some(collection) = state.store.get_collection(&params.collection).await? else {
         let message = format!("no collection is named {}", params.collection.as_str());
         return Err(ApiError::new(ErrorCode::CollectionNotFound, message));
@@ -127,7 +136,7 @@ async fn open(state: &AppState, key: Option<&str>, params: StreamParams) -> Resu
         .threshold
         .or_else(|| collection.threshold.and_then(Threshold::new))
         .unwrap_or(state.settings.default_threshold);
-    Ok(Opened { collection: params.collection, threshold, top_k: params.top_k, max_faces: params.max_faces })
+    Ok(Opened { key, collection: params.collection, threshold, top_k: params.top_k, max_faces: params.max_faces })
 }
 
 fn offered_protocols(headers: &HeaderMap) -> Vec<String> {

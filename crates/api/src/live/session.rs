@@ -6,16 +6,16 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use facerec_core::{LiveErrorCode, LiveFace, LiveTrack};
+use axum::extract::ws::{Message, WebSocket};
+use facerec_core::{LiveErrorCode, LiveTrack};
 use facerec_queue::{LIVE_VERSION, LiveError, LiveLink, LiveOutcome, LiveReply, LiveRequest, now_ms};
 use facerec_telemetry::metrics::names;
-use serde::Deserialize;
-use serde_json::json;
+use secrecy::ExposeSecret;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::timeout_at;
 use tracing::{info, warn};
 
+use super::messages::{Answer, ControlMessage, FrameRate, Gone, Ready, close_with, round, send_error, send_text};
 use super::{Opened, StreamParams, open};
 use crate::{ApiError, AppState, ErrorCode};
 
@@ -38,9 +38,6 @@ struct Frame {
 }
 
 type Asking = Pin<Box<dyn Future<Output = (Frame, Result<Option<LiveReply>, LiveError>, Option<LiveLink>)> + Send>>;
-
-/// Error codes that end a stream close it with this WebSocket code (policy violation).
-const CLOSE_POLICY: u16 = 1008;
 
 impl Stream {
     pub(super) fn new(
@@ -67,16 +64,17 @@ impl Stream {
 
     async fn serve(&self, mut socket: WebSocket, opened: Opened) {
         let settings = &self.state.settings;
-        let ready = json!({
-            "type": "ready",
-            "collection": opened.collection.as_str(),
-            "threshold": opened.threshold.get(),
-            "top_k": opened.top_k.get(),
-            "max_faces": opened.max_faces.get(),
-            "max_frame_bytes": settings.live_max_frame_bytes,
-            "max_fps": settings.live_max_fps,
-        });
-        if socket.send(Message::Text(ready.to_string().into())).await.is_err() {
+        let ready = Ready {
+            kind: "ready",
+            collection: opened.collection.as_str(),
+            threshold: opened.threshold.get(),
+            top_k: opened.top_k.get(),
+            max_faces: opened.max_faces.get(),
+            max_frame_bytes: settings.live_max_frame_bytes,
+            max_fps: settings.live_max_fps,
+        };
+        let ready = serde_json::to_string(&ready).expect("the ready message always serializes");
+        if send_text(&mut socket, ready).await.is_err() {
             return;
         }
         info!(collection = opened.collection.as_str(), "live stream opened");
@@ -87,6 +85,7 @@ impl Stream {
         let mut pending: Option<Frame> = None;
         let mut asking: Option<Asking> = None;
         let mut idle_deadline = tokio::time::Instant::now() + idle;
+        let mut key_checked = Instant::now();
         loop {
             if asking.is_none()
                 && let Some(frame) = pending.take()
@@ -107,6 +106,15 @@ impl Stream {
                     idle_deadline = tokio::time::Instant::now() + idle;
                     let refusal = match message {
                         Message::Binary(image) => {
+                            if let Some(key) = &opened.key
+                                && key_checked.elapsed() >= Duration::from_secs(settings.live_key_recheck_secs)
+                            {
+                                key_checked = Instant::now();
+                                if let Err(e) = crate::auth::key_still_valid(&self.state, key.expose_secret()).await {
+                                    close_with(&mut socket, live_code(&e), &e.message).await;
+                                    break;
+                                }
+                            }
                             state.frames += 1;
                             let number = state.frames;
                             match self.check_frame(&image, &mut rate) {
@@ -157,6 +165,8 @@ impl Stream {
                     if sent.is_err() {
                         break;
                     }
+                    // Idleness is the client's: a slow answer does not count against it.
+                    idle_deadline = tokio::time::Instant::now() + idle;
                 }
             }
         }
@@ -214,7 +224,7 @@ impl Stream {
         state: &mut Progress,
         frame: Frame,
         reply: LiveReply,
-    ) -> Result<(), axum::Error> {
+    ) -> Result<(), Gone> {
         match reply.outcome {
             LiveOutcome::Faces { faces, tracks, next_track_id, worker_ms } => {
                 state.tracks = tracks;
@@ -232,7 +242,7 @@ impl Stream {
                     dropped: state.dropped,
                 };
                 let text = serde_json::to_string(&answer).expect("an answer always serializes");
-                socket.send(Message::Text(text.into())).await
+                send_text(socket, text).await
             }
             LiveOutcome::Error { code, message } => {
                 metrics::counter!(names::LIVE_FRAMES, "outcome" => "refused").increment(1);
@@ -251,27 +261,6 @@ struct Progress {
     next_track_id: u64,
 }
 
-#[derive(serde::Serialize)]
-struct Answer {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    frame: u64,
-    faces: Vec<LiveFace>,
-    latency_ms: f64,
-    worker_ms: f64,
-    dropped: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ControlMessage {
-    Auth { api_key: String },
-}
-
-fn round(ms: f64) -> f64 {
-    (ms * 10.0).round() / 10.0
-}
-
 /// Waits for `{"type": "auth", "api_key": "…"}` as the first message, then opens the stream.
 async fn authenticate_by_message(
     state: &AppState,
@@ -283,8 +272,9 @@ async fn authenticate_by_message(
                        `facerec.key.<key>` subprotocol, or an Authorization header)";
         (LiveErrorCode::MissingApiKey, message.to_owned())
     };
+    let deadline = tokio::time::Instant::now() + AUTH_WAIT;
     let first = loop {
-        match tokio::time::timeout(AUTH_WAIT, socket.recv()).await {
+        match timeout_at(deadline, socket.recv()).await {
             Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
             Ok(Some(Ok(message))) => break message,
             _ => return Err(missing()),
@@ -302,75 +292,13 @@ fn live_code(error: &ApiError) -> LiveErrorCode {
     match error.code {
         ErrorCode::MissingApiKey => LiveErrorCode::MissingApiKey,
         ErrorCode::InvalidApiKey => LiveErrorCode::InvalidApiKey,
-        ErrorCode::Forbidden | ErrorCode::RateLimited => LiveErrorCode::Forbidden,
+        ErrorCode::Forbidden => LiveErrorCode::Forbidden,
+        ErrorCode::RateLimited => LiveErrorCode::RateLimited,
         ErrorCode::CollectionNotFound => LiveErrorCode::CollectionNotFound,
         ErrorCode::PayloadTooLarge => LiveErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType => LiveErrorCode::UnsupportedMediaType,
         ErrorCode::CorruptImage => LiveErrorCode::CorruptImage,
         ErrorCode::ImageTooLarge => LiveErrorCode::ImageTooLarge,
         _ => LiveErrorCode::InternalError,
-    }
-}
-
-async fn send_error(
-    socket: &mut WebSocket,
-    frame: Option<u64>,
-    code: LiveErrorCode,
-    message: &str,
-) -> Result<(), axum::Error> {
-    let body = json!({"type": "error", "frame": frame, "error": {"code": code, "message": message}});
-    socket.send(Message::Text(body.to_string().into())).await
-}
-
-/// Sends the error, then closes the stream (policy violation for refusals, normal for idleness).
-async fn close_with(socket: &mut WebSocket, code: LiveErrorCode, message: &str) {
-    let _ = send_error(socket, None, code, message).await;
-    let close = if code == LiveErrorCode::IdleTimeout { 1000 } else { CLOSE_POLICY };
-    let reason = serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-    let _ = socket.send(Message::Close(Some(CloseFrame { code: close, reason: reason.into() }))).await;
-}
-
-/// Frames per second a stream may send: a token bucket holding one second's worth.
-struct FrameRate {
-    per_sec: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl FrameRate {
-    fn new(per_sec: f64) -> Self {
-        Self { per_sec, tokens: per_sec.max(1.0), at: Instant::now() }
-    }
-
-    fn take(&mut self, now: Instant) -> bool {
-        if self.per_sec <= 0.0 {
-            return true;
-        }
-        let capacity = self.per_sec.max(1.0);
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.per_sec).min(capacity);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_frame_rate_allows_a_second_s_worth_then_refills() {
-        let start = Instant::now();
-        let mut rate = FrameRate { per_sec: 10.0, tokens: 10.0, at: start };
-        assert!((0..10).all(|_| rate.take(start)));
-        assert!(!rate.take(start));
-        assert!(rate.take(start + Duration::from_millis(100)));
-        assert!(!rate.take(start + Duration::from_millis(100)));
-        let mut open = FrameRate::new(0.0);
-        assert!((0..1000).all(|_| open.take(start)));
     }
 }
