@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 CARGO_TEST_FLAGS ?=
 
-.PHONY: up test chaos setup build lint fmt bench bench-peer bench-ingest bench-submit bench-auth bench-observability calibrate help
+.PHONY: up test chaos setup build lint fmt bench bench-peer bench-ingest bench-submit bench-auth bench-observability bench-live calibrate help
 .DEFAULT_GOAL := help
 
 help: ## List the targets
@@ -56,6 +56,13 @@ bench-observability: ## Cost of metrics and OTLP tracing end to end: recognize j
 	@bash scripts/setup.sh --with-test-photos >/dev/null
 	@$(ENV) cargo build --quiet --release --workspace --bins
 	@$(ENV) python3 scripts/bench_observability.py
+
+SECONDS_LIVE ?= 60
+bench-live: ## Live recognition: one worker, a 640x480 stream at 15 fps for SECONDS_LIVE (default 60): answers/s, latency, named %, memory
+	@bash scripts/setup.sh --with-test-photos >/dev/null
+	@$(ENV) cargo build --quiet --release --workspace --bins
+	@$(ENV) cargo build --quiet --release --example live_bench
+	@$(ENV) python3 scripts/bench_live.py --seconds $(SECONDS_LIVE)
 
 N_AUTH ?= 5000
 bench-auth: ## Cost of authentication: GET /v1/jobs/{id} open, with the master key and with an API key (release build)

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Live recognition on this machine (make bench-live).
+
+Starts the release api and ONE worker, registers a person, then streams
+640x480 JPEG frames of another photo of them to /v1/live at FPS frames per
+second for SECONDS (examples/live_bench.rs), as a camera would: frames keep
+coming whatever the answers do, and the api drops stale ones. Prints
+answers/s, latency (client round trip, the api's receipt-to-answer, the
+worker's own time, and what the api + Redis path adds to it), the share of
+answers that name the person, and the resident memory of the api and the
+worker every 10 s.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+sys.path.insert(0, os.path.dirname(__file__))
+import bench_e2e  # noqa: E402
+from bench_observability import BIN, PHOTOS, free_port, wait_ready  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--fps", type=float, default=15.0)
+    args = ap.parse_args()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, FACEREC_API_ADDR=f"127.0.0.1:{port}", RUST_LOG="warn",
+               FACEREC_QUEUE=f"facerec-bench-{uuid.uuid4().hex[:8]}")
+    env.pop("FACEREC_MASTER_KEY", None)
+    procs = {"api": subprocess.Popen([os.path.join(BIN, "facerec-api")], env=env),
+             "worker": subprocess.Popen([os.path.join(BIN, "facerec-worker")], env=env)}
+    try:
+        wait_ready(f"{base}/readyz")
+        collection = f"live-{uuid.uuid4().hex[:8]}"
+        for _ in range(120):  # the worker loads its models
+            job = bench_e2e.post_form(f"{base}/v1/register", {"subject": "obama", "collection": collection},
+                                      os.path.join(PHOTOS, "obama.jpg"))
+            if bench_e2e.wait(base, job["job_id"])["status"] == "succeeded":
+                break
+        url = f"ws://127.0.0.1:{port}/v1/live?collection={collection}"
+        out = subprocess.run(
+            [os.path.join(ROOT, "target", "release", "examples", "live_bench"), "--url", url,
+             "--photo", os.path.join(PHOTOS, "obama2.jpg"), "--expect", "obama", "--fps", str(args.fps),
+             "--seconds", str(args.seconds), "--pids", ",".join(f"{k}={p.pid}" for k, p in procs.items())],
+            check=True, capture_output=True, text=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+    finally:
+        for p in procs.values():
+            p.terminate()
+        for p in procs.values():
+            p.wait(timeout=60)
+    print(f"one worker, 640x480 frames at {args.fps:g} fps for {args.seconds} s "
+          f"({r['frames_sent']} frames sent, {r['sent_per_s']:.1f}/s)")
+    print(f"  answers/s        {r['answers_per_s']:.1f}   (goal >= 14)")
+    print(f"  named            {r['named_pct']:.1f} % of answers   (goal >= 95 %)")
+    for name, label in [("client_ms", "client round trip"), ("server_ms", "api receipt->answer"),
+                        ("worker_ms", "worker's own time"), ("path_ms", "api + Redis path")]:
+        print(f"  {label:20s} p50 {r[name]['p50']:6.1f} ms   p99 {r[name]['p99']:6.1f} ms")
+    print(f"  dropped frames   {r['dropped_total']}   errors {r['errors']}   "
+          f"faces embedded {r['embedded_pct_of_faces']:.1f} % of frames")
+    names = [p.split("=")[0] for p in r["processes"]]
+    for sample in r["memory_mib"]:
+        print(f"  t={sample['t']:4d} s  " + "  ".join(f"{n} {m:6.1f} MiB" for n, m in zip(names, sample["rss"])))
+
+
+if __name__ == "__main__":
+    main()
