@@ -185,16 +185,7 @@ impl TestApp {
 
     /// Polls the job, as a client would, until it reaches a terminal state (60 s at most).
     pub async fn wait_for_job(&self, id: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let (status, job) = self.get_job(id).await;
-            assert_eq!(status, 200, "GET job {id}: {job}");
-            if matches!(job["status"].as_str(), Some("succeeded" | "failed" | "canceled")) {
-                return job;
-            }
-            assert!(Instant::now() < deadline, "job {id} not finished after 60 s: {job}");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        wait_for_job_at(&self.client, &self.base_url, id, Duration::from_secs(60)).await
     }
 
     /// Submits and waits: the finished job.
@@ -399,6 +390,37 @@ pub fn form(image: Option<Vec<u8>>, fields: &[(&str, &str)]) -> reqwest::multipa
         form = form.text(k.to_string(), v.to_string());
     }
     form
+}
+
+/// Polls `GET {base_url}/v1/jobs/{id}` until the job ends (succeeded, failed
+/// or canceled), at most `timeout`: its final record. For apps and binaries alike.
+pub async fn wait_for_job_at(client: &reqwest::Client, base_url: &str, id: &str, timeout: Duration) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let response = client.get(format!("{base_url}/v1/jobs/{id}")).send().await.expect("the api answers");
+        let status = response.status();
+        let job: Value = response.json().await.expect("a JSON job record");
+        assert_eq!(status, 200, "GET job {id}: {job}");
+        if matches!(job["status"].as_str(), Some("succeeded" | "failed" | "canceled")) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job {id} not finished after {timeout:?}: {job}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Checks every 100 ms until `check` holds; panics after `timeout`, saying
+/// `describe()` (evaluated then, so it can show a process's output so far).
+pub async fn wait_until<F: std::future::Future<Output = bool>>(
+    timeout: Duration,
+    describe: impl Fn() -> String,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {}", describe());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// `target/<profile>/<name>`: a binary of the workspace, beside this test

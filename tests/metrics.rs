@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use facerec_e2e::process::{Process, free_port};
-use facerec_e2e::{TestApp, TestDatabase, WebhookReceiver, built_binary, faceless_image, form, photo};
+use facerec_e2e::{
+    TestApp, TestDatabase, WebhookReceiver, built_binary, faceless_image, form, photo, wait_for_job_at, wait_until,
+};
 use serde_json::Value;
 
 /// The environment of a service binary run against `db` and `queue`.
@@ -48,9 +50,11 @@ impl Stack {
         }
         let client = reqwest::Client::new();
         for addr in &worker_addrs {
-            wait_until(Duration::from_secs(120), &format!("worker {addr} ready"), || async {
-                client.get(format!("http://{addr}/readyz")).send().await.is_ok_and(|r| r.status() == 200)
-            })
+            wait_until(
+                Duration::from_secs(120),
+                || format!("worker {addr} ready"),
+                || async { client.get(format!("http://{addr}/readyz")).send().await.is_ok_and(|r| r.status() == 200) },
+            )
             .await;
         }
         Self { _api: api, api_addr, workers, worker_addrs, client }
@@ -67,31 +71,7 @@ impl Stack {
             .unwrap();
         assert_eq!(response.status(), 202, "{path}: {}", response.text().await.unwrap());
         let id = response.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_owned();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let job: Value = self
-                .client
-                .get(format!("http://{}/v1/jobs/{id}", self.api_addr))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if ["succeeded", "failed", "canceled"].contains(&job["status"].as_str().unwrap_or("")) {
-                return job;
-            }
-            assert!(Instant::now() < deadline, "job {id} did not end: {job}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-async fn wait_until<F: Future<Output = bool>>(timeout: Duration, what: &str, mut check: impl FnMut() -> F) {
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        wait_for_job_at(&self.client, &format!("http://{}", self.api_addr), &id, Duration::from_secs(60)).await
     }
 }
 
@@ -136,9 +116,11 @@ impl Prometheus {
             _dir: dir,
         };
         let ready = format!("{}/-/ready", prometheus.url);
-        wait_until(Duration::from_secs(60), "Prometheus ready", || async {
-            prometheus.client.get(&ready).send().await.is_ok_and(|r| r.status() == 200)
-        })
+        wait_until(
+            Duration::from_secs(60),
+            || "Prometheus ready".into(),
+            || async { prometheus.client.get(&ready).send().await.is_ok_and(|r| r.status() == 200) },
+        )
         .await;
         prometheus
     }
@@ -239,7 +221,7 @@ async fn prometheus_scrapes_the_api_and_two_workers_and_the_series_move_as_jobs_
     let faceless =
         stack.run_job("/v1/register", faceless_image(), &[("subject", "nobody"), ("collection", "ops")]).await;
     assert_eq!(faceless["status"], "failed", "{faceless}");
-    wait_until(Duration::from_secs(30), "the webhook", || async { receiver.count() >= 1 }).await;
+    wait_until(Duration::from_secs(30), || "the webhook".into(), || async { receiver.count() >= 1 }).await;
 
     prometheus.wait_for(r#"sum(facerec_jobs_total{kind="register",outcome="succeeded"})"#, |v| v >= 1.0).await;
     prometheus.wait_for(r#"sum(facerec_jobs_total{kind="register",outcome="failed"})"#, |v| v >= 1.0).await;

@@ -6,10 +6,10 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use facerec_e2e::process::{Process, descendants, free_port, signal_pid};
-use facerec_e2e::{TestDatabase, built_binary, form, photo};
+use facerec_e2e::{TestDatabase, built_binary, form, photo, wait_for_job_at, wait_until};
 use serde_json::Value;
 
 /// Two consecutive free ports (the supervisor gives worker i the base + i).
@@ -29,19 +29,6 @@ fn workers_of(supervisor: u32) -> Vec<u32> {
 
 async fn ready(client: &reqwest::Client, url: &str) -> bool {
     client.get(url).timeout(Duration::from_secs(2)).send().await.is_ok_and(|r| r.status() == 200)
-}
-
-async fn wait_until<F: Future<Output = bool>>(
-    timeout: Duration,
-    what: &str,
-    process: &Process,
-    mut check: impl FnMut() -> F,
-) {
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}:\n{}", process.output());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn submit(client: &reqwest::Client, api: &str) -> String {
@@ -79,7 +66,8 @@ async fn a_worker_killed_by_sigkill_is_restarted_while_jobs_keep_succeeding_and_
     let api = format!("http://127.0.0.1:{api_port}");
     let probes: Vec<String> = (0..2).map(|i| format!("http://127.0.0.1:{}/readyz", metrics_base + i)).collect();
     let client = reqwest::Client::new();
-    wait_until(Duration::from_secs(120), "the api and both workers ready", &supervisor, || async {
+    let ready_all = || format!("the api and both workers ready:\n{}", supervisor.output());
+    wait_until(Duration::from_secs(120), ready_all, || async {
         ready(&client, &format!("{api}/readyz")).await
             && ready(&client, &probes[0]).await
             && ready(&client, &probes[1]).await
@@ -98,7 +86,8 @@ async fn a_worker_killed_by_sigkill_is_restarted_while_jobs_keep_succeeding_and_
         jobs.push(submit(&client, &api).await);
     }
     supervisor.line_with("exited with status 137; restarting it in 1s", Duration::from_secs(20)).await;
-    wait_until(Duration::from_secs(120), "the killed worker replaced and ready", &supervisor, || async {
+    let replaced = || format!("the killed worker replaced and ready:\n{}", supervisor.output());
+    wait_until(Duration::from_secs(120), replaced, || async {
         let now = workers_of(supervisor.pid());
         now.len() == 2
             && !now.contains(&before[0])
@@ -111,15 +100,8 @@ async fn a_worker_killed_by_sigkill_is_restarted_while_jobs_keep_succeeding_and_
         jobs.push(submit(&client, &api).await);
     }
     for id in &jobs {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let job: Value = client.get(format!("{api}/v1/jobs/{id}")).send().await.unwrap().json().await.unwrap();
-            if job["status"] == "succeeded" {
-                break;
-            }
-            assert!(job["status"] != "failed" && Instant::now() < deadline, "{job}\n{}", supervisor.output());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let job = wait_for_job_at(&client, &api, id, Duration::from_secs(90)).await;
+        assert_eq!(job["status"], "succeeded", "{job}\n{}", supervisor.output());
     }
     // The api and the other worker were never restarted.
     assert_eq!(supervisor.output().matches("restarting it").count(), 1, "{}", supervisor.output());

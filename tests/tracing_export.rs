@@ -6,11 +6,11 @@
 //! the flush at shutdown.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use facerec_e2e::process::Process;
-use facerec_e2e::{TestDatabase, built_binary, form, photo};
+use facerec_e2e::{TestDatabase, built_binary, form, photo, wait_for_job_at};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use prost::Message;
@@ -110,16 +110,8 @@ async fn one_trace_id_runs_from_the_client_through_the_api_into_the_worker_and_i
         .unwrap();
     assert_eq!(response.status(), 202);
     let id = response.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let job: Value =
-            client.get(format!("http://{api_addr}/v1/jobs/{id}")).send().await.unwrap().json().await.unwrap();
-        if job["status"] == "succeeded" {
-            break;
-        }
-        assert!(job["status"] != "failed" && Instant::now() < deadline, "{job}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let job = wait_for_job_at(&client, &format!("http://{api_addr}"), &id, Duration::from_secs(60)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
     assert!(spans.lock().unwrap().is_empty(), "spans arrived before shutdown: the schedule delay was not applied");
 
     // SIGTERM: each process drains, flushes its spans, and exits cleanly.
