@@ -41,7 +41,7 @@ fn the_alert_rules_pass_promtool_and_their_unit_tests() {
     let dir = root().join("deploy/prometheus");
     let check = run("promtool", &["check", "rules", "alerts.yml"], &dir, &[]);
     assert!(check.status.success(), "{}", text(&check));
-    assert!(text(&check).contains("SUCCESS: 6 rules found"), "{}", text(&check));
+    assert!(text(&check).contains("SUCCESS: 7 rules found"), "{}", text(&check));
     let tests = run("promtool", &["test", "rules", "alerts.test.yml"], &dir, &[]);
     assert!(tests.status.success(), "{}", text(&tests));
     let config = run("promtool", &["check", "config", "prometheus.yml"], &dir, &[]);

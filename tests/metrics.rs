@@ -181,6 +181,10 @@ async fn prometheus_scrapes_the_api_and_two_workers_and_the_series_move_as_jobs_
     for name in ["facerec_reconciler_resends_total", "facerec_lease_takeovers_total"] {
         assert_eq!(prometheus.wait_for(&format!("sum({name})"), |_| true).await, 0.0, "{name}");
     }
+    // The live series are there from the start, at 0: the api's frames by outcome, each worker's served frames.
+    prometheus.wait_for("count(facerec_live_frames_total)", |v| v == 4.0).await;
+    prometheus.wait_for("count(facerec_live_served_total)", |v| v == 6.0).await;
+    prometheus.wait_for("sum(facerec_live_frames_total) + sum(facerec_live_served_total)", |v| v == 0.0).await;
     prometheus.wait_for(r#"count(facerec_queue_depth{job="facerec-api"})"#, |v| v == 3.0).await;
 
     // The queue depth rises while both workers are stopped, and falls once they run.

@@ -139,6 +139,10 @@ impl Api {
         for kind in facerec_core::JobKind::ALL {
             metrics::counter!(facerec_telemetry::metrics::names::JOBS_SUBMITTED, "kind" => kind.as_str()).increment(0);
         }
+        for outcome in ["answered", "dropped", "refused", "no_worker"] {
+            metrics::counter!(facerec_telemetry::metrics::names::LIVE_FRAMES, "outcome" => outcome).increment(0);
+        }
+        metrics::gauge!(facerec_telemetry::metrics::names::LIVE_STREAMS).set(0.0);
         if settings.master_key.is_none() {
             warn!(
                 "no FACEREC_MASTER_KEY: the api is open, anyone who reaches it can register, recognize and read \

@@ -72,6 +72,9 @@ pub(crate) fn zero_counters() {
     for outcome in ["delivered", "retried", "gave_up"] {
         metrics::counter!(names::WEBHOOK_DELIVERIES, "outcome" => outcome).increment(0);
     }
+    for outcome in ["answered", "error", "expired"] {
+        metrics::counter!(names::LIVE_SERVED, "outcome" => outcome).increment(0);
+    }
     for kind in facerec_core::JobKind::ALL {
         for outcome in ["succeeded", "failed", "retried", "lease_lost", "error"] {
             metrics::counter!(names::JOBS, "kind" => kind.as_str(), "outcome" => outcome).increment(0);
