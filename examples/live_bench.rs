@@ -35,13 +35,7 @@ struct Args {
 }
 
 fn rss_mib(pid: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
+    facerec_e2e::resident_bytes_of(pid).unwrap_or(0) as f64 / (1024.0 * 1024.0)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

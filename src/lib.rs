@@ -28,7 +28,7 @@ mod proxy;
 mod receiver;
 
 pub use keys::{Key, MASTER_KEY, bearer, client_with_authorization, key_of};
-pub use live::{Closed, LiveStream, camera_frame, resident_bytes, y4m_video};
+pub use live::{Closed, LiveStream, camera_frame, resident_bytes, resident_bytes_of, y4m_video};
 pub use proxy::Proxy;
 pub use receiver::WebhookReceiver;
 

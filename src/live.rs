@@ -125,13 +125,17 @@ pub fn camera_frame(photo: &[u8], shift: i64) -> Vec<u8> {
 
 /// Resident memory of this process, in bytes (Linux).
 pub fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    resident_bytes_of("self").expect("VmRSS in /proc/self/status")
+}
+
+/// Resident memory of process `pid` (or `self`), in bytes; `None` once it is gone (Linux).
+pub fn resident_bytes_of(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kb * 1024
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())?;
+    Some(kb * 1024)
 }
 
 /// A `.y4m` video (4:2:0, 15 fps) of `frames` copies of [`camera_frame`]:

@@ -13,7 +13,7 @@ use crate::{BBox, BestMatch, FaceMatch};
 
 /// Stable codes of the error messages a live stream sends (the stream stays
 /// open unless the code says otherwise).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LiveErrorCode {
     /// The frame is over `FACEREC_LIVE_MAX_FRAME_BYTES`.
@@ -46,35 +46,8 @@ pub enum LiveErrorCode {
     CollectionNotFound,
 }
 
-impl LiveErrorCode {
-    pub const ALL: [LiveErrorCode; 14] = [
-        Self::PayloadTooLarge,
-        Self::UnsupportedMediaType,
-        Self::CorruptImage,
-        Self::ImageTooLarge,
-        Self::RateLimited,
-        Self::InvalidMessage,
-        Self::NoWorker,
-        Self::QueueUnavailable,
-        Self::InternalError,
-        Self::IdleTimeout,
-        Self::MissingApiKey,
-        Self::InvalidApiKey,
-        Self::Forbidden,
-        Self::CollectionNotFound,
-    ];
-
-    /// Whether the stream closes after sending this error.
-    pub fn closes_stream(self) -> bool {
-        matches!(
-            self,
-            Self::IdleTimeout | Self::MissingApiKey | Self::InvalidApiKey | Self::Forbidden | Self::CollectionNotFound
-        )
-    }
-}
-
 /// One face of a live answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LiveFace {
     pub bbox: BBox,
     /// Eyes (image-left, image-right), nose tip, mouth corners (image-left, image-right).
@@ -267,7 +240,5 @@ mod tests {
     #[test]
     fn codes_serialize_in_snake_case() {
         assert_eq!(serde_json::to_value(LiveErrorCode::NoWorker).unwrap(), "no_worker");
-        assert!(LiveErrorCode::IdleTimeout.closes_stream());
-        assert!(!LiveErrorCode::CorruptImage.closes_stream());
     }
 }

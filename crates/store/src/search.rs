@@ -59,6 +59,13 @@ pub struct SearchHit {
     pub similarity: f32,
 }
 
+impl From<SearchHit> for facerec_core::FaceMatch {
+    /// A match not yet compared with any threshold (see `BestMatch::mark`).
+    fn from(h: SearchHit) -> Self {
+        Self { subject: h.subject, face_id: h.face_id, similarity: h.similarity, is_match: false }
+    }
+}
+
 #[derive(FromRow)]
 struct FaceHit {
     face_id: Uuid,

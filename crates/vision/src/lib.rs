@@ -31,7 +31,9 @@ pub use detector::{Detection, Detector};
 pub use embedder::{Embedder, l2_normalize};
 pub use error::VisionError;
 pub use pipeline::{DetectorChoice, FacePipeline, PipelineConfig};
-pub use quality::{landmarks_inside, laplacian_variance, measure_quality, pose_offset, visible_fraction};
+pub use quality::{
+    inter_eye_distance, landmarks_inside, laplacian_variance, measure_quality, pose_offset, visible_fraction,
+};
 pub use resize::resize_linear;
 pub use runtime::init_runtime;
 pub use sface::SFace;

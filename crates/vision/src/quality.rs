@@ -10,7 +10,7 @@ use crate::Detection;
 /// All four measurements for `face`, found in `image` and aligned to `crop`.
 pub fn measure_quality(image: &RgbImage, face: &Detection, crop: &RgbImage) -> FaceQuality {
     FaceQuality {
-        inter_eye_distance: distance(face.landmarks[0], face.landmarks[1]),
+        inter_eye_distance: inter_eye_distance(&face.landmarks),
         sharpness: laplacian_variance(crop),
         pose_offset: pose_offset(&face.landmarks),
         visible_fraction: visible_fraction(&face.bbox, image.width(), image.height()).min(landmarks_inside(
@@ -21,8 +21,10 @@ pub fn measure_quality(image: &RgbImage, face: &Detection, crop: &RgbImage) -> F
     }
 }
 
-fn distance(a: [f32; 2], b: [f32; 2]) -> f32 {
-    (a[0] - b[0]).hypot(a[1] - b[1])
+/// Distance between the eye centres (the first two landmarks), in pixels.
+pub fn inter_eye_distance(landmarks: &[[f32; 2]; 5]) -> f32 {
+    let [left, right, ..] = landmarks;
+    (left[0] - right[0]).hypot(left[1] - right[1])
 }
 
 /// Variance of the 4-neighbour Laplacian of the grayscale image (OpenCV's

@@ -189,12 +189,7 @@ pub(crate) async fn recognize(
             params.top_k.get(),
             search,
         );
-        let matches = hits
-            .instrument(searching.clone())
-            .await?
-            .into_iter()
-            .map(|h| FaceMatch { subject: h.subject, face_id: h.face_id, similarity: h.similarity, is_match: false })
-            .collect();
+        let matches = hits.instrument(searching.clone()).await?.into_iter().map(FaceMatch::from).collect();
         faces.push(RecognizedFace::new(info, matches, threshold));
     }
     if !faces.is_empty() {

@@ -15,7 +15,7 @@ use facerec_core::{
 use facerec_queue::{LiveLink, LiveOutcome, LiveReply, LiveRequest};
 use facerec_telemetry::Stage;
 use facerec_telemetry::metrics::names;
-use facerec_vision::{Detection, decode_image, pose_offset};
+use facerec_vision::{Detection, decode_image, inter_eye_distance, pose_offset};
 use tokio::sync::watch;
 use tracing::{Instrument, warn};
 
@@ -133,7 +133,7 @@ async fn recognize_frame(
                 .collect();
             // Faces too small to recognize are tracked, never searched.
             let due: Vec<usize> = (0..seen.len())
-                .filter(|&i| seen[i].step.embeds() && inter_eye(&seen[i].detection) >= min_eyes)
+                .filter(|&i| seen[i].step.embeds() && inter_eye_distance(&seen[i].detection.landmarks) >= min_eyes)
                 .collect();
             if !due.is_empty() {
                 let crops: Vec<_> =
@@ -159,20 +159,12 @@ async fn recognize_frame(
             }
             TrackStep::New => None,
         };
-        let (mut track, embedded) = match face.embedding {
+        let (track, embedded) = match face.embedding {
             Some(embedding) => {
                 let hits = Stage::Search
                     .time(ctx.store.search_subjects(&collection, ctx.pool.embedder_id(), &embedding, top_k, search))
                     .await?;
-                let mut matches: Vec<FaceMatch> = hits
-                    .into_iter()
-                    .map(|h| FaceMatch {
-                        subject: h.subject,
-                        face_id: h.face_id,
-                        similarity: h.similarity,
-                        is_match: false,
-                    })
-                    .collect();
+                let mut matches: Vec<FaceMatch> = hits.into_iter().map(FaceMatch::from).collect();
                 let best = BestMatch::mark(&mut matches, threshold);
                 let id = previous.map_or_else(|| take_id(&mut next_track_id), |p| p.id);
                 let track = LiveTrack {
@@ -204,7 +196,6 @@ async fn recognize_frame(
                 (track, false)
             }
         };
-        track.bbox = face.detection.bbox;
         faces.push(LiveFace {
             bbox: face.detection.bbox,
             landmarks: face.detection.landmarks,
@@ -225,11 +216,6 @@ fn take_id(next: &mut u64) -> u64 {
     id
 }
 
-fn inter_eye(d: &Detection) -> f32 {
-    let [l, r, ..] = d.landmarks;
-    (r[0] - l[0]).hypot(r[1] - l[1])
-}
-
 fn score(d: &Detection) -> f32 {
-    face_score(d.score, inter_eye(d), pose_offset(&d.landmarks))
+    face_score(d.score, inter_eye_distance(&d.landmarks), pose_offset(&d.landmarks))
 }

@@ -30,7 +30,7 @@ use tracing::Instrument;
 pub use page::live_page;
 
 use crate::auth::{Caller, authorize_live, bearer_token};
-use crate::routes::gallery::collection_field;
+use crate::routes::gallery::{collection_field, collection_threshold};
 use crate::{ApiError, AppState, ErrorCode, Settings};
 
 /// The subprotocol a stream speaks; the server selects it whenever the client offers it.
@@ -132,10 +132,7 @@ async fn open(state: &AppState, key: Option<&str>, params: StreamParams) -> Resu
         let message = format!("no collection is named {}", params.collection.as_str());
         return Err(ApiError::new(ErrorCode::CollectionNotFound, message));
     };
-    let threshold = params
-        .threshold
-        .or_else(|| collection.threshold.and_then(Threshold::new))
-        .unwrap_or(state.settings.default_threshold);
+    let threshold = params.threshold.unwrap_or_else(|| collection_threshold(Some(&collection), &state.settings));
     Ok(Opened { key, collection: params.collection, threshold, top_k: params.top_k, max_faces: params.max_faces })
 }
 

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use facerec_core::{CollectionName, ConsentRef, SubjectName};
+use facerec_core::{CollectionName, CollectionView, ConsentRef, SubjectName, Threshold};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::routes::listing::parse;
-use crate::{ApiError, AppState, ErrorCode};
+use crate::{ApiError, AppState, ErrorCode, Settings};
 
 pub const DEFAULT_LIMIT: u32 = 20;
 
@@ -21,6 +21,11 @@ pub fn collection_name(raw: &str) -> Result<CollectionName, ApiError> {
 /// A form's `collection` field; `default` when absent.
 pub fn collection_field(raw: Option<&str>) -> Result<CollectionName, ApiError> {
     raw.map_or(Ok(CollectionName::default()), collection_name)
+}
+
+/// The threshold a request that names none gets: the collection's own, else the server's default.
+pub fn collection_threshold(collection: Option<&CollectionView>, settings: &Settings) -> Threshold {
+    collection.and_then(|c| c.threshold).and_then(Threshold::new).unwrap_or(settings.default_threshold)
 }
 
 /// A form's optional `consent` field.

@@ -161,10 +161,10 @@ async fn threshold(state: &AppState, form: &Form, collection: Option<&Collection
         return Threshold::parse(v).map_err(|e| invalid_param(ErrorCode::InvalidThreshold, e));
     }
     let own = match collection {
-        Some(c) => state.store.get_collection(c).await?.and_then(|c| c.threshold).and_then(Threshold::new),
+        Some(c) => state.store.get_collection(c).await?,
         None => None,
     };
-    Ok(own.unwrap_or(state.settings.default_threshold))
+    Ok(gallery::collection_threshold(own.as_ref(), &state.settings))
 }
 
 fn max_faces(form: &Form) -> Result<MaxFaces, ApiError> {
