@@ -132,6 +132,39 @@ async fn an_interrupted_run_resumes_without_duplicates() {
     app.stop().await.unwrap();
 }
 
+/// A first run stops asking for earlier jobs after a run of misses; an image
+/// with an earlier job met after that is still not registered twice: the
+/// api answers its upload with the earlier job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_lookups_a_repeated_image_gets_its_earlier_job() {
+    let app = TestApp::spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (i, bytes) in variants(&photo("obama.jpg"), 2).iter().enumerate() {
+        write(d, &format!("obama/{i}.jpg"), bytes);
+    }
+    assert_eq!(ingest(&app, &[d.to_str().unwrap(), "-j", "1"]).await, Exit::AllRegistered);
+    assert_eq!(faces(&app).await, 2);
+    let jobs = app.count("jobs").await;
+    // 33 new images whose folders sort first: each lookup misses, so the
+    // two known images come after lookups have stopped.
+    for i in 0..33 {
+        write(d, &format!("a-nobody-{i:02}/x.jpg"), &faceless_image());
+    }
+    let report_path = d.join("../straight-report.jsonl");
+    let args = [d.to_str().unwrap(), "-j", "1", "--report", report_path.to_str().unwrap()];
+    assert_eq!(ingest(&app, &args).await, Exit::SomeNotRegistered);
+    let lines = report(&report_path);
+    assert_eq!(faces(&app).await, 2, "nothing registered twice");
+    assert_eq!(app.count("jobs").await, jobs + 33, "only the new images made jobs");
+    for f in ["0.jpg", "1.jpg"] {
+        assert_eq!((lines[f]["status"].as_str(), lines[f]["resumed"].as_bool()), (Some("succeeded"), Some(true)));
+        assert!(lines[f]["face_id"].is_string(), "the earlier job's face: {}", lines[f]);
+    }
+    std::fs::remove_file(report_path).ok();
+    app.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn manifests_in_csv_and_jsonl() {
     let app = TestApp::spawn().await.unwrap();

@@ -43,7 +43,9 @@ pub struct ErrorBody {
 
 /// What a register submission got.
 pub enum Submission {
-    Accepted(Job),
+    /// Recorded; `replayed` when the idempotency key named an earlier job,
+    /// which is the one answered.
+    Accepted { job: Job, replayed: bool },
     /// The api refused the upload (4xx): nothing was recorded.
     Refused(ErrorBody),
 }
@@ -165,14 +167,16 @@ impl ApiClient {
             self.send(|| self.http.post(&url).header("Idempotency-Key", r.idempotency_key).multipart(form())).await?;
         let status = response.status();
         if status == StatusCode::ACCEPTED {
+            let replayed = response.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
             let job: Value = response.json().await.context("reading the submission answer")?;
             let id = job["job_id"].as_str().ok_or_else(|| anyhow!("the answer has no job_id"))?;
-            return Ok(Submission::Accepted(Job {
+            let job = Job {
                 job_id: id.to_owned(),
                 status: job["status"].as_str().unwrap_or("queued").to_owned(),
                 result: None,
                 error: None,
-            }));
+            };
+            return Ok(Submission::Accepted { job, replayed });
         }
         let body: Value = response.json().await.unwrap_or_default();
         let error = ErrorBody {

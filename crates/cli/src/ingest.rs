@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -43,6 +44,37 @@ struct Run<'a> {
     client: ApiClient,
     collection: &'a str,
     consent: Option<&'a str>,
+    lookups: Lookups,
+}
+
+/// Lookups that find nothing, in a row, after which files are sent without one.
+const MISSES_BEFORE_SENDING_STRAIGHT: u32 = 32;
+
+/// Whether to ask the api for a file's job before uploading the file. A
+/// re-run finds its earlier jobs that way without sending a photo twice; a
+/// first run would pay a request per file for nothing. So once
+/// [`MISSES_BEFORE_SENDING_STRAIGHT`] lookups in a row have found nothing,
+/// files are sent straight away. Nothing is registered twice either way: the
+/// upload carries the idempotency key, and an api that answers with an
+/// earlier job (`Idempotent-Replayed`) turns the lookups back on.
+#[derive(Default)]
+struct Lookups {
+    misses_in_a_row: AtomicU32,
+}
+
+impl Lookups {
+    fn worth_asking(&self) -> bool {
+        self.misses_in_a_row.load(Ordering::Relaxed) < MISSES_BEFORE_SENDING_STRAIGHT
+    }
+
+    /// Records whether a file turned out to have an earlier job.
+    fn found(&self, earlier_job: bool) {
+        if earlier_job {
+            self.misses_in_a_row.store(0, Ordering::Relaxed);
+        } else {
+            self.misses_in_a_row.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 pub async fn ingest(args: IngestArgs, interrupt: impl Future<Output = ()>) -> anyhow::Result<Exit> {
@@ -61,7 +93,8 @@ pub async fn ingest(args: IngestArgs, interrupt: impl Future<Output = ()>) -> an
     let connections = usize::from(args.concurrency);
     let client = ApiClient::new(&args.connection, connections, Duration::from_secs(args.connect_timeout))?;
     client.check().await?;
-    let run = Run { client, collection: collection.as_str(), consent: args.consent.as_deref() };
+    let run =
+        Run { client, collection: collection.as_str(), consent: args.consent.as_deref(), lookups: Lookups::default() };
 
     let total = inputs.len() as u64;
     let mut report = ReportWriter::create(args.report.as_deref())?;
@@ -165,15 +198,23 @@ async fn process_file(run: &Run<'_>, input: Input) -> anyhow::Result<Outcome> {
     };
     for (attempt, key) in (1..).zip(&keys) {
         register.idempotency_key = key;
-        let (job, resumed) = match run.client.job_by_key(key).await? {
+        let earlier = if run.lookups.worth_asking() { run.client.job_by_key(key).await? } else { None };
+        let (job, resumed) = match earlier {
             Some(job) => (job, true),
             None => match run.client.register(&register).await? {
-                Submission::Accepted(job) => (job, false),
+                Submission::Accepted { job, replayed: false } => (job, false),
+                // The answer names the earlier job, not its result: read it.
+                Submission::Accepted { job, replayed: true } => {
+                    (run.client.job_when_ended(&job.job_id, LONG_POLL).await?, true)
+                }
                 Submission::Refused(error) => {
                     return Ok(Outcome { error: Some(error.into()), ..outcome(Status::Failed, None) });
                 }
             },
         };
+        if attempt == 1 {
+            run.lookups.found(resumed);
+        }
         let job = wait(&run.client, job).await?;
         let done = Outcome { job_id: Some(job.job_id.clone()), resumed, ..outcome(Status::Succeeded, None) };
         let error = job.error.clone().map(ReportError::from);
@@ -264,6 +305,23 @@ fn dry_run(inputs: Vec<Input>, collection: &str) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookups_stop_after_a_run_of_misses_and_resume_on_a_find() {
+        let lookups = Lookups::default();
+        for _ in 1..MISSES_BEFORE_SENDING_STRAIGHT {
+            lookups.found(false);
+        }
+        assert!(lookups.worth_asking(), "one miss short of the limit");
+        lookups.found(true);
+        for _ in 0..MISSES_BEFORE_SENDING_STRAIGHT {
+            assert!(lookups.worth_asking());
+            lookups.found(false);
+        }
+        assert!(!lookups.worth_asking(), "a first run sends straight away");
+        lookups.found(true);
+        assert!(lookups.worth_asking(), "an upload answered with an earlier job turns lookups back on");
+    }
 
     #[test]
     fn keys_differ_by_collection_subject_and_content_and_are_stable() {

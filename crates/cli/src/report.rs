@@ -28,7 +28,9 @@ pub struct Outcome {
     pub job_id: Option<String>,
     pub face_id: Option<String>,
     pub error: Option<ReportError>,
-    /// The job was found from an earlier run (its image was not sent again).
+    /// The job was found from an earlier run: by a lookup before sending (the
+    /// usual case on a re-run: the image was not sent again), or in the api's
+    /// answer to the upload (`Idempotent-Replayed`).
     pub resumed: bool,
 }
 
@@ -79,7 +81,7 @@ pub struct Tally {
     pub succeeded: u64,
     pub failed: u64,
     pub skipped: u64,
-    /// Of the succeeded and failed: found from an earlier run, not sent again.
+    /// Of the succeeded and failed: found from an earlier run.
     pub resumed: u64,
     pub failed_by_code: BTreeMap<String, u64>,
     pub skipped_by_code: BTreeMap<String, u64>,
@@ -119,7 +121,7 @@ impl Tally {
         );
         out += &format!("  succeeded     {:>7}", self.succeeded);
         if self.resumed > 0 {
-            out += &format!("   ({} found from an earlier run, not sent again)", self.resumed);
+            out += &format!("   ({} found from an earlier run)", self.resumed);
         }
         out += &format!("\n  failed        {:>7}   {}\n", self.failed, by_code(&self.failed_by_code));
         out += &format!("  skipped       {:>7}   {}\n", self.skipped, by_code(&self.skipped_by_code));
