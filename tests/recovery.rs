@@ -1,7 +1,8 @@
 //! Jobs are never lost: PostgreSQL is the truth and Redis is disposable. Here
 //! the worker listens on a queue of its own, so every message the api sends is
 //! lost, as after a Redis flush; the reconciler must find the jobs and re-send
-//! them. Also: a dead worker's expired lease, and job retention.
+//! them. Also: a dead worker's expired lease, job retention, and an idle
+//! worker woken by a push.
 
 use std::time::Duration;
 
@@ -100,5 +101,23 @@ async fn finished_jobs_past_retention_are_deleted_but_their_faces_stay() {
     assert_eq!(app.get_job(&recent).await.0, 200, "a recent job stays");
     assert_eq!(app.count("faces").await, 1, "retention deletes jobs, not the gallery");
     drop_queue(&app, &queue).await;
+    app.stop().await.unwrap();
+}
+
+/// An idle worker is woken by the push itself (apalis publishes every push;
+/// the worker listens), not by its tick: here it would look once a minute,
+/// and its first heartbeat after starting is 5 s away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_takes_a_pushed_job_at_once() {
+    let app = TestApp::spawn_with(&|_| {}, &|w| w.poll_interval_ms = 60_000).await.unwrap();
+    // Idle past its first look for work.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for _ in 0..3 {
+        let id = app.submit("/v1/embed", photo("obama.jpg"), &[]).await;
+        let job = app.wait_for_job(&id).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let waited = job["durations"]["queued_ms"].as_i64().unwrap();
+        assert!(waited < 1000, "queued for {waited} ms: the push did not wake the worker");
+    }
     app.stop().await.unwrap();
 }

@@ -13,7 +13,7 @@ mod poll;
 mod settings;
 
 pub use live::{LIVE_VERSION, LiveError, LiveLink, LiveOutcome, LiveReply, LiveRequest, now_ms};
-pub use poll::TickStrategy;
+pub use poll::{PushSignal, TickStrategy};
 pub use settings::QueueArgs;
 
 use apalis::prelude::{BackendExt, PollWith, TaskBuilder, TaskSink};
@@ -66,6 +66,7 @@ pub enum QueueError {
 pub struct JobQueue {
     storage: JobStorage,
     conn: ConnectionManager,
+    client: redis::Client,
     config: Config,
     name: String,
 }
@@ -74,6 +75,7 @@ impl JobQueue {
     /// Connects to Redis; `queue` names the key prefix (one per deployment or test run).
     pub async fn connect(redis_url: &str, queue: &str) -> Result<Self, QueueError> {
         let conn = apalis_redis::connect(redis_url).await.map_err(QueueError::Connect)?;
+        let client = redis::Client::open(redis_url).map_err(QueueError::Connect)?;
         let config = Config::default()
             .queue(queue)
             // Workers that die without saying so have their in-flight jobs
@@ -82,7 +84,7 @@ impl JobQueue {
             .missed_heartbeats(3)
             .batch_size(1);
         let storage = RedisStorage::new(conn.clone()).with_config(config.clone());
-        Ok(Self { storage, conn, config, name: queue.to_owned() })
+        Ok(Self { storage, conn, client, config, name: queue.to_owned() })
     }
 
     /// Enqueues a message, trying twice: the first command after Redis
@@ -93,9 +95,26 @@ impl JobQueue {
         let mut storage = self.storage.clone();
         if let Err(e) = storage.push(message.clone()).await {
             tracing::warn!(%job_id, error = %e, "enqueue failed; retrying once");
-            return storage.push(message).await.map_err(|e| QueueError::Push { job_id, source: Box::new(e) });
+            storage.push(message).await.map_err(|e| QueueError::Push { job_id, source: Box::new(e) })?;
         }
+        self.announce_push().await;
         Ok(())
+    }
+
+    /// Wakes idle consumers ([`PushSignal`]). apalis files every push under
+    /// its scheduled set and announces none, so an idle worker would only
+    /// find the job at its next tick. A lost announcement costs a tick.
+    async fn announce_push(&self) {
+        let mut conn = self.conn.clone();
+        let announced = redis::cmd("PUBLISH").arg(self.pushes_channel()).arg(1).query_async::<i64>(&mut conn).await;
+        if let Err(e) = announced {
+            tracing::debug!(error = %e, "could not announce a push");
+        }
+    }
+
+    /// The channel on which pushes are announced.
+    fn pushes_channel(&self) -> String {
+        format!("{}:pushed", self.name)
     }
 
     /// Enqueues a message to be delivered at `at` (Redis keeps it in the
@@ -109,11 +128,14 @@ impl JobQueue {
         storage.push_task(task).await.map_err(|e| QueueError::Push { job_id, source: Box::new(e) })
     }
 
-    /// A storage for a worker to consume from, looking for new jobs every `poll` when idle.
+    /// A storage for a worker to consume from: an idle one looks for new jobs
+    /// the moment one is pushed, and every `poll` (retries coming due).
+    /// Needs a tokio runtime (it starts the push listener).
     pub fn consumer(&self, poll: Duration) -> PollWith<JobStorage, TickStrategy> {
+        let pushes = PushSignal::listen(self.client.clone(), self.pushes_channel());
         RedisStorage::new(self.conn.clone())
             .with_config(self.config.clone())
-            .poll_with_strategy(TickStrategy::new(poll))
+            .poll_with_strategy(TickStrategy::with_pushes(poll, pushes))
     }
 
     /// Deletes the payloads and bookkeeping that apalis keeps in Redis for

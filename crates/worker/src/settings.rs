@@ -180,8 +180,9 @@ pub struct Settings {
     /// `127.0.0.1:9100`; port 0 picks a free one); unset: no listener.
     #[arg(long, env = "FACEREC_WORKER_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
-    /// How often an idle worker looks for new jobs, in milliseconds.
-    #[arg(long, env = "FACEREC_POLL_INTERVAL_MS", default_value_t = 25)]
+    /// How often an idle worker looks for jobs that no push announced
+    /// (retries coming due), in milliseconds; a pushed job wakes it at once.
+    #[arg(long, env = "FACEREC_POLL_INTERVAL_MS", default_value_t = 250)]
     pub poll_interval_ms: u64,
     /// Live frames this process serves at once (each waits on Redis with a
     /// connection of its own and borrows a pipeline per frame). Default: one
