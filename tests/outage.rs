@@ -50,7 +50,6 @@ async fn while_postgres_is_down_new_work_gets_503_and_nothing_accepted_is_lost()
     }
     accepted.push(app.submit("/v1/recognize", photo("obama2.jpg"), &[]).await);
     proxy.cut().await;
-    lock.commit().await.unwrap();
 
     let started = Instant::now();
     let refused = app.post_form("/v1/register", Some(photo("biden.jpg")), &[("subject", "refused")]).await;
@@ -66,6 +65,12 @@ async fn while_postgres_is_down_new_work_gets_503_and_nothing_accepted_is_lost()
     tokio::time::sleep(Duration::from_secs(3)).await;
     let during = app.status_and_attempts(&accepted[0]).await;
     assert_eq!(during, ("processing".to_owned(), 1), "the job in hand could not be finished");
+    // The worker's one statement that ends the job is still parked on the
+    // lock in PostgreSQL, its connection gone: once the lock goes it may
+    // commit on its own (the job ends in its first attempt), or be rolled
+    // back (the job is taken again when its lease runs out). Either way the
+    // face is stored once.
+    lock.commit().await.unwrap();
     proxy.restore();
 
     for id in &accepted {
@@ -73,7 +78,8 @@ async fn while_postgres_is_down_new_work_gets_503_and_nothing_accepted_is_lost()
         assert_eq!(job["status"], "succeeded", "{job}");
     }
     let in_hand = app.wait_for_job(&accepted[0]).await;
-    assert_eq!(in_hand["attempts"], 2, "taken again once its lease ran out: {in_hand}");
+    let attempts = in_hand["attempts"].as_i64().unwrap();
+    assert!((1..=2).contains(&attempts), "ended by its parked statement or taken again once: {in_hand}");
     let faces: Vec<(String,)> =
         sqlx::query_as("SELECT s.name FROM faces f JOIN subjects s ON s.id = f.subject_id ORDER BY 1")
             .fetch_all(&app.db)

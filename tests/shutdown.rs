@@ -1,8 +1,9 @@
 //! Graceful shutdown (what SIGTERM triggers in the binaries). A worker stops
 //! taking jobs, finishes the one in hand and leaves the rest queued for other
-//! workers; past its deadline it exits anyway and the job is retaken once its
-//! lease runs out. The api stops accepting connections, lets the request in
-//! flight finish, and exits.
+//! workers; past its deadline it exits anyway and the job still ends once (by
+//! the statement it left in PostgreSQL, or retaken when its lease runs out).
+//! The api stops accepting connections, lets the request in flight finish,
+//! and exits.
 //!
 //! A job is kept "in hand" by locking the `subjects` table from the test, so
 //! that the worker's register blocks on its insert until the test lets go.
@@ -46,7 +47,7 @@ async fn a_stopping_worker_finishes_its_job_and_leaves_the_rest_queued() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn past_its_deadline_a_stopping_worker_exits_and_its_job_is_retaken() {
+async fn past_its_deadline_a_stopping_worker_exits_and_its_job_still_ends_once() {
     let mut app = TestApp::spawn_with(&|_| {}, &|w| {
         w.shutdown_timeout_secs = 1;
         w.lease_secs = 3;
@@ -72,7 +73,12 @@ async fn past_its_deadline_a_stopping_worker_exits_and_its_job_is_retaken() {
     lock.commit().await.unwrap();
     let job = app.wait_for_job(&id).await;
     assert_eq!(job["status"], "succeeded", "{job}");
-    assert_eq!(job["attempts"], 2, "retaken by the new worker: {job}");
+    // The stopped worker's one statement that ends the job may still be parked
+    // on the lock in PostgreSQL: once the lock goes it either commits on its
+    // own (the job ends in its first attempt) or was rolled back with its
+    // connection (the new worker takes the job again). The face is stored once.
+    let attempts = job["attempts"].as_i64().unwrap();
+    assert!((1..=2).contains(&attempts), "ended by its parked statement or retaken once: {job}");
     assert_eq!(app.count("faces").await, 1, "the job ran to completion once: {job}");
     app.stop().await.unwrap();
 }

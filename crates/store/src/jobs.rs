@@ -214,10 +214,16 @@ impl Store {
     pub async fn insert_job(&self, job: &NewJob) -> Result<Submitted, StoreError> {
         let params = serde_json::to_value(&job.params)
             .map_err(|e| StoreError::Corrupt { what: "job params", source: Box::new(e) })?;
-        if job.idempotency_key.is_none() && job.create_collection.is_none() {
-            // The usual submission: one statement, one round trip, atomic on its own.
-            insert_job_rows(&self.pool, job, params).await.context("insert job")?;
-            return Ok(Submitted::Created);
+        if job.create_collection.is_none() {
+            // The usual submission, a first idempotency key included: one
+            // statement, one round trip, atomic on its own. A key already
+            // taken inserts nothing and goes the careful way below.
+            if insert_job_rows(&self.pool, job, &params).await.context("insert job")? {
+                return Ok(Submitted::Created);
+            }
+            if job.idempotency_key.is_none() {
+                return Err(StoreError::Conflict("job id"));
+            }
         }
         let mut tx = self.pool.begin().await.context("begin insert job")?;
         if let Some(key) = &job.idempotency_key
@@ -225,17 +231,13 @@ impl Store {
         {
             return Ok(Submitted::Existing(Box::new(existing)));
         }
-        let inserted = insert_job_rows(&mut *tx, job, params).await;
-        if let (Err(sqlx::Error::Database(e)), Some(key)) = (&inserted, &job.idempotency_key)
-            && e.is_unique_violation()
-        {
-            // A concurrent request with the same key won the race: answer with its job.
-            drop(tx);
-            let mut tx = self.pool.begin().await.context("begin read idempotent job")?;
+        if !insert_job_rows(&mut *tx, job, &params).await.context("insert job")? {
+            // A concurrent request with the same key won the race (its insert
+            // committed while ours waited): answer with its job.
+            let key = job.idempotency_key.as_deref().ok_or(StoreError::Conflict("job id"))?;
             let existing = self.job_by_key(&mut tx, job.api_key_id, key).await?;
             return existing.map(|j| Submitted::Existing(Box::new(j))).ok_or(StoreError::Conflict("idempotency key"));
         }
-        inserted.context("insert job")?;
         if let (JobParams::Register(p), Some(require_consent)) = (&job.params, job.create_collection) {
             ensure_collection(&mut tx, &p.collection, require_consent).await?;
         }
@@ -399,17 +401,18 @@ impl Store {
     }
 }
 
-/// The job's row and its input's, in one statement.
+/// The job's row and its input's, in one statement. False, inserting
+/// nothing, when the job's idempotency key (or id) is taken.
 async fn insert_job_rows<'c>(
     db: impl sqlx::Executor<'c, Database = Postgres>,
     job: &NewJob,
-    params: serde_json::Value,
-) -> Result<(), sqlx::Error> {
+    params: &serde_json::Value,
+) -> Result<bool, sqlx::Error> {
     let (second_type, second_bytes) = job.second_input.as_ref().map(|(t, b)| (t, b)).unzip();
-    sqlx::query(
+    let done = sqlx::query(
         "WITH job AS ( \
              INSERT INTO jobs (id, kind, status, params, request_id, callback_url, idempotency_key, api_key_id) \
-             VALUES ($1, $2, 'queued', $3, $4, $5, $6, $11) RETURNING id) \
+             VALUES ($1, $2, 'queued', $3, $4, $5, $6, $11) ON CONFLICT DO NOTHING RETURNING id) \
          INSERT INTO job_inputs (job_id, content_type, bytes, second_content_type, second_bytes) \
          SELECT id, $7, $8, $9, $10 FROM job",
     )
@@ -426,7 +429,7 @@ async fn insert_job_rows<'c>(
     .bind(job.api_key_id)
     .execute(db)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// A job's status as stored, if it exists (why an update matched no row).
@@ -443,7 +446,7 @@ async fn job_status<'c>(
 
 /// Moves a held job to a terminal state and drops its input. Returns false,
 /// writing nothing, when `token` no longer holds the job.
-pub(crate) async fn finish<'c>(
+async fn finish<'c>(
     db: impl sqlx::Executor<'c, Database = Postgres>,
     id: JobId,
     token: Uuid,
@@ -451,25 +454,17 @@ pub(crate) async fn finish<'c>(
     result: Option<&serde_json::Value>,
     error: Option<(JobErrorCode, &str)>,
 ) -> Result<bool, StoreError> {
-    // One statement: the job's end and its input's removal, together or not at all.
-    let done: i64 = sqlx::query_scalar(
-        "WITH done AS ( \
-             UPDATE jobs SET status = $3, result = $4, error_code = $5, error_message = $6, \
-                 finished_at = now(), claim_token = NULL, lease_expires_at = NULL, \
-                 webhook_status = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
-                 webhook_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE now() END \
-             WHERE id = $1 AND claim_token = $2 AND status = 'processing' RETURNING id), \
-         dropped AS (DELETE FROM job_inputs WHERE job_id IN (SELECT id FROM done)) \
-         SELECT count(*) FROM done",
-    )
-    .bind(id.0)
-    .bind(token)
-    .bind(status.as_str())
-    .bind(result.map(sqlx::types::Json))
-    .bind(error.map(|(c, _)| c.as_str()))
-    .bind(error.map(|(_, m)| m))
-    .fetch_one(db)
-    .await
-    .context("finish job")?;
-    Ok(done == 1)
+    // One statement: the job's end and its input's removal, together or not
+    // at all (migrations/*_finish_in_one_call.sql).
+    let done: bool = sqlx::query_scalar("SELECT facerec_finish_job($1, $2, $3, $4, $5, $6)")
+        .bind(id.0)
+        .bind(token)
+        .bind(status.as_str())
+        .bind(result.map(sqlx::types::Json))
+        .bind(error.map(|(c, _)| c.as_str()))
+        .bind(error.map(|(_, m)| m))
+        .fetch_one(db)
+        .await
+        .context("finish job")?;
+    Ok(done)
 }
