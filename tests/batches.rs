@@ -253,6 +253,32 @@ async fn a_batch_larger_than_the_queue_limit_is_fed_as_room_frees() {
     app.stop().await.unwrap();
 }
 
+/// A feeder with no batch running sleeps on PostgreSQL's announcement of new
+/// batches: here it would look only every 60 s (every 6 s while one runs),
+/// yet a new batch's item starts within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_batch_wakes_an_idle_feeder() {
+    let app = TestApp::spawn_with(&|_| {}, &|w| w.batch_poll_ms = 6_000).await.unwrap();
+    // The feeder's first look (at 6 s) finds nothing, and it goes idle.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let (status, batch) = post_batch(&app, zip_of(&[("obama/a.jpg", photo("obama.jpg"))]), &[]).await;
+    assert_eq!(status, 202, "{batch}");
+    let id = batch["batch_id"].as_str().unwrap().to_owned();
+    let posted = Instant::now();
+    loop {
+        let (_, b) = app.get_json(&format!("/v1/batches/{id}")).await;
+        if b["counts"]["succeeded"] == 1 {
+            break;
+        }
+        assert!(posted.elapsed() < Duration::from_secs(4), "the batch was not started at once: {b}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // It ends at the feeder's next look, a running batch's tick later.
+    assert_eq!(wait_for_batch(&app, &id).await["status"], "completed");
+    assert!(posted.elapsed() < Duration::from_secs(15));
+    app.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hostile_archives_are_refused_and_leave_nothing() {
     let spool = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use facerec_core::{BatchView, CollectionName, ConsentRef, JobId, JobKind, JobParams, RegisterParams, SubjectName};
+use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
 use crate::batches::end_batch;
@@ -17,6 +18,36 @@ const FEEDER_LOCK: i64 = 0x6665_6564;
 
 /// Running batches with items to feed looked at per round, oldest first.
 const BATCHES_PER_ROUND: i64 = 8;
+
+/// The channel migration 17's trigger notifies when a batch is recorded.
+const BATCHES_CHANNEL: &str = "facerec_batches";
+
+/// What a round of [`Store::finish_batches`] found.
+#[derive(Debug, Default)]
+pub struct BatchesEnded {
+    /// Batches whose last item had ended, now completed.
+    pub ended: Vec<Uuid>,
+    /// Batches still running.
+    pub still_running: usize,
+}
+
+/// Announced new batches, on a dedicated connection.
+pub struct BatchListener {
+    listener: PgListener,
+}
+
+impl BatchListener {
+    /// Waits for a new batch. False when the connection was lost: batches
+    /// announced meanwhile are missed (look anyway), and the next call reconnects.
+    pub async fn next(&mut self) -> Result<bool, StoreError> {
+        let announced = self
+            .listener
+            .try_recv()
+            .await
+            .map_err(|source| StoreError::Query { context: "waiting for new batches", source })?;
+        Ok(announced.is_some())
+    }
+}
 
 /// A batch webhook to send now.
 #[derive(Debug, Clone)]
@@ -101,25 +132,34 @@ impl Store {
     }
 
     /// Ends every running batch with nothing left to run; returns their ids.
-    pub async fn finish_batches(&self) -> Result<Vec<Uuid>, StoreError> {
-        let done: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT b.id FROM batches b WHERE b.status = 'running' \
-                 AND NOT EXISTS (SELECT 1 FROM batch_items i WHERE i.batch_id = b.id AND i.state = 'pending') \
+    pub async fn finish_batches(&self) -> Result<BatchesEnded, StoreError> {
+        let running: Vec<(Uuid, bool)> = sqlx::query_as(
+            "SELECT b.id, NOT EXISTS (SELECT 1 FROM batch_items i WHERE i.batch_id = b.id AND i.state = 'pending') \
                  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id \
-                     AND j.status IN ('queued', 'processing'))",
+                     AND j.status IN ('queued', 'processing')) \
+             FROM batches b WHERE b.status = 'running'",
         )
         .fetch_all(&self.pool)
         .await
         .context("find finished batches")?;
-        let mut ended = Vec::new();
-        for id in done {
+        let mut round = BatchesEnded::default();
+        for (id, done) in running {
+            if !done {
+                round.still_running += 1;
+                continue;
+            }
             let mut tx = self.pool.begin().await.context("begin finish batch")?;
             if end_batch(&mut tx, id, facerec_core::BatchStatus::Completed).await? {
-                ended.push(id);
+                round.ended.push(id);
             }
             tx.commit().await.context("commit finish batch")?;
         }
-        Ok(ended)
+        Ok(round)
+    }
+
+    /// Announcements of new batches (migration 17's trigger), on a connection of its own.
+    pub async fn listen_for_batches(&self) -> Result<BatchListener, StoreError> {
+        Ok(BatchListener { listener: self.listen_on(BATCHES_CHANNEL).await? })
     }
 
     /// Deletes batches (with their items) that ended more than `age` ago, as

@@ -19,14 +19,16 @@ impl Store {
     /// Opens a connection that listens for job ends: one of its own, with the
     /// pool's settings, since a listener keeps its connection for good.
     pub async fn listen_for_job_ends(&self) -> Result<JobEndListener, StoreError> {
+        Ok(JobEndListener { listener: self.listen_on(CHANNEL).await? })
+    }
+
+    /// A listener on `channel`, on a connection of its own with the pool's settings.
+    pub(crate) async fn listen_on(&self, channel: &'static str) -> Result<PgListener, StoreError> {
         let options = (*self.pool().connect_options()).clone();
         let own = PgPoolOptions::new().max_connections(1).connect_lazy_with(options);
         let mut listener = PgListener::connect_with(&own).await.map_err(StoreError::Connect)?;
-        listener
-            .listen(CHANNEL)
-            .await
-            .map_err(|source| StoreError::Query { context: "listening for job ends", source })?;
-        Ok(JobEndListener { listener })
+        listener.listen(channel).await.map_err(|source| StoreError::Query { context: "listening", source })?;
+        Ok(listener)
     }
 }
 

@@ -2,45 +2,92 @@
 //! as room frees (a window of queued batch jobs, so single submissions keep
 //! their room), and a batch ends once its last item has. Every worker runs
 //! this loop; the store takes items with `SKIP LOCKED`, so they never collide.
+//! While no batch runs the loop sleeps on PostgreSQL's announcement of new
+//! batches, looking only every tenth tick.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use facerec_queue::{JobMessage, JobQueue};
-use facerec_store::Store;
+use facerec_store::{BatchListener, Store};
 use tracing::{debug, info, warn};
 
 use crate::Settings;
+
+/// With no batch running, the feeder looks this many times less often: a new
+/// batch is announced the moment it is recorded, and the slow look is a
+/// backstop for announcements missed while the listener reconnected.
+const IDLE_SLOWDOWN: u32 = 10;
 
 pub(crate) async fn batch_loop(store: Store, queue: JobQueue, settings: Arc<Settings>) {
     if settings.batch_poll_ms == 0 {
         return;
     }
-    let mut tick = tokio::time::interval(Duration::from_millis(settings.batch_poll_ms));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let busy_every = Duration::from_millis(settings.batch_poll_ms);
+    let mut listener = None;
+    // Look at once: batches may have been left running by another worker.
+    let mut running = true;
     loop {
-        tick.tick().await;
-        match store.feed_batches(settings.batch_window).await {
-            Ok(jobs) => {
-                for (job_id, kind) in &jobs {
-                    // A message lost here is re-sent by the reconciler: the job is queued in PostgreSQL.
-                    if let Err(e) = queue.push(JobMessage::new(*job_id, *kind)).await {
-                        warn!(%job_id, error = %e, "could not enqueue a batch item's job");
-                    }
-                }
-                if !jobs.is_empty() {
-                    debug!(count = jobs.len(), "fed batch items into the queue");
+        if listener.is_none() {
+            listener = store
+                .listen_for_batches()
+                .await
+                .inspect_err(|e| warn!(error = %e, "cannot listen for new batches; looking every tick"))
+                .ok();
+        }
+        let wait = if running { busy_every } else { busy_every * IDLE_SLOWDOWN };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            announced = next_batch(&mut listener) => {
+                if !announced {
+                    debug!("lost the batch announcements; looking now");
                 }
             }
-            Err(e) => warn!(error = %e, "feeding batches failed; will retry"),
         }
-        match store.finish_batches().await {
-            Ok(ended) => {
-                for batch_id in ended {
+        feed(&store, &queue, &settings).await;
+        running = match store.finish_batches().await {
+            Ok(round) => {
+                for batch_id in round.ended {
                     info!(%batch_id, "batch completed");
                 }
+                round.still_running > 0
             }
-            Err(e) => warn!(error = %e, "ending batches failed; will retry"),
+            Err(e) => {
+                warn!(error = %e, "ending batches failed; will retry");
+                true
+            }
+        };
+    }
+}
+
+/// Resolves when a new batch is announced (true) or the announcements were
+/// lost (false); never while there is no listener.
+async fn next_batch(listener: &mut Option<BatchListener>) -> bool {
+    let Some(l) = listener else { return std::future::pending().await };
+    match l.next().await {
+        Ok(announced) => announced,
+        Err(e) => {
+            warn!(error = %e, "listening for new batches failed; reconnecting");
+            *listener = None;
+            false
         }
+    }
+}
+
+/// Feeds pending batch items into the job queue, as room frees.
+async fn feed(store: &Store, queue: &JobQueue, settings: &Settings) {
+    match store.feed_batches(settings.batch_window).await {
+        Ok(jobs) => {
+            for (job_id, kind) in &jobs {
+                // A message lost here is re-sent by the reconciler: the job is queued in PostgreSQL.
+                if let Err(e) = queue.push(JobMessage::new(*job_id, *kind)).await {
+                    warn!(%job_id, error = %e, "could not enqueue a batch item's job");
+                }
+            }
+            if !jobs.is_empty() {
+                debug!(count = jobs.len(), "fed batch items into the queue");
+            }
+        }
+        Err(e) => warn!(error = %e, "feeding batches failed; will retry"),
     }
 }
