@@ -105,7 +105,8 @@ class PeakRss:
 class CpuMeter:
     """CPU seconds spent by every process on the machine while it runs, by
     program (api, workers, CLI, PostgreSQL, Redis, the rest): where the two
-    cores go besides the pipeline. Samples /proc every 100 ms; a process
+    cores go besides the pipeline. Samples /proc every second (the scan itself
+    costs CPU that the runs measured would otherwise have); a process
     that exits keeps what it was last seen to use."""
 
     GROUPS = {"facerec-api": "api", "facerec-worker": "worker", "facerec": "cli", "postgres": "postgres",
@@ -132,7 +133,7 @@ class CpuMeter:
     def run(self):
         while not self.stop:
             self.sample()
-            time.sleep(0.1)
+            time.sleep(1.0)
 
     def start(self):
         self.sample()
@@ -188,8 +189,11 @@ def main():
     print(f"dataset: {len(files)} images of {len({Path(f).parent.name for f in files})} people, "
           f"{archive.stat().st_size / 2**20:.0f} MiB zip ({folder})")
 
-    server = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+    # The server part of DATABASE_URL; its query (sslmode=…) goes with every database named.
+    base, _, query = os.environ["DATABASE_URL"].partition("?")
+    server = base.rsplit("/", 1)[0]
     db = "facerec_bench_ingest"
+    on = (lambda name: f"{server}/{name}" + (f"?{query}" if query else ""))
     rss = PeakRss()
     cpu = CpuMeter()
     cores = os.cpu_count() or 2
@@ -202,12 +206,12 @@ def main():
         args.workers = "1"
         cores = 1  # what the workers (and the ceiling) get
     try:
-        run_sizes(args, folder, archive, files, server, db, rss, cpu, cores, worker_cpus, service_cpus)
+        run_sizes(args, folder, archive, files, on, db, rss, cpu, cores, worker_cpus, service_cpus)
     finally:
         if args.pin:
             pin_servers(f"0-{(os.cpu_count() or 2) - 1}")
     rss.stop = cpu.stop = True
-    psql(server + "/postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    psql(on("postgres"), f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
 def pin_servers(cpus):
@@ -219,11 +223,11 @@ def pin_servers(cpus):
             subprocess.run(["taskset", "-a", "-p", "-c", cpus, pid], check=True, capture_output=True)
 
 
-def run_sizes(args, folder, archive, files, server, db, rss, cpu, cores, worker_cpus, service_cpus):
+def run_sizes(args, folder, archive, files, on, db, rss, cpu, cores, worker_cpus, service_cpus):
     for workers in [int(w) for w in args.workers.split(",")]:
-        psql(server + "/postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        psql(server + "/postgres", f"CREATE DATABASE {db}")
-        env = dict(os.environ, DATABASE_URL=f"{server}/{db}", FACEREC_API_ADDR=ADDR,
+        psql(on("postgres"), f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        psql(on("postgres"), f"CREATE DATABASE {db}")
+        env = dict(os.environ, DATABASE_URL=on(db), FACEREC_API_ADDR=ADDR,
                    FACEREC_QUEUE=f"facerec-bench-ingest-{os.getpid()}", FACEREC_LOG="warn",
                    RUST_LOG="warn", FACEREC_INTRA_THREADS="1",
                    # One pipeline per core in all, split between the processes.
