@@ -92,7 +92,9 @@ BEGIN
         outcome := 'stored';
         RETURN;
     END IF;
-    SELECT f.id INTO face FROM faces f WHERE f.subject_id = v_subject AND f.source_sha256 = p_source_sha256;
+    -- STRICT: had that face been deleted meanwhile, fail (the job is retried)
+    -- rather than end the job naming no face.
+    SELECT f.id INTO STRICT face FROM faces f WHERE f.subject_id = v_subject AND f.source_sha256 = p_source_sha256;
     UPDATE jobs SET result = jsonb_set(result, '{face_id}', to_jsonb(face::text)) || '{"already_registered": true}'::jsonb
     WHERE id = p_job;
     outcome := 'already_stored';

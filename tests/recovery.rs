@@ -104,8 +104,8 @@ async fn finished_jobs_past_retention_are_deleted_but_their_faces_stay() {
     app.stop().await.unwrap();
 }
 
-/// An idle worker is woken by the push itself (apalis publishes every push;
-/// the worker listens), not by its tick: here it would look once a minute,
+/// An idle worker is woken by the push itself (`JobQueue::push` announces
+/// every push; the worker listens), not by its tick: here it would look once a minute,
 /// and its first heartbeat after starting is 5 s away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_worker_takes_a_pushed_job_at_once() {

@@ -67,6 +67,8 @@ pub struct JobQueue {
     storage: JobStorage,
     conn: ConnectionManager,
     client: redis::Client,
+    /// One push listener per process, whatever consumers apalis restarts.
+    pushes: std::sync::Arc<std::sync::OnceLock<PushSignal>>,
     config: Config,
     name: String,
 }
@@ -84,7 +86,7 @@ impl JobQueue {
             .missed_heartbeats(3)
             .batch_size(1);
         let storage = RedisStorage::new(conn.clone()).with_config(config.clone());
-        Ok(Self { storage, conn, client, config, name: queue.to_owned() })
+        Ok(Self { storage, conn, client, pushes: Default::default(), config, name: queue.to_owned() })
     }
 
     /// Enqueues a message, trying twice: the first command after Redis
@@ -132,7 +134,7 @@ impl JobQueue {
     /// the moment one is pushed, and every `poll` (retries coming due).
     /// Needs a tokio runtime (it starts the push listener).
     pub fn consumer(&self, poll: Duration) -> PollWith<JobStorage, TickStrategy> {
-        let pushes = PushSignal::listen(self.client.clone(), self.pushes_channel());
+        let pushes = self.pushes.get_or_init(|| PushSignal::listen(self.client.clone(), self.pushes_channel())).clone();
         RedisStorage::new(self.conn.clone())
             .with_config(self.config.clone())
             .poll_with_strategy(TickStrategy::with_pushes(poll, pushes))

@@ -37,9 +37,14 @@ impl TickStrategy {
         Self { pushes: Some(pushes), ..Self::new(interval) }
     }
 
-    /// A fresh timer, polled once so that it wakes `cx` when it fires.
+    /// A fresh timer for the next tick, polled once so that it wakes `cx` when it fires.
     fn rearm(&mut self, cx: &mut Context<'_>) {
-        let mut next = Box::pin(tokio::time::sleep(self.interval));
+        self.arm(cx, self.interval);
+    }
+
+    /// A fresh timer firing after `after`, polled once so that it wakes `cx`.
+    fn arm(&mut self, cx: &mut Context<'_>, after: Duration) {
+        let mut next = Box::pin(tokio::time::sleep(after));
         // A fresh timer is never ready.
         let _ = next.as_mut().poll(cx);
         self.timer = Some(next);
@@ -57,7 +62,9 @@ impl PollStrategy for TickStrategy {
         if let Some(pushes) = &self.pushes
             && pushes.take(cx)
         {
-            self.rearm(cx);
+            // Look again shortly: this wake-up may only drive a fetch that
+            // began before the push, and would find nothing.
+            self.arm(cx, PUSH_FOLLOW_UP);
             return Poll::Ready(Some(()));
         }
         let interval = self.interval;
@@ -69,6 +76,9 @@ impl PollStrategy for TickStrategy {
         Poll::Ready(Some(()))
     }
 }
+
+/// After a push wakes a worker, it looks once more this soon.
+const PUSH_FOLLOW_UP: Duration = Duration::from_millis(20);
 
 /// Raised when a job is pushed to the queue: `JobQueue::push` announces
 /// every push on the queue's `pushed` channel, and [`PushSignal::listen`]
@@ -116,8 +126,10 @@ async fn listen(client: redis::Client, channel: String, signal: Weak<Signal>) {
                     // Whatever was pushed while nobody listened: look once.
                     let mut heard = true;
                     while heard {
+                        // Held only to raise: a signal nobody holds ends the task.
                         let Some(signal) = signal.upgrade() else { return };
                         signal.raise();
+                        drop(signal);
                         heard = messages.next().await.is_some();
                     }
                     tracing::debug!(%channel, "push notifications ended; reconnecting");
@@ -180,7 +192,10 @@ mod tests {
         assert_eq!(counter.0.load(Ordering::SeqCst), 1, "the push wakes the worker");
         assert!(strategy.poll_drive(&mut cx, &snapshot).is_ready());
         assert!(strategy.poll_drive(&mut cx, &snapshot).is_pending(), "one push, one wake");
+        tokio::time::sleep(PUSH_FOLLOW_UP + Duration::from_millis(1)).await;
+        assert_eq!(counter.0.load(Ordering::SeqCst), 2, "and one look soon after it");
+        assert!(strategy.poll_drive(&mut cx, &snapshot).is_ready());
         tokio::time::sleep(Duration::from_secs(61)).await;
-        assert_eq!(counter.0.load(Ordering::SeqCst), 2, "the tick still wakes it");
+        assert_eq!(counter.0.load(Ordering::SeqCst), 3, "then the tick wakes it");
     }
 }

@@ -46,7 +46,8 @@ pub enum RegisterOutcome {
 impl Store {
     /// Stores the face (creating its subject if new, binding an empty
     /// collection to the face's embedder) and ends the register job with
-    /// `result`, in one transaction. Writes nothing unless it returns `Stored`.
+    /// `result`, in one statement. Writes nothing unless it returns `Stored`
+    /// or `AlreadyStored` (which ends the job naming the existing face).
     pub async fn complete_register(
         &self,
         claim: &Claim,

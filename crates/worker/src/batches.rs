@@ -35,13 +35,17 @@ pub(crate) async fn batch_loop(store: Store, queue: JobQueue, settings: Arc<Sett
                 .inspect_err(|e| warn!(error = %e, "cannot listen for new batches; looking every tick"))
                 .ok();
         }
-        let wait = if running { busy_every } else { busy_every * IDLE_SLOWDOWN };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            announced = next_batch(&mut listener) => {
-                if !announced {
-                    debug!("lost the batch announcements; looking now");
-                }
+        // Without announcements, every tick counts.
+        let wait = if running || listener.is_none() { busy_every } else { busy_every * IDLE_SLOWDOWN };
+        let lost = tokio::select! {
+            () = tokio::time::sleep(wait) => false,
+            announced = next_batch(&mut listener) => !announced,
+        };
+        if lost {
+            debug!("lost the batch announcements; looking now");
+            if listener.is_none() {
+                // Listening again before the look leaves no batch unannounced in between.
+                listener = store.listen_for_batches().await.ok();
             }
         }
         feed(&store, &queue, &settings).await;
