@@ -37,11 +37,6 @@ impl TickStrategy {
         Self { pushes: Some(pushes), ..Self::new(interval) }
     }
 
-    /// A fresh timer for the next tick, polled once so that it wakes `cx` when it fires.
-    fn rearm(&mut self, cx: &mut Context<'_>) {
-        self.arm(cx, self.interval);
-    }
-
     /// A fresh timer firing after `after`, polled once so that it wakes `cx`.
     fn arm(&mut self, cx: &mut Context<'_>, after: Duration) {
         let mut next = Box::pin(tokio::time::sleep(after));
@@ -72,7 +67,7 @@ impl PollStrategy for TickStrategy {
         if timer.as_mut().poll(cx).is_pending() {
             return Poll::Pending;
         }
-        self.rearm(cx);
+        self.arm(cx, self.interval);
         Poll::Ready(Some(()))
     }
 }

@@ -24,17 +24,10 @@ pub(crate) async fn batch_loop(store: Store, queue: JobQueue, settings: Arc<Sett
         return;
     }
     let busy_every = Duration::from_millis(settings.batch_poll_ms);
-    let mut listener = None;
+    let mut listener = listen(&store).await;
     // Look at once: batches may have been left running by another worker.
     let mut running = true;
     loop {
-        if listener.is_none() {
-            listener = store
-                .listen_for_batches()
-                .await
-                .inspect_err(|e| warn!(error = %e, "cannot listen for new batches; looking every tick"))
-                .ok();
-        }
         // Without announcements, every tick counts.
         let wait = if running || listener.is_none() { busy_every } else { busy_every * IDLE_SLOWDOWN };
         let lost = tokio::select! {
@@ -43,10 +36,10 @@ pub(crate) async fn batch_loop(store: Store, queue: JobQueue, settings: Arc<Sett
         };
         if lost {
             debug!("lost the batch announcements; looking now");
-            if listener.is_none() {
-                // Listening again before the look leaves no batch unannounced in between.
-                listener = store.listen_for_batches().await.ok();
-            }
+        }
+        if listener.is_none() {
+            // Listening again before the look leaves no batch unannounced in between.
+            listener = listen(&store).await;
         }
         feed(&store, &queue, &settings).await;
         running = match store.finish_batches().await {
@@ -62,6 +55,15 @@ pub(crate) async fn batch_loop(store: Store, queue: JobQueue, settings: Arc<Sett
             }
         };
     }
+}
+
+/// A listener for new batches; none (every tick counts) while PostgreSQL refuses one.
+async fn listen(store: &Store) -> Option<BatchListener> {
+    store
+        .listen_for_batches()
+        .await
+        .inspect_err(|e| warn!(error = %e, "cannot listen for new batches; looking every tick"))
+        .ok()
 }
 
 /// Resolves when a new batch is announced (true) or the announcements were
