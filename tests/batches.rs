@@ -255,10 +255,17 @@ async fn a_batch_larger_than_the_queue_limit_is_fed_as_room_frees() {
 
 /// A feeder with no batch running sleeps on PostgreSQL's announcement of new
 /// batches: here it would look only every 60 s (every 6 s while one runs),
-/// yet a new batch's item starts within seconds.
+/// yet a new batch's item starts within seconds. The worker's queue consumer
+/// looks for jobs only once a minute too: the feeder's announcement of the
+/// jobs it enqueued (`JobQueue::push_many`) is what wakes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_new_batch_wakes_an_idle_feeder() {
-    let app = TestApp::spawn_with(&|_| {}, &|w| w.batch_poll_ms = 6_000).await.unwrap();
+    let app = TestApp::spawn_with(&|_| {}, &|w| {
+        w.batch_poll_ms = 6_000;
+        w.poll_interval_ms = 60_000;
+    })
+    .await
+    .unwrap();
     // The feeder's first look (at 6 s) finds nothing, and it goes idle.
     tokio::time::sleep(Duration::from_secs(7)).await;
     let (status, batch) = post_batch(&app, zip_of(&[("obama/a.jpg", photo("obama.jpg"))]), &[]).await;

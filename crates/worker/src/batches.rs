@@ -83,15 +83,14 @@ async fn next_batch(listener: &mut Option<BatchListener>) -> bool {
 /// Feeds pending batch items into the job queue, as room frees.
 async fn feed(store: &Store, queue: &JobQueue, settings: &Settings) {
     match store.feed_batches(settings.batch_window).await {
+        Ok(jobs) if jobs.is_empty() => {}
         Ok(jobs) => {
-            for (job_id, kind) in &jobs {
-                // A message lost here is re-sent by the reconciler: the job is queued in PostgreSQL.
-                if let Err(e) = queue.push(JobMessage::new(*job_id, *kind)).await {
-                    warn!(%job_id, error = %e, "could not enqueue a batch item's job");
-                }
-            }
-            if !jobs.is_empty() {
-                debug!(count = jobs.len(), "fed batch items into the queue");
+            let count = jobs.len();
+            let messages = jobs.into_iter().map(|(job_id, kind)| JobMessage::new(job_id, kind)).collect();
+            // Messages lost here are re-sent by the reconciler: the jobs are queued in PostgreSQL.
+            match queue.push_many(messages).await {
+                Ok(()) => debug!(count, "fed batch items into the queue"),
+                Err(e) => warn!(count, error = %e, "could not enqueue batch items' jobs"),
             }
         }
         Err(e) => warn!(error = %e, "feeding batches failed; will retry"),
