@@ -7,6 +7,10 @@ private database and queue. Prints images/s for each, the worker pipeline's
 own images/s on the same images (the ceiling: no HTTP, queue or database),
 and the peak RSS of the api, the workers and the CLI.
 
+The ceiling is measured before, between and after the two ingestions, and
+each ingestion is compared with the mean of the two around it: on a shared
+VM the pipeline alone drifts by up to ±6 % from one minute to the next.
+
 Runs under the reference venv's Python (OpenCV and numpy for the images).
 Usage: bench_ingest.py [-n 2000] [--workers 1,2] [--concurrency 16]
 """
@@ -239,11 +243,14 @@ def run_sizes(args, folder, archive, files, on, db, rss, cpu, cores, worker_cpus
         for i, p in enumerate(procs[1:]):
             rss.watch(f"worker{i}", p.pid)
         time.sleep(3)  # models loaded
-        try:
-            ceiling = subprocess.run(
+        def pipeline_alone():
+            line = subprocess.run(
                 [*worker_cpus, BIN / "examples" / "throughput", "--concurrency", str(max(1, cores // workers) * workers), *files],
                 env=env, check=True, capture_output=True, text=True).stdout.strip()
-            ceiling_rate = float(ceiling.split("=")[1].split()[0])
+            return line, float(line.split("=")[1].split()[0])
+
+        try:
+            ceiling, before = pipeline_alone()
 
             rss.reset()
             cpu.start()
@@ -256,6 +263,7 @@ def run_sizes(args, folder, archive, files, on, db, rss, cpu, cores, worker_cpus
             cli_cpu = cpu.seconds()
             cli_peaks = dict(rss.peak)
             del rss.pids["cli"]
+            _, between = pipeline_alone()
 
             rss.reset()
             cpu.start()
@@ -270,18 +278,23 @@ def run_sizes(args, folder, archive, files, on, db, rss, cpu, cores, worker_cpus
             batch_secs = time.time() - t0
             batch_cpu = cpu.seconds()
             batch_peaks = dict(rss.peak)
+            _, after = pipeline_alone()
         finally:
             for p in procs:
                 p.terminate()
             for p in procs:
                 p.wait()
         n = len(files)
+        cli_ceiling, batch_ceiling = (before + between) / 2, (between + after) / 2
         print(f"\n{workers} worker process(es): {ceiling}")
-        print(f"  cli    {n / cli_secs:6.1f} images/s ({100 * n / cli_secs / ceiling_rate:.0f} % of the pipeline) "
+        print(f"  pipeline alone before, between and after: {before:.1f}, {between:.1f}, {after:.1f} images/s")
+        print(f"  cli    {n / cli_secs:6.1f} images/s ({100 * n / cli_secs / cli_ceiling:.0f} % of the pipeline's "
+              f"{cli_ceiling:.1f}) "
               f"in {cli_secs:.1f} s, exit {code}; peak RSS MiB: "
               + ", ".join(f"{k} {v:.0f}" for k, v in cli_peaks.items()))
         print("         " + cpu_line(cli_cpu, n, cli_secs))
-        print(f"  batch  {n / batch_secs:6.1f} images/s ({100 * n / batch_secs / ceiling_rate:.0f} % of the pipeline) "
+        print(f"  batch  {n / batch_secs:6.1f} images/s ({100 * n / batch_secs / batch_ceiling:.0f} % of the pipeline's "
+              f"{batch_ceiling:.1f}) "
               f"in {batch_secs:.1f} s (upload + recording {upload_secs:.1f} s); counts {batch['counts']}; "
               "peak RSS MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in batch_peaks.items() if k != "cli"))
         print("         " + cpu_line(batch_cpu, n, batch_secs))
