@@ -41,16 +41,17 @@ where
         };
         run(built, shutdown).await
     };
-    let result = runtime.block_on(async move {
-        match tokio::spawn(service_task).await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(std::io::Error::other(e).into()),
-        }
-    });
+    let service = runtime.spawn(service_task);
+    let joined = runtime.block_on(service);
+    // Also after a panic: blocking work is abandoned, not awaited, and buffered spans are sent.
     runtime.shutdown_timeout(Duration::from_secs(1));
     crate::shutdown_tracing();
-    result
+    match joined {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Nothing aborts the task; a cancelled one would mean the runtime went away.
+        Err(e) => Err(std::io::Error::other(e).into()),
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM: the signal for a graceful shutdown.
