@@ -280,6 +280,11 @@ async fn a_new_batch_wakes_an_idle_feeder() {
         assert!(posted.elapsed() < Duration::from_secs(4), "the batch was not started at once: {b}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Its job waited for no heartbeat (every 5 s, which also wakes the consumer).
+    let item = &items(&app, &id, "").await[0];
+    let (_, job) = app.get_json(&format!("/v1/jobs/{}", item["job_id"].as_str().unwrap())).await;
+    let waited = job["durations"]["queued_ms"].as_i64().unwrap();
+    assert!(waited < 1000, "queued for {waited} ms: the feeder's announcement did not wake the worker");
     // It ends at the feeder's next look, a running batch's tick later.
     assert_eq!(wait_for_batch(&app, &id).await["status"], "completed");
     assert!(posted.elapsed() < Duration::from_secs(15));

@@ -59,6 +59,12 @@ pub enum QueueError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("cannot enqueue {count} jobs")]
+    PushMany {
+        count: usize,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// A handle on the job queue in Redis; cheap to clone.
@@ -108,12 +114,15 @@ impl JobQueue {
     /// a time: one round trip, and one wake-up of every idle consumer, instead
     /// of two round trips and a wake-up per message.
     pub async fn push_many(&self, messages: Vec<JobMessage>) -> Result<(), QueueError> {
-        let Some(first) = messages.first() else { return Ok(()) };
-        let job_id = first.job_id;
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let count = messages.len();
         let mut storage = self.storage.clone();
+        // One Lua script: all of them or none.
         if let Err(e) = storage.push_bulk(messages.clone()).await {
-            tracing::warn!(count = messages.len(), error = %e, "enqueue failed; retrying once");
-            storage.push_bulk(messages).await.map_err(|e| QueueError::Push { job_id, source: Box::new(e) })?;
+            tracing::warn!(count, error = %e, "enqueue failed; retrying once");
+            storage.push_bulk(messages).await.map_err(|e| QueueError::PushMany { count, source: Box::new(e) })?;
         }
         self.announce_push().await;
         Ok(())

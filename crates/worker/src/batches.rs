@@ -90,7 +90,7 @@ async fn feed(store: &Store, queue: &JobQueue, settings: &Settings) {
             // Messages lost here are re-sent by the reconciler: the jobs are queued in PostgreSQL.
             match queue.push_many(messages).await {
                 Ok(()) => debug!(count, "fed batch items into the queue"),
-                Err(e) => warn!(count, error = %e, "could not enqueue batch items' jobs"),
+                Err(e) => warn!(error = %e, "could not enqueue batch items' jobs"),
             }
         }
         Err(e) => warn!(error = %e, "feeding batches failed; will retry"),
