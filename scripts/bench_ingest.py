@@ -286,7 +286,7 @@ def run_sizes(args, folder, archive, files, on, db, rss, cpu, cores, worker_cpus
                 p.wait()
         n = len(files)
         cli_ceiling, batch_ceiling = (before + between) / 2, (between + after) / 2
-        print(f"\n{workers} worker process(es): {ceiling}")
+        print(f"\n{workers} worker process(es), pipeline alone before: {ceiling}")
         print(f"  pipeline alone before, between and after: {before:.1f}, {between:.1f}, {after:.1f} images/s")
         print(f"  cli    {n / cli_secs:6.1f} images/s ({100 * n / cli_secs / cli_ceiling:.0f} % of the pipeline's "
               f"{cli_ceiling:.1f}) "
