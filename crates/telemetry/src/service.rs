@@ -19,7 +19,7 @@ pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// thread that `block_on` parks: there every socket event and timer meant for
 /// it had to wake the main thread from a runtime thread. On a worker pinned
 /// to one core that was 37 context switches per register job; spawned, 24
-/// (`perf stat`), and CLI ingestion went ~5 % faster.
+/// (`perf stat`).
 pub fn run_service<S, E, B, R>(
     service: &'static str,
     build: impl FnOnce() -> B + Send + 'static,
