@@ -152,11 +152,18 @@ class CpuMeter:
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
-def cpu_line(seconds, n, wall):
+def cpu_line(seconds, n, wall, pipelines, ceiling):
+    """Where the CPU went, and the workers' CPU per image beside the pipeline
+    alone's (its pipelines run flat out: pipelines / rate seconds per image).
+    The second is the steadier measure of the service's own cost: the ratio of
+    rates also moves with how busy the workers' cores were kept."""
     total = sum(seconds.values())
     parts = ", ".join(f"{g} {s:.1f}" for g, s in seconds.items() if s >= 0.05)
+    workers_ms, alone_ms = 1000 * seconds.get("worker", 0.0) / n, 1000 * pipelines / ceiling
     return (f"CPU s: {parts} (total {total:.1f} of {wall * (os.cpu_count() or 1):.1f} available; "
-            f"{1000 * total / n:.0f} ms per image)")
+            f"{1000 * total / n:.0f} ms per image)\n"
+            f"         workers' CPU per image {workers_ms:.2f} ms, the pipeline alone's {alone_ms:.2f} ms "
+            f"({100 * (workers_ms / alone_ms - 1):+.0f} %)")
 
 
 def get(path):
@@ -292,12 +299,13 @@ def run_sizes(args, folder, archive, files, on, db, rss, cpu, cores, worker_cpus
               f"{cli_ceiling:.1f}) "
               f"in {cli_secs:.1f} s, exit {code}; peak RSS MiB: "
               + ", ".join(f"{k} {v:.0f}" for k, v in cli_peaks.items()))
-        print("         " + cpu_line(cli_cpu, n, cli_secs))
+        pipelines = max(1, cores // workers) * workers
+        print("         " + cpu_line(cli_cpu, n, cli_secs, pipelines, cli_ceiling))
         print(f"  batch  {n / batch_secs:6.1f} images/s ({100 * n / batch_secs / batch_ceiling:.0f} % of the pipeline's "
               f"{batch_ceiling:.1f}) "
               f"in {batch_secs:.1f} s (upload + recording {upload_secs:.1f} s); counts {batch['counts']}; "
               "peak RSS MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in batch_peaks.items() if k != "cli"))
-        print("         " + cpu_line(batch_cpu, n, batch_secs))
+        print("         " + cpu_line(batch_cpu, n, batch_secs, pipelines, batch_ceiling))
 
 
 if __name__ == "__main__":
