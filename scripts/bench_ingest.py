@@ -250,9 +250,11 @@ def run_sizes(args, folder, archive, files, on, db, rss, cpu, cores, worker_cpus
         for i, p in enumerate(procs[1:]):
             rss.watch(f"worker{i}", p.pid)
         time.sleep(3)  # models loaded
+        pipelines = max(1, cores // workers) * workers  # as FACEREC_WORKER_CONCURRENCY splits them
+
         def pipeline_alone():
             line = subprocess.run(
-                [*worker_cpus, BIN / "examples" / "throughput", "--concurrency", str(max(1, cores // workers) * workers), *files],
+                [*worker_cpus, BIN / "examples" / "throughput", "--concurrency", str(pipelines), *files],
                 env=env, check=True, capture_output=True, text=True).stdout.strip()
             return line, float(line.split("=")[1].split()[0])
 
@@ -299,7 +301,6 @@ def run_sizes(args, folder, archive, files, on, db, rss, cpu, cores, worker_cpus
               f"{cli_ceiling:.1f}) "
               f"in {cli_secs:.1f} s, exit {code}; peak RSS MiB: "
               + ", ".join(f"{k} {v:.0f}" for k, v in cli_peaks.items()))
-        pipelines = max(1, cores // workers) * workers
         print("         " + cpu_line(cli_cpu, n, cli_secs, pipelines, cli_ceiling))
         print(f"  batch  {n / batch_secs:6.1f} images/s ({100 * n / batch_secs / batch_ceiling:.0f} % of the pipeline's "
               f"{batch_ceiling:.1f}) "

@@ -95,36 +95,39 @@ impl JobQueue {
         Ok(Self { storage, conn, client, pushes: Default::default(), config, name: queue.to_owned() })
     }
 
-    /// Enqueues a message, trying twice: the first command after Redis
-    /// restarted fails while the connection manager reconnects. A message that
-    /// did arrive the first time is harmless twice (workers claim jobs in PostgreSQL).
+    /// Enqueues a message and announces it ([`JobQueue::push_twice`]).
     pub async fn push(&self, message: JobMessage) -> Result<(), QueueError> {
         let job_id = message.job_id;
-        let mut storage = self.storage.clone();
-        if let Err(e) = storage.push(message.clone()).await {
-            tracing::warn!(%job_id, error = %e, "enqueue failed; retrying once");
-            storage.push(message).await.map_err(|e| QueueError::Push { job_id, source: Box::new(e) })?;
-        }
+        self.push_twice(vec![message]).await.map_err(|source| QueueError::Push { job_id, source })?;
         self.announce_push().await;
         Ok(())
     }
 
-    /// Enqueues messages in one Redis call and announces them once, trying
-    /// twice as [`JobQueue::push`] does. For feeders that enqueue many jobs at
-    /// a time: one round trip, and one wake-up of every idle consumer, instead
-    /// of two round trips and a wake-up per message.
+    /// Enqueues messages in one Redis call and announces them once. For
+    /// feeders that enqueue many jobs at a time: one round trip, and one
+    /// wake-up of every idle consumer, instead of two round trips and a
+    /// wake-up per message.
     pub async fn push_many(&self, messages: Vec<JobMessage>) -> Result<(), QueueError> {
         if messages.is_empty() {
             return Ok(());
         }
         let count = messages.len();
-        let mut storage = self.storage.clone();
-        // One Lua script: all of them or none.
-        if let Err(e) = storage.push_bulk(messages.clone()).await {
-            tracing::warn!(count, error = %e, "enqueue failed; retrying once");
-            storage.push_bulk(messages).await.map_err(|e| QueueError::PushMany { count, source: Box::new(e) })?;
-        }
+        self.push_twice(messages).await.map_err(|source| QueueError::PushMany { count, source })?;
         self.announce_push().await;
+        Ok(())
+    }
+
+    /// Sends messages in one Redis call (one Lua script: all of them or none),
+    /// trying twice: the first command after Redis restarted fails while the
+    /// connection manager reconnects. A message that did arrive the first time
+    /// is harmless twice (workers claim jobs in PostgreSQL).
+    async fn push_twice(&self, messages: Vec<JobMessage>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let mut storage = self.storage.clone();
+        if let Err(e) = storage.push_bulk(messages.clone()).await {
+            let (count, first) = (messages.len(), messages.first().map(|m| m.job_id));
+            tracing::warn!(count, first_job_id = ?first, error = %e, "enqueue failed; retrying once");
+            storage.push_bulk(messages).await?;
+        }
         Ok(())
     }
 
