@@ -11,7 +11,7 @@ pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Runs a service: `build` it (connections, models), then `run` it until the
 /// shutdown signal, which `run` gets to drain by. A stop while still building
 /// ends cleanly. Whatever is still running 1 s after `run` returns (a model
-/// load or an inference on a blocking thread, a connection past the deadline)
+/// load or an inference on a worker's pipeline thread, a connection past the deadline)
 /// is abandoned, not awaited: a job's lease runs out and another worker takes it.
 /// Spans still buffered for export are sent before it returns.
 ///

@@ -2,9 +2,9 @@
 //! in PostgreSQL, runs face detection and embedding, and writes the outcome.
 //!
 //! Threading model: apalis drives jobs on the tokio runtime, at most
-//! `concurrency` at a time; inference runs on blocking threads, each job
-//! borrowing one [`FacePipeline`](facerec_vision::FacePipeline) from a pool
-//! loaded once at start. Database and Redis I/O stay async.
+//! `concurrency` at a time; inference runs on pipeline threads, one per
+//! [`FacePipeline`](facerec_vision::FacePipeline) loaded at start, which take
+//! each job's inference in turn. Database and Redis I/O stay async.
 //!
 //! Live frames ([`live`]) come through Redis on a path of their own, served by
 //! `FACEREC_LIVE_SLOTS` tasks on the same pipelines, with no job row.
