@@ -90,7 +90,17 @@ impl JobQueue {
             // handed to a live worker after 3 missed 5 s heartbeats.
             .heartbeat_interval(Duration::from_secs(5))
             .missed_heartbeats(3)
-            .batch_size(1);
+            .batch_size(1)
+            // A job's lease is its row's in PostgreSQL. apalis's own lock would
+            // cost every job one more script call (a round trip that wakes the
+            // worker mid-inference, and a scan of the whole waiting list) to
+            // mark it "Running" in Redis, where nothing reads it. Fetching
+            // already files a message under its worker, which is all that
+            // re-enqueueing a dead worker's messages needs.
+            .lock_tasks(false)
+            // apalis's per-message PUBLISH on `tasks:*` channels: no one here
+            // subscribes ([`PushSignal`] has a channel of its own).
+            .emit_events(false);
         let storage = RedisStorage::new(conn.clone()).with_config(config.clone());
         Ok(Self { storage, conn, client, pushes: Default::default(), config, name: queue.to_owned() })
     }
