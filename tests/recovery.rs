@@ -104,8 +104,8 @@ async fn finished_jobs_past_retention_are_deleted_but_their_faces_stay() {
     app.stop().await.unwrap();
 }
 
-/// An idle worker is woken by the push itself (`JobQueue::push` announces
-/// every push; the worker listens), not by its tick: here it would look once a minute,
+/// An idle worker is woken by the push itself (`JobQueue::push` announces a
+/// push into an empty queue; the worker listens), not by its tick: here it would look once a minute,
 /// and its first heartbeat after starting is 5 s away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_worker_takes_a_pushed_job_at_once() {
@@ -120,4 +120,64 @@ async fn an_idle_worker_takes_a_pushed_job_at_once() {
         assert!(waited < 1000, "queued for {waited} ms: the push did not wake the worker");
     }
     app.stop().await.unwrap();
+}
+
+/// A push is announced only while a consumer may be idle: when no more than
+/// `ANNOUNCE_SLACK` due messages besides its own wait. In a steady ingestion
+/// the queue never empties, and an announcement per push woke every worker
+/// mid-inference for nothing. Here nothing consumes the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_into_a_waiting_queue_are_not_announced() {
+    use facerec_core::{JobId, JobKind};
+    use facerec_queue::{ANNOUNCE_SLACK, JobMessage, JobQueue};
+    use futures::StreamExt;
+
+    let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+    let name = format!("{WORKER_QUEUE_PREFIX}-announce-{}", uuid::Uuid::new_v4().simple());
+    let queue = JobQueue::connect(&redis_url, &name).await.unwrap();
+    let client = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(format!("{name}:pushed")).await.unwrap();
+    let message = || JobMessage::new(JobId::new(), JobKind::Embed);
+
+    let pushes = ANNOUNCE_SLACK + 4;
+    for _ in 0..pushes {
+        queue.push(message()).await.unwrap();
+    }
+    // Three messages at once onto the waiting ones: not announced either.
+    queue.push_many(vec![message(), message(), message()]).await.unwrap();
+    // Redis delivers a channel's messages in order: all announcements come
+    // before this marker, however slow the machine.
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = redis::cmd("PUBLISH").arg(format!("{name}:pushed")).arg("end").query_async(&mut conn).await.unwrap();
+    let mut heard = 0;
+    let mut messages = pubsub.on_message();
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), messages.next()).await;
+        let payload: String = next.expect("the marker never came").expect("pubsub closed").get_payload().unwrap();
+        if payload == "end" {
+            break;
+        }
+        heard += 1;
+    }
+    assert_eq!(heard, ANNOUNCE_SLACK + 1, "{pushes} single pushes and a push of 3 into a queue nobody empties");
+    drop(messages);
+
+    // Into an empty queue, a push of many is announced once.
+    let empty = format!("{name}-empty");
+    let fresh = JobQueue::connect(&redis_url, &empty).await.unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(format!("{empty}:pushed")).await.unwrap();
+    fresh.push_many((0..2 * ANNOUNCE_SLACK).map(|_| message()).collect()).await.unwrap();
+    let mut messages = pubsub.on_message();
+    let first = tokio::time::timeout(Duration::from_secs(2), messages.next()).await;
+    assert!(first.is_ok_and(|m| m.is_some()), "a push into an empty queue was not announced");
+    drop(messages);
+
+    for prefix in [&name, &empty] {
+        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut conn).await.unwrap();
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await.unwrap();
+        }
+    }
 }

@@ -8,10 +8,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod announce;
 mod live;
 mod poll;
 mod settings;
 
+pub use announce::ANNOUNCE_SLACK;
 pub use live::{LIVE_VERSION, LiveError, LiveLink, LiveOutcome, LiveReply, LiveRequest, now_ms};
 pub use poll::{PushSignal, TickStrategy};
 pub use settings::QueueArgs;
@@ -105,17 +107,18 @@ impl JobQueue {
         Ok(Self { storage, conn, client, pushes: Default::default(), config, name: queue.to_owned() })
     }
 
-    /// Enqueues a message and announces it ([`JobQueue::push_twice`]).
+    /// Enqueues a message ([`JobQueue::push_twice`]) and announces it if a
+    /// consumer may be idle ([`ANNOUNCE_SLACK`]).
     pub async fn push(&self, message: JobMessage) -> Result<(), QueueError> {
         let job_id = message.job_id;
         self.push_twice(vec![message]).await.map_err(|source| QueueError::Push { job_id, source })?;
-        self.announce_push().await;
+        self.announce_push(1).await;
         Ok(())
     }
 
-    /// Enqueues messages in one Redis call and announces them once. For
-    /// feeders that enqueue many jobs at a time: one round trip, and one
-    /// wake-up of every idle consumer, instead of two round trips and a
+    /// Enqueues messages in one Redis call and announces them at most once. For
+    /// feeders that enqueue many jobs at a time: one round trip, and at most
+    /// one wake-up of every idle consumer, instead of two round trips and a
     /// wake-up per message.
     pub async fn push_many(&self, messages: Vec<JobMessage>) -> Result<(), QueueError> {
         if messages.is_empty() {
@@ -123,7 +126,7 @@ impl JobQueue {
         }
         let count = messages.len();
         self.push_twice(messages).await.map_err(|source| QueueError::PushMany { count, source })?;
-        self.announce_push().await;
+        self.announce_push(count).await;
         Ok(())
     }
 
@@ -141,13 +144,12 @@ impl JobQueue {
         Ok(())
     }
 
-    /// Wakes idle consumers ([`PushSignal`]). apalis files every push under
-    /// its scheduled set and announces none, so an idle worker would only
-    /// find the job at its next tick. A lost announcement costs a tick.
-    async fn announce_push(&self) {
-        let mut conn = self.conn.clone();
-        let announced = redis::cmd("PUBLISH").arg(self.pushes_channel()).arg(1).query_async::<i64>(&mut conn).await;
-        if let Err(e) = announced {
+    /// Wakes idle consumers ([`PushSignal`]) if there may be any
+    /// ([`ANNOUNCE_SLACK`]). apalis files every push under its scheduled set
+    /// and announces none, so an idle worker would only find the job at its
+    /// next tick. A lost announcement costs a tick.
+    async fn announce_push(&self, count: usize) {
+        if let Err(e) = announce::announce(&self.conn, &self.config, &self.pushes_channel(), count).await {
             tracing::debug!(error = %e, "could not announce a push");
         }
     }

@@ -10,10 +10,10 @@ use futures::StreamExt;
 use futures::task::AtomicWaker;
 use tokio::time::Sleep;
 
-/// Wakes a worker to look for new jobs: at once when a job is pushed (see
-/// [`PushSignal`]), and otherwise every `interval`, which catches what no
-/// push announces (retries coming due, pushes missed while the listener
-/// reconnects).
+/// Wakes a worker to look for new jobs: at once when a push is announced
+/// (see [`PushSignal`]), and otherwise every `interval`, which catches what no
+/// push announces (retries coming due, pushes onto a queue where others were
+/// already waiting, pushes missed while the listener reconnects).
 ///
 /// apalis 1.0.0's `IntervalStrategy` replaces a fired timer with a new one
 /// without polling it, so no wake-up is registered: after a tick that finds
@@ -75,8 +75,9 @@ impl PollStrategy for TickStrategy {
 /// After a push wakes a worker, it looks once more this soon.
 const PUSH_FOLLOW_UP: Duration = Duration::from_millis(20);
 
-/// Raised when a job is pushed to the queue: `JobQueue::push` announces
-/// every push on the queue's `pushed` channel, and [`PushSignal::listen`]
+/// Raised when a job is pushed to the queue: `JobQueue::push` announces a
+/// push on the queue's `pushed` channel when a consumer may be idle (not
+/// while due messages wait: see `announce.rs`), and [`PushSignal::listen`]
 /// hears it. An idle worker then looks at once instead of at its next tick,
 /// so its tick can be slow and cheap: polling Redis every 25 ms was most of
 /// an idle worker's CPU.

@@ -181,7 +181,8 @@ pub struct Settings {
     #[arg(long, env = "FACEREC_WORKER_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// How often an idle worker looks for jobs that no push announced
-    /// (retries coming due), in milliseconds; a pushed job wakes it at once.
+    /// (retries coming due), in milliseconds; a job pushed onto an empty
+    /// queue wakes it at once.
     #[arg(long, env = "FACEREC_POLL_INTERVAL_MS", default_value_t = 250)]
     pub poll_interval_ms: u64,
     /// Live frames this process serves at once (each waits on Redis with a
