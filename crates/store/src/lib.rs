@@ -48,6 +48,9 @@ use sqlx::PgPool;
 use crate::error::QueryContext;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+/// A pooled connection idle this long is pinged before it is used again.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// The embedded migrations from the repository's `migrations/` folder.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
@@ -73,6 +76,20 @@ impl Store {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(acquire_timeout)
+            // sqlx pings every connection it takes from the pool, a round trip
+            // before every query (and, in the worker, a wake-up mid-inference
+            // for each). A connection is pinged as it goes back to the pool
+            // (sqlx always does that), so only one idle for a while can have
+            // died since, e.g. across a PostgreSQL restart: ping those alone.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IF_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(StoreError::Connect)?;
