@@ -181,6 +181,14 @@ def wait_ready():
     sys.exit("the api did not become ready")
 
 
+def drop_queue(redis_url, queue):
+    """Deletes the Redis keys of the bench's private queue, as its database is dropped."""
+    keys = subprocess.run(["redis-cli", "-u", redis_url, "--scan", "--pattern", f"{queue}:*"],
+                          check=True, capture_output=True, text=True).stdout.split()
+    for i in range(0, len(keys), 1000):
+        subprocess.run(["redis-cli", "-u", redis_url, "DEL", *keys[i : i + 1000]], check=True, capture_output=True)
+
+
 def psql(db_url, sql):
     subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", db_url, "-c", sql], check=True, capture_output=True)
 
@@ -297,6 +305,7 @@ def run_sizes(args, folder, archive, files, on, db, rss, cpu, cores, worker_cpus
                 p.terminate()
             for p in procs:
                 p.wait()
+            drop_queue(env["REDIS_URL"], env["FACEREC_QUEUE"])
         n = len(files)
         cli_ceiling, batch_ceiling = (before + between) / 2, (between + after) / 2
         print(f"\n{workers} worker process(es), pipeline alone before: {ceiling}")
