@@ -21,9 +21,9 @@ async fn app(worker_queue: &str) -> TestApp {
     .unwrap()
 }
 
-/// Removes the Redis keys of the worker's private queue.
-async fn drop_queue(app: &TestApp, queue: &str) {
-    let client = redis::Client::open(app.redis_url.as_str()).unwrap();
+/// Removes the Redis keys of a queue of the test's own.
+async fn drop_queue(redis_url: &str, queue: &str) {
+    let client = redis::Client::open(redis_url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{queue}:*")).query_async(&mut conn).await.unwrap();
     if !keys.is_empty() {
@@ -43,7 +43,7 @@ async fn jobs_whose_message_was_lost_are_re_enqueued_and_finish() {
         assert_eq!(job["attempts"], 1, "re-sent, not retried: {job}");
     }
     assert_eq!(app.count("faces").await, 1);
-    drop_queue(&app, &queue).await;
+    drop_queue(&app.redis_url, &queue).await;
     app.stop().await.unwrap();
 }
 
@@ -70,7 +70,7 @@ async fn a_dead_workers_job_is_taken_over_when_its_lease_expires_and_not_before(
     let (_, held) = app.get_job(&alive).await;
     assert_eq!(held["status"], "processing", "a live lease must be respected: {held}");
     assert_eq!(app.count("faces").await, 1);
-    drop_queue(&app, &queue).await;
+    drop_queue(&app.redis_url, &queue).await;
     app.stop().await.unwrap();
 }
 
@@ -100,7 +100,7 @@ async fn finished_jobs_past_retention_are_deleted_but_their_faces_stay() {
     assert!(gone, "a job finished 40 days ago outlives the 30-day retention");
     assert_eq!(app.get_job(&recent).await.0, 200, "a recent job stays");
     assert_eq!(app.count("faces").await, 1, "retention deletes jobs, not the gallery");
-    drop_queue(&app, &queue).await;
+    drop_queue(&app.redis_url, &queue).await;
     app.stop().await.unwrap();
 }
 
@@ -163,7 +163,7 @@ async fn pushes_into_a_waiting_queue_are_not_announced() {
     assert_eq!(heard, ANNOUNCE_SLACK + 1, "{pushes} single pushes and a push of 3 into a queue nobody empties");
     drop(messages);
 
-    // Into an empty queue, a push of many is announced once.
+    // Into an empty queue, a push of many is announced.
     let empty = format!("{name}-empty");
     let fresh = JobQueue::connect(&redis_url, &empty).await.unwrap();
     let mut pubsub = client.get_async_pubsub().await.unwrap();
@@ -174,10 +174,6 @@ async fn pushes_into_a_waiting_queue_are_not_announced() {
     assert!(first.is_ok_and(|m| m.is_some()), "a push into an empty queue was not announced");
     drop(messages);
 
-    for prefix in [&name, &empty] {
-        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut conn).await.unwrap();
-        if !keys.is_empty() {
-            let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await.unwrap();
-        }
-    }
+    drop_queue(&redis_url, &name).await;
+    drop_queue(&redis_url, &empty).await;
 }

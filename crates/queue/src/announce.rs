@@ -38,16 +38,16 @@ static ANNOUNCE: LazyLock<redis::Script> = LazyLock::new(|| {
 });
 
 /// Announces `count` messages just pushed on `channel`, unless enough others
-/// wait that every consumer is busy. True when announced.
+/// wait that every consumer is busy.
 pub(crate) async fn announce(
     conn: &ConnectionManager,
     config: &Config,
     channel: &str,
     count: usize,
-) -> redis::RedisResult<bool> {
+) -> redis::RedisResult<()> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let mut conn = conn.clone();
-    let reached: i64 = ANNOUNCE
+    let _reached_or_not_announced: i64 = ANNOUNCE
         .key(config.active_jobs_list())
         .key(config.scheduled_jobs_set())
         .arg(channel)
@@ -55,5 +55,5 @@ pub(crate) async fn announce(
         .arg(count + ANNOUNCE_SLACK)
         .invoke_async(&mut conn)
         .await?;
-    Ok(reached >= 0)
+    Ok(())
 }
