@@ -173,7 +173,8 @@ async fn a_tar_gz_batch_with_a_manifest_and_a_canceled_batch() {
         ("img/b.jpg", photo("biden.jpg")),
         ("img/c.jpg", photo("obama2.jpg")),
     ]));
-    let (status, batch) = post_batch(&app, archive.clone(), &[("collection", "m")]).await;
+    let consent = "https://forms.example/consent/batch-7";
+    let (status, batch) = post_batch(&app, archive.clone(), &[("collection", "m"), ("consent", consent)]).await;
     assert_eq!(status, 202, "{batch}");
     assert_eq!(batch["total"], 3, "the manifest is not an item");
     let done = wait_for_batch(&app, batch["batch_id"].as_str().unwrap()).await;
@@ -182,8 +183,8 @@ async fn a_tar_gz_batch_with_a_manifest_and_a_canceled_batch() {
         (Some(2), Some(1)),
         "{done}"
     );
-    let (status, _) = app.get_json("/v1/collections/m/subjects/Obama%2C%20Barack").await;
-    assert_eq!(status, 200);
+    let (status, subject) = app.get_json("/v1/collections/m/subjects/Obama%2C%20Barack").await;
+    assert_eq!((status, subject["consent"]["reference"].as_str()), (200, Some(consent)), "{subject}");
     // The same archive again adds no face: each image names the face it made.
     let (_, again) = post_batch(&app, archive, &[("collection", "m")]).await;
     let again_id = again["batch_id"].as_str().unwrap();

@@ -4,23 +4,34 @@
 
 use std::time::Duration;
 
-use facerec_core::{BatchView, CollectionName, ConsentRef, JobId, JobKind, JobParams, RegisterParams, SubjectName};
+use facerec_core::{BatchView, JobId};
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
 use crate::batches::end_batch;
 use crate::error::QueryContext;
-use crate::jobs::corrupt;
 use crate::{Store, StoreError, WebhookAttempt};
 
-/// The advisory lock that makes feeding one worker's job at a time ("feed" in ASCII).
-const FEEDER_LOCK: i64 = 0x6665_6564;
-
 /// Running batches with items to feed looked at per round, oldest first.
-const BATCHES_PER_ROUND: i64 = 8;
+const BATCHES_PER_ROUND: i32 = 8;
+
+/// The most jobs one feeding round makes (5,120/s at the default 200 ms
+/// tick): the round is handed their ids. A larger window fills over rounds.
+const MAX_FED_PER_ROUND: i64 = 1024;
 
 /// The channel migration 17's trigger notifies when a batch is recorded.
 const BATCHES_CHANNEL: &str = "facerec_batches";
+
+/// What a round of [`Store::feed_batches`] did.
+#[derive(Debug, Default)]
+pub struct FeedRound {
+    /// The new queued register jobs, to be enqueued.
+    pub fed: Vec<JobId>,
+    /// Batches running after the round.
+    pub running: usize,
+    /// Running batches with no item left to feed: only these may have ended.
+    pub drained: usize,
+}
 
 /// What a round of [`Store::finish_batches`] found.
 #[derive(Debug, Default)]
@@ -59,76 +70,24 @@ pub struct DueBatchWebhook {
 
 impl Store {
     /// Turns pending items into queued register jobs until `window` jobs of
-    /// batches are queued. Returns the new jobs, to be enqueued (a message lost
-    /// here is re-sent by the reconciler, as for any queued job).
-    pub async fn feed_batches(&self, window: i64) -> Result<Vec<(JobId, JobKind)>, StoreError> {
-        let mut tx = self.pool.begin().await.context("begin feed batches")?;
-        // One feeder at a time (all workers run this loop): the room counted
-        // below is then not filled twice.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(FEEDER_LOCK)
-            .execute(&mut *tx)
-            .await
-            .context("take the feeder lock")?;
-        let queued: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM (SELECT 1 FROM jobs \
-                 WHERE batch_id IS NOT NULL AND status = 'queued' LIMIT $1) q",
-        )
-        .bind(window.max(0))
-        .fetch_one(&mut *tx)
-        .await
-        .context("count queued batch jobs")?;
-        let mut room = window - queued;
-        if room <= 0 {
-            return Ok(Vec::new());
-        }
-        let batches: Vec<(Uuid, String, Option<String>)> = sqlx::query_as(
-            "SELECT b.id, b.collection, b.consent_ref FROM batches b WHERE b.status = 'running' \
-             AND EXISTS (SELECT 1 FROM batch_items i WHERE i.batch_id = b.id AND i.state = 'pending') \
-             ORDER BY b.created_at LIMIT $1",
-        )
-        .bind(BATCHES_PER_ROUND)
-        .fetch_all(&mut *tx)
-        .await
-        .context("read running batches")?;
-        let mut fed = Vec::new();
-        for (batch_id, collection, consent) in batches {
-            if room <= 0 {
-                break;
-            }
-            let items: Vec<(i32, String)> = sqlx::query_as(
-                "SELECT seq, subject FROM batch_items WHERE batch_id = $1 AND state = 'pending' \
-                 ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED",
-            )
-            .bind(batch_id)
-            .bind(room)
-            .fetch_all(&mut *tx)
-            .await
-            .context("take pending batch items")?;
-            if items.is_empty() {
-                continue;
-            }
-            room -= items.len() as i64;
-            let collection = CollectionName::parse(&collection).map_err(corrupt("batch collection"))?;
-            let consent = consent.as_deref().map(ConsentRef::parse).transpose().map_err(corrupt("batch consent"))?;
-            let (mut ids, mut seqs, mut params) = (Vec::new(), Vec::new(), Vec::new());
-            for (seq, subject) in items {
-                let subject = SubjectName::parse(&subject).map_err(corrupt("batch item subject"))?;
-                let job = JobParams::Register(RegisterParams {
-                    subject,
-                    collection: collection.clone(),
-                    consent: consent.clone(),
-                });
-                let id = JobId::new();
-                ids.push(id.0);
-                seqs.push(seq);
-                params.push(serde_json::to_string(&job).map_err(corrupt("job params"))?);
-                fed.push((id, JobKind::Register));
-            }
-            insert_item_jobs(&mut tx, batch_id, &ids, &seqs, &params).await?;
-        }
-        tx.commit().await.context("commit feed batches")?;
-        Ok(fed)
+    /// batches are queued, in one round trip (migration 18's function). The
+    /// new jobs are to be enqueued (a message lost here is re-sent by the
+    /// reconciler, as for any queued job).
+    pub async fn feed_batches(&self, window: i64) -> Result<FeedRound, StoreError> {
+        let ids: Vec<Uuid> = (0..window.clamp(0, MAX_FED_PER_ROUND)).map(|_| JobId::new().0).collect();
+        let (fed, running, drained): (Vec<Uuid>, i32, i32) =
+            sqlx::query_as("SELECT fed, running, drained FROM facerec_feed_batches($1, $2, $3)")
+                .bind(window)
+                .bind(BATCHES_PER_ROUND)
+                .bind(&ids)
+                .fetch_one(&self.pool)
+                .await
+                .context("feed batches")?;
+        Ok(FeedRound {
+            fed: fed.into_iter().map(JobId).collect(),
+            running: usize::try_from(running).unwrap_or_default(),
+            drained: usize::try_from(drained).unwrap_or_default(),
+        })
     }
 
     /// Ends every running batch with nothing left to run; returns their ids.
@@ -220,53 +179,4 @@ impl Store {
         .context("record batch webhook attempt")?;
         Ok(())
     }
-}
-
-/// The items' jobs and inputs (moved within the database), and the items marked submitted.
-async fn insert_item_jobs(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    batch_id: Uuid,
-    ids: &[Uuid],
-    seqs: &[i32],
-    params: &[String],
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO jobs (id, kind, status, params, batch_id, api_key_id) \
-         SELECT id, 'register', 'queued', params::jsonb, $3, (SELECT api_key_id FROM batches WHERE id = $3) \
-         FROM unnest($1::uuid[], $2::text[]) AS t(id, params)",
-    )
-    .bind(ids)
-    .bind(params)
-    .bind(batch_id)
-    .execute(&mut **tx)
-    .await
-    .context("insert batch jobs")?;
-    sqlx::query(
-        "INSERT INTO job_inputs (job_id, content_type, bytes) \
-         SELECT t.id, x.content_type, x.bytes FROM unnest($1::uuid[], $2::int[]) AS t(id, seq) \
-         JOIN batch_item_inputs x ON x.batch_id = $3 AND x.seq = t.seq",
-    )
-    .bind(ids)
-    .bind(seqs)
-    .bind(batch_id)
-    .execute(&mut **tx)
-    .await
-    .context("move batch inputs")?;
-    sqlx::query(
-        "UPDATE batch_items i SET state = 'submitted', job_id = t.id \
-         FROM unnest($1::uuid[], $2::int[]) AS t(id, seq) WHERE i.batch_id = $3 AND i.seq = t.seq",
-    )
-    .bind(ids)
-    .bind(seqs)
-    .bind(batch_id)
-    .execute(&mut **tx)
-    .await
-    .context("mark batch items submitted")?;
-    sqlx::query("DELETE FROM batch_item_inputs WHERE batch_id = $1 AND seq = ANY($2)")
-        .bind(batch_id)
-        .bind(seqs)
-        .execute(&mut **tx)
-        .await
-        .context("drop fed batch inputs")?;
-    Ok(())
 }

@@ -25,7 +25,7 @@ mod subjects;
 mod visibility;
 mod webhooks;
 
-pub use batch_feed::{BatchListener, BatchesEnded, DueBatchWebhook};
+pub use batch_feed::{BatchListener, BatchesEnded, DueBatchWebhook, FeedRound};
 pub use batches::{BatchCancel, BatchWriter, ItemContent, NewBatch, NewBatchItem};
 pub use collections::{CollectionPatch, NewCollection};
 pub use error::StoreError;

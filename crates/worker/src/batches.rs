@@ -3,13 +3,15 @@
 //! their room), and a batch ends once its last item has. Every worker runs
 //! this loop; the store takes items with `SKIP LOCKED`, so they never collide.
 //! While no batch runs the loop sleeps on PostgreSQL's announcement of new
-//! batches, looking only every tenth tick.
+//! batches, looking only every tenth tick. A tick is one round trip while
+//! every running batch still has items to feed; only then may one have ended.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use facerec_core::JobKind;
 use facerec_queue::{JobMessage, JobQueue};
-use facerec_store::{BatchListener, Store};
+use facerec_store::{BatchListener, FeedRound, Store};
 use tracing::{debug, info, warn};
 
 use crate::Settings;
@@ -41,19 +43,27 @@ pub(crate) async fn batch_loop(store: Store, queue: JobQueue, settings: Arc<Sett
             // Listening again before the look leaves no batch unannounced in between.
             listener = listen(&store).await;
         }
-        feed(&store, &queue, &settings).await;
-        running = match store.finish_batches().await {
-            Ok(round) => {
-                for batch_id in round.ended {
-                    info!(%batch_id, "batch completed");
-                }
-                round.still_running > 0
-            }
-            Err(e) => {
-                warn!(error = %e, "ending batches failed; will retry");
-                true
-            }
+        running = match feed(&store, &queue, &settings).await {
+            // Every running batch still has items to feed, so none has ended.
+            Some(round) if round.drained == 0 => round.running > 0,
+            _ => finish(&store).await,
         };
+    }
+}
+
+/// Ends the batches whose last item has ended; true while some still run.
+async fn finish(store: &Store) -> bool {
+    match store.finish_batches().await {
+        Ok(round) => {
+            for batch_id in round.ended {
+                info!(%batch_id, "batch completed");
+            }
+            round.still_running > 0
+        }
+        Err(e) => {
+            warn!(error = %e, "ending batches failed; will retry");
+            true
+        }
     }
 }
 
@@ -80,19 +90,22 @@ async fn next_batch(listener: &mut Option<BatchListener>) -> bool {
     }
 }
 
-/// Feeds pending batch items into the job queue, as room frees.
-async fn feed(store: &Store, queue: &JobQueue, settings: &Settings) {
-    match store.feed_batches(settings.batch_window).await {
-        Ok(jobs) if jobs.is_empty() => {}
-        Ok(jobs) => {
-            let count = jobs.len();
-            let messages = jobs.into_iter().map(|(job_id, kind)| JobMessage::new(job_id, kind)).collect();
-            // Messages lost here are re-sent by the reconciler: the jobs are queued in PostgreSQL.
-            match queue.push_many(messages).await {
-                Ok(()) => debug!(count, "fed batch items into the queue"),
-                Err(e) => warn!(error = %e, "could not enqueue batch items' jobs"),
-            }
+/// Feeds pending batch items into the job queue, as room frees. None when
+/// the round failed (it is retried at the next tick).
+async fn feed(store: &Store, queue: &JobQueue, settings: &Settings) -> Option<FeedRound> {
+    let mut round = store
+        .feed_batches(settings.batch_window)
+        .await
+        .inspect_err(|e| warn!(error = %e, "feeding batches failed; will retry"))
+        .ok()?;
+    if !round.fed.is_empty() {
+        let count = round.fed.len();
+        let messages = round.fed.drain(..).map(|job_id| JobMessage::new(job_id, JobKind::Register)).collect();
+        // Messages lost here are re-sent by the reconciler: the jobs are queued in PostgreSQL.
+        match queue.push_many(messages).await {
+            Ok(()) => debug!(count, "fed batch items into the queue"),
+            Err(e) => warn!(error = %e, "could not enqueue batch items' jobs"),
         }
-        Err(e) => warn!(error = %e, "feeding batches failed; will retry"),
     }
+    Some(round)
 }
