@@ -78,9 +78,10 @@ impl Store {
             .acquire_timeout(acquire_timeout)
             // sqlx pings every connection it takes from the pool, a round trip
             // before every query (and, in the worker, a wake-up mid-inference
-            // for each). A connection is pinged as it goes back to the pool
-            // (sqlx always does that), so only one idle for a while can have
-            // died since, e.g. across a PostgreSQL restart: ping those alone.
+            // for each). A connection that has just answered is alive (our
+            // sqlx-core no longer pings it as it goes back either: vendor/README.md);
+            // only one idle for a while can have died since, e.g. across a
+            // PostgreSQL restart: ping those alone.
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
