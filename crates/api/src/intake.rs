@@ -109,7 +109,7 @@ pub async fn read_into(spooled: &Spooled, writer: &mut BatchWriter, settings: &S
     let mut recorded = 0;
     while let Some(entry) = rx.recv().await {
         // On a database error the receiver is dropped, which stops the reader.
-        writer.add(&item(entry, manifest.as_ref(), settings)).await?;
+        writer.add(item(entry, manifest.as_ref(), settings)).await?;
         recorded += 1;
     }
     reader.await.map_err(|e| ApiError::internal(&e))?.map_err(refused)?;
