@@ -7,7 +7,8 @@
 -- time, so the room it counts is not filled twice), queued batch jobs are
 -- topped up to p_window: pending items of the oldest running batches (up to
 -- p_batches of them) become queued register jobs, named in order by p_ids
--- (UUIDv7, made by the worker; at most cardinality(p_ids) per call), their
+-- (UUIDv7, made by the worker; at most cardinality(p_ids) per call, so a
+-- larger window fills over several calls), their
 -- bytes move from batch_item_inputs to job_inputs, and the items are marked
 -- submitted. Items are taken with SKIP LOCKED, as a cancel locks them.
 --
@@ -26,7 +27,7 @@ DECLARE
 BEGIN
     fed := '{}';
     PERFORM pg_advisory_xact_lock(1717921124); -- 0x66656564, "feed"
-    SELECT least(p_window, coalesce(cardinality(p_ids), 0)) - count(*) INTO v_room
+    SELECT least(p_window - count(*), coalesce(cardinality(p_ids), 0)) INTO v_room
     FROM (SELECT 1 FROM jobs WHERE batch_id IS NOT NULL AND status = 'queued'
           LIMIT greatest(p_window, 0)) q;
     FOR v_batch IN
@@ -41,7 +42,8 @@ BEGIN
               ORDER BY seq LIMIT v_room FOR UPDATE SKIP LOCKED) t;
         CONTINUE WHEN v_seqs IS NULL;
         v_ids := p_ids[cardinality(fed) + 1 : cardinality(fed) + cardinality(v_seqs)];
-        -- The params are JobParams::Register as serde writes it (crates/core/src/params.rs).
+        -- The params are JobParams::Register as serde writes it (crates/core/src/params.rs;
+        -- tests/batches.rs compares the two).
         INSERT INTO jobs (id, kind, status, params, batch_id, api_key_id)
         SELECT t.id, 'register', 'queued',
                jsonb_strip_nulls(jsonb_build_object('kind', 'register', 'subject', t.subject,

@@ -373,3 +373,61 @@ async fn hostile_archives_are_refused_and_leave_nothing() {
     assert_eq!((skipped.len(), skipped[0]["error"]["code"].as_str()), (1, Some("not_a_regular_file")));
     app.stop().await.unwrap();
 }
+
+/// The store alone: what one feeding round makes of a batch. Jobs carry the
+/// params serde writes (the SQL function builds them itself), every item is
+/// fed once, and a window larger than one round's 1,024 jobs fills over
+/// rounds instead of stopping there.
+#[tokio::test]
+async fn feeding_rounds_fill_the_window_with_jobs_as_serde_writes_them() {
+    use facerec_core::{CollectionName, ConsentRef, JobParams, RegisterParams, SubjectName};
+    use facerec_store::{ItemContent, NewBatch, NewBatchItem};
+
+    let test = facerec_e2e::TestDatabase::create().await.unwrap();
+    let (store, db) = (&test.store, &test.db);
+    let batch = NewBatch {
+        id: uuid::Uuid::now_v7(),
+        collection: CollectionName::parse("fed").unwrap(),
+        consent: Some(ConsentRef::parse("ticket-9").unwrap()),
+        callback_url: None,
+        request_id: None,
+        create_collection: Some(false),
+        api_key_id: None,
+    };
+    let mut writer = store.begin_batch(&batch).await.unwrap();
+    let items = 1_100;
+    for i in 0..items {
+        let content = ItemContent::Image { content_type: "image/jpeg", bytes: vec![i as u8; 64] };
+        writer.add(NewBatchItem { path: format!("Ada, L/{i}.jpg"), subject: "Ada, L".into(), content }).await.unwrap();
+    }
+    writer.commit().await.unwrap();
+    let queued = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM jobs WHERE status = 'queued'").fetch_one(db).await.unwrap()
+    };
+
+    assert!(store.feed_batches(0).await.unwrap().fed.is_empty(), "a window of 0 feeds nothing");
+    let first = store.feed_batches(2_000).await.unwrap();
+    assert_eq!((first.fed.len(), first.running, first.drained), (1_024, 1, 0), "one round makes at most 1,024 jobs");
+    let second = store.feed_batches(2_000).await.unwrap();
+    assert_eq!((second.fed.len(), second.running, second.drained), (76, 1, 1), "the next round, the rest");
+    assert!(store.feed_batches(2_000).await.unwrap().fed.is_empty());
+    assert_eq!(queued().await, items);
+
+    let params: Vec<Value> = sqlx::query_scalar("SELECT DISTINCT params FROM jobs").fetch_all(db).await.unwrap();
+    let expected = JobParams::Register(RegisterParams {
+        subject: SubjectName::parse("Ada, L").unwrap(),
+        collection: batch.collection.clone(),
+        consent: batch.consent.clone(),
+    });
+    assert_eq!(params, [facerec_e2e::serde_json::to_value(&expected).unwrap()]);
+    let (inputs, moved): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM batch_item_inputs), \
+             (SELECT count(*) FROM job_inputs i JOIN batch_items b ON b.job_id = i.job_id \
+              WHERE i.bytes = decode(repeat(lpad(to_hex(b.seq % 256), 2, '0'), 64), 'hex'))",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    assert_eq!((inputs, moved), (0, items), "each item's own bytes moved to its job");
+    test.drop().await.unwrap();
+}

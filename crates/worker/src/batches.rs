@@ -3,8 +3,9 @@
 //! their room), and a batch ends once its last item has. Every worker runs
 //! this loop; the store takes items with `SKIP LOCKED`, so they never collide.
 //! While no batch runs the loop sleeps on PostgreSQL's announcement of new
-//! batches, looking only every tenth tick. A tick is one round trip while
-//! every running batch still has items to feed; only then may one have ended.
+//! batches, looking only every tenth tick. A tick is one round trip to
+//! PostgreSQL; it looks for ended batches too only when some running batch
+//! has nothing left to feed (no other can have ended).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,7 +101,8 @@ async fn feed(store: &Store, queue: &JobQueue, settings: &Settings) -> Option<Fe
         .ok()?;
     if !round.fed.is_empty() {
         let count = round.fed.len();
-        let messages = round.fed.drain(..).map(|job_id| JobMessage::new(job_id, JobKind::Register)).collect();
+        let fed = std::mem::take(&mut round.fed);
+        let messages = fed.into_iter().map(|job_id| JobMessage::new(job_id, JobKind::Register)).collect();
         // Messages lost here are re-sent by the reconciler: the jobs are queued in PostgreSQL.
         match queue.push_many(messages).await {
             Ok(()) => debug!(count, "fed batch items into the queue"),
