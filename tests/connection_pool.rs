@@ -24,12 +24,25 @@ async fn a_pooled_connection_is_clean_after_a_dropped_transaction_or_query_and_r
     let pool = store.pool();
     sqlx::query("CREATE TEMP TABLE probe (x int)").execute(pool).await.unwrap();
     let session = backend_pid(&store).await;
+    let mut admin = sqlx::PgConnection::connect(&database_url()).await.unwrap();
 
     // A transaction dropped without commit: its ROLLBACK reaches PostgreSQL
-    // before the connection serves anyone else.
+    // as the connection goes back to the pool, not only with its next query
+    // (the lock it held is free while the pool sits idle).
     let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(4242)").execute(&mut *tx).await.unwrap();
     sqlx::query("INSERT INTO probe VALUES (1)").execute(&mut *tx).await.unwrap();
     drop(tx);
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(4242)").fetch_one(&mut admin).await.unwrap();
+        if free {
+            sqlx::query("SELECT pg_advisory_unlock(4242)").execute(&mut admin).await.unwrap();
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the dropped transaction still holds its lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (rows, in_transaction): (i64, bool) =
         sqlx::query_as("SELECT (SELECT count(*) FROM probe), pg_current_xact_id_if_assigned() IS NOT NULL")
             .fetch_one(pool)
@@ -48,7 +61,6 @@ async fn a_pooled_connection_is_clean_after_a_dropped_transaction_or_query_and_r
     // The session killed while the connection idles in the pool (as by a
     // PostgreSQL restart): after a second idle it is pinged before use, and
     // replaced, so the next query runs on a new session instead of failing.
-    let mut admin = sqlx::PgConnection::connect(&database_url()).await.unwrap();
     let killed: bool =
         sqlx::query_scalar("SELECT pg_terminate_backend($1)").bind(session).fetch_one(&mut admin).await.unwrap();
     assert!(killed);

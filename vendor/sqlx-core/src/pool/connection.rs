@@ -304,19 +304,21 @@ impl<DB: Database> Floating<DB, Live<DB>> {
             }
         }
 
-        // flush anything time-sensitive like transaction rollbacks
+        // test the connection on-release to ensure it is still viable,
+        // and flush anything time-sensitive like transaction rollbacks
         // if an Executor future/stream is dropped during an `.await` call, the connection
         // is likely to be left in an inconsistent state, in which case it should not be
         // returned to the pool; also of course, if it was dropped due to an error
         // this is simply a band-aid as SQLx-next connections should be able
         // to recover from cancellations
         //
-        // facerec (vendor/README.md): `flush` instead of `ping`. Both send what
-        // is queued (a dropped transaction's ROLLBACK) and wait for every
-        // answer still owed (a dropped query's); `ping` also sends a Sync and
-        // waits for its answer, a round trip after every query of a
-        // connection that has just answered. That one is skipped.
-        if let Err(error) = self.raw.flush().await {
+        // facerec (vendor/README.md): a connection with nothing queued is only
+        // flushed (every answer still owed is read, such as a dropped
+        // query's; no I/O at all after a query that completed) instead of
+        // pinged, a round trip after every query. One with something queued
+        // by a drop handler (a ROLLBACK, a CopyFail) is pinged as before.
+        let tested = if self.raw.should_flush() { self.raw.ping().await } else { self.raw.flush().await };
+        if let Err(error) = tested {
             tracing::warn!(
                 %error,
                 "error occurred while testing the connection on-release",
