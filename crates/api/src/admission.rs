@@ -37,7 +37,7 @@ const BUSY_RETRY_AFTER_SECS: u64 = 1;
 /// Shared by every request of one api.
 pub struct Admission {
     /// Batches whose archive is being read into the database (each holds a
-    /// few entries in memory); the rest wait their turn.
+    /// chunk of entries in memory: 4 MiB, or one larger image); the rest wait their turn.
     batch_readers: Semaphore,
     upload_budget: Arc<Semaphore>,
     budget_units: u32,

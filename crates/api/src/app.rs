@@ -42,7 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/embed", post(submit::embed))
         .route("/v1/verify", post(submit::verify))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::admission::limit_uploads));
-    // Archives stream to a spool file; reading them holds a few entries in memory (see `admission`).
+    // Archives stream to a spool file; reading them holds a chunk of entries in memory (see `admission`).
     let batches = Router::new().route("/v1/batches", post(batches::create_batch)).route_layer(DefaultBodyLimit::max(
         usize::try_from(state.settings.max_batch_bytes).unwrap_or(usize::MAX).saturating_add(FORM_OVERHEAD_BYTES),
     ));

@@ -8,6 +8,7 @@
 //! Async (sqlx on tokio); no business logic beyond keeping those rules.
 
 mod batch_feed;
+mod batch_record;
 mod batches;
 mod collections;
 mod deletion;
@@ -26,7 +27,8 @@ mod visibility;
 mod webhooks;
 
 pub use batch_feed::{BatchListener, BatchesEnded, DueBatchWebhook, FeedRound};
-pub use batches::{BatchCancel, BatchWriter, ItemContent, NewBatch, NewBatchItem};
+pub use batch_record::{BatchWriter, ItemContent, NewBatch, NewBatchItem};
+pub use batches::BatchCancel;
 pub use collections::{CollectionPatch, NewCollection};
 pub use error::StoreError;
 pub use gallery::{NewFace, RegisterOutcome};

@@ -3,7 +3,8 @@
 //! on each entry's bytes and on all bytes expanded, a ratio that catches
 //! compression bombs, and names that are refused when absolute or climbing
 //! (`..`). Nothing is ever written to disk from an archive: entries become
-//! bytes in memory, one at a time, and then rows.
+//! bytes in memory, one at a time, and then rows (written in chunks:
+//! `facerec_store::BatchWriter`).
 //!
 //! Synchronous (runs on a blocking thread).
 

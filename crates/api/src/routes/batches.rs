@@ -84,7 +84,7 @@ pub async fn create_batch(
         create_collection,
         api_key_id: caller.key_id(),
     };
-    // Reading holds a few entries in memory: a few batches at a time, after their upload.
+    // Reading holds a chunk of entries in memory: a few batches at a time, after their upload.
     let _reading = state.admission.batch_reading().await;
     let mut writer = state.store.begin_batch(&batch).await?;
     let items = intake::read_into(&spooled, &mut writer, settings).await?;
