@@ -7,12 +7,12 @@ use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use facerec_core::{
-    CollectionName, EmbedParams, JobId, JobParams, JobStatus, MaxFaces, ParamError, RecognizeParams, RegisterParams,
-    Threshold, TopK, VerifyParams, VerifyTarget,
+    CollectionName, EmbedParams, JobId, JobKind, JobParams, JobStatus, MaxFaces, ParamError, RecognizeParams,
+    RegisterParams, Threshold, TopK, VerifyParams, VerifyTarget,
 };
 use facerec_queue::JobMessage;
 use facerec_store::{NewJob, Submitted};
-use tracing::{error, info};
+use tracing::{Instrument, error, info};
 
 use crate::auth::Caller;
 use crate::openapi::{Accepted, EmbedForm, RecognizeForm, RegisterForm, SubmitErrors, VerifyForm};
@@ -230,6 +230,23 @@ async fn submit(
         create_collection,
         api_key_id: caller.key_id(),
     };
+    // A client that goes away drops this handler wherever it is. A job once
+    // recorded must still be enqueued (or removed), not wait for the
+    // reconciler (FACEREC_REQUEUE_AFTER_SECS), so the rest is a task of its own.
+    let traceparent = facerec_telemetry::current_traceparent();
+    tokio::spawn(record_and_enqueue(state.clone(), job, kind, traceparent).in_current_span())
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+}
+
+/// Records the job and enqueues it (see [`submit`]); a repeated idempotency
+/// key answers with the job it first made.
+async fn record_and_enqueue(
+    state: AppState,
+    job: NewJob,
+    kind: JobKind,
+    traceparent: Option<String>,
+) -> Result<Response, ApiError> {
     if let Submitted::Existing(existing) = state.store.insert_job(&job).await? {
         if existing.kind != kind {
             let message = format!("this Idempotency-Key names a {} job", existing.kind);
@@ -241,7 +258,7 @@ async fn submit(
             [(header::LOCATION, location(existing.id)), (IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"))];
         return Ok((StatusCode::ACCEPTED, headers, Json(body)).into_response());
     }
-    let message = JobMessage { traceparent: facerec_telemetry::current_traceparent(), ..JobMessage::new(job.id, kind) };
+    let message = JobMessage { traceparent, ..JobMessage::new(job.id, kind) };
     if let Err(e) = state.queue.push(message).await {
         error!(error = %e, source = ?std::error::Error::source(&e), job_id = %job.id, "enqueue failed");
         // If a worker already took the job, the message did arrive and the job runs.
