@@ -159,7 +159,7 @@ async fn a_zip_batch_registers_its_images_reports_the_rest_and_calls_back_once()
     assert_eq!(headers["x-facerec-batch-id"], id.as_str());
     let timestamp: u64 = headers["x-facerec-timestamp"].to_str().unwrap().parse().unwrap();
     assert_eq!(headers["x-facerec-signature"].to_str().unwrap(), facerec_worker::signature("s3cret", timestamp, &body));
-    assert_eq!(app.count("batch_item_inputs").await, 0, "no image is kept once its job exists");
+    assert_eq!(app.count("batch_item_inputs").await, 0, "no image is kept once its job has ended");
     app.stop().await.unwrap();
 }
 
@@ -376,12 +376,13 @@ async fn hostile_archives_are_refused_and_leave_nothing() {
 
 /// The store alone: what one feeding round makes of a batch. Jobs carry the
 /// params serde writes (the SQL function builds them itself), every item is
-/// fed once, and a window larger than one round's 1,024 jobs fills over
-/// rounds instead of stopping there.
+/// fed once, a window larger than one round's 1,024 jobs fills over rounds
+/// instead of stopping there, and each job reads its item's image, which is
+/// deleted when the job ends (and only then).
 #[tokio::test]
 async fn feeding_rounds_fill_the_window_with_jobs_as_serde_writes_them() {
-    use facerec_core::{CollectionName, ConsentRef, JobParams, RegisterParams, SubjectName};
-    use facerec_store::{ItemContent, NewBatch, NewBatchItem};
+    use facerec_core::{CollectionName, ConsentRef, JobErrorCode, JobId, JobParams, RegisterParams, SubjectName};
+    use facerec_store::{BatchCancel, ClaimOutcome, ItemContent, NewBatch, NewBatchItem};
 
     let test = facerec_e2e::TestDatabase::create().await.unwrap();
     let (store, db) = (&test.store, &test.db);
@@ -395,9 +396,9 @@ async fn feeding_rounds_fill_the_window_with_jobs_as_serde_writes_them() {
         api_key_id: None,
     };
     let mut writer = store.begin_batch(&batch).await.unwrap();
-    let items = 1_100;
+    let items: i64 = 1_100;
     for i in 0..items {
-        let content = ItemContent::Image { content_type: "image/jpeg", bytes: vec![i as u8; 64] };
+        let content = ItemContent::Image { content_type: "image/jpeg", bytes: item_bytes(i as i32) };
         writer.add(NewBatchItem { path: format!("Ada, L/{i}.jpg"), subject: "Ada, L".into(), content }).await.unwrap();
     }
     writer.commit().await.unwrap();
@@ -420,14 +421,69 @@ async fn feeding_rounds_fill_the_window_with_jobs_as_serde_writes_them() {
         consent: batch.consent.clone(),
     });
     assert_eq!(params, [facerec_e2e::serde_json::to_value(&expected).unwrap()]);
-    let (inputs, moved): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM batch_item_inputs), \
-             (SELECT count(*) FROM job_inputs i JOIN batch_items b ON b.job_id = i.job_id \
-              WHERE i.bytes = decode(repeat(lpad(to_hex(b.seq % 256), 2, '0'), 64), 'hex'))",
-    )
-    .fetch_one(db)
-    .await
-    .unwrap();
-    assert_eq!((inputs, moved), (0, items), "each item's own bytes moved to its job");
+    // Each job reads its own item's bytes, which stay with the item (not
+    // copied: migration 19) until the job ends, however it ends.
+    let jobs: Vec<(uuid::Uuid, i32)> =
+        sqlx::query_as("SELECT job_id, seq FROM batch_items ORDER BY seq").fetch_all(db).await.unwrap();
+    assert_eq!(jobs.len(), items as usize);
+    let mut claims = Vec::new();
+    for (job_id, seq) in &jobs {
+        let ClaimOutcome::Claimed(claim) = store.claim_job(JobId(*job_id), Duration::from_secs(60)).await.unwrap()
+        else {
+            panic!("job {job_id} of item {seq} cannot be claimed");
+        };
+        assert_eq!(claim.input, item_bytes(*seq), "item {seq}'s own bytes reach its job");
+        claims.push(claim);
+    }
+    let inputs = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM batch_item_inputs").fetch_one(db).await.unwrap()
+    };
+    let job_inputs: i64 = sqlx::query_scalar("SELECT count(*) FROM job_inputs").fetch_one(db).await.unwrap();
+    assert_eq!((inputs().await, job_inputs), (items, 0), "fed images are not copied");
+    assert!(store.fail_job(&claims[0], JobErrorCode::NoFace, "none").await.unwrap());
+    let has_input = |seq: i32| async move {
+        sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM batch_item_inputs WHERE seq = $1)")
+            .bind(seq)
+            .fetch_one(db)
+            .await
+            .unwrap()
+    };
+    assert!(!has_input(0).await, "a failed job's image is deleted");
+    assert!(store.succeed_job(&claims[3], &facerec_e2e::serde_json::json!({})).await.unwrap());
+    assert!(!has_input(3).await, "a succeeded job's image is deleted");
+    // A worker that died: its job is taken over once the lease runs out, image and all.
+    sqlx::query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
+        .bind(jobs[4].0)
+        .execute(db)
+        .await
+        .unwrap();
+    let ClaimOutcome::Claimed(taken) = store.claim_job(JobId(jobs[4].0), Duration::from_secs(60)).await.unwrap() else {
+        panic!("an expired lease is taken over");
+    };
+    assert!(taken.taken_over);
+    assert_eq!(taken.input, item_bytes(4), "a job taken over still reads its image");
+    assert!(store.release_job(&claims[1], Duration::ZERO, "try again").await.unwrap());
+    assert!(has_input(1).await, "a job released for a retry keeps its image");
+    sqlx::query("DELETE FROM jobs WHERE id = $1").bind(jobs[2].0).execute(db).await.unwrap();
+    assert!(!has_input(2).await, "a job deleted before its end takes its image along");
+    assert_eq!(inputs().await, items - 3);
+    // Cancelling the batch cancels its queued job (the released one); the
+    // others, in a worker's hands, keep their images until they end.
+    assert!(matches!(store.cancel_batch(batch.id).await.unwrap(), BatchCancel::Canceled(_)));
+    assert!(!has_input(1).await, "a canceled job's image is deleted");
+    assert_eq!(inputs().await, items - 4);
+    // Retention keeps a canceled batch whose jobs still run: they read their images from it.
+    assert_eq!(store.delete_finished_batches(Duration::ZERO).await.unwrap(), 0);
+    sqlx::query("UPDATE jobs SET status = 'canceled', finished_at = now() WHERE status = 'processing'")
+        .execute(db)
+        .await
+        .unwrap();
+    assert_eq!(inputs().await, 0, "every ended job's image is gone");
+    assert_eq!(store.delete_finished_batches(Duration::ZERO).await.unwrap(), 1);
     test.drop().await.unwrap();
+}
+
+/// An item's own image in the feeding test: its number, then 0 to 6 more bytes.
+fn item_bytes(seq: i32) -> Vec<u8> {
+    seq.to_le_bytes().into_iter().chain((0..seq % 7).map(|i| i as u8)).collect()
 }

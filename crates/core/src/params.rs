@@ -148,8 +148,8 @@ impl Default for MaxFaces {
     }
 }
 
-/// Archive batches' register jobs get theirs from SQL (migration 18's
-/// `facerec_feed_batches`), written as serde writes this; tests/batches.rs
+/// Archive batches' register jobs get theirs from SQL (`facerec_feed_batches`,
+/// as migration 19 last replaced it), written as serde writes this; tests/batches.rs
 /// compares the two.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegisterParams {

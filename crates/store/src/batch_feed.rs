@@ -70,8 +70,9 @@ pub struct DueBatchWebhook {
 
 impl Store {
     /// Turns pending items into queued register jobs until `window` jobs of
-    /// batches are queued, in one round trip (migration 18's function). The
-    /// new jobs are to be enqueued (a message lost here is re-sent by the
+    /// batches are queued, in one round trip (migration 18's function, as
+    /// migration 19 replaced it: each job reads its image from its item,
+    /// where it stays until the job ends). The new jobs are to be enqueued (a message lost here is re-sent by the
     /// reconciler, as for any queued job).
     pub async fn feed_batches(&self, window: i64) -> Result<FeedRound, StoreError> {
         let ids: Vec<Uuid> = (0..window.clamp(0, MAX_FED_PER_ROUND)).map(|_| JobId::new().0).collect();
@@ -122,13 +123,18 @@ impl Store {
     }
 
     /// Deletes batches (with their items) that ended more than `age` ago, as
-    /// job retention does for their jobs.
+    /// job retention does for their jobs. A canceled batch whose jobs still
+    /// run (or wait for a retry) stays until they end: they read their images
+    /// from its items.
     pub async fn delete_finished_batches(&self, age: Duration) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM batches WHERE finished_at < now() - make_interval(secs => $1)")
-            .bind(age.as_secs_f64())
-            .execute(&self.pool)
-            .await
-            .context("delete old batches")?;
+        let done = sqlx::query(
+            "DELETE FROM batches b WHERE finished_at < now() - make_interval(secs => $1) \
+             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id AND j.status IN ('queued', 'processing'))",
+        )
+        .bind(age.as_secs_f64())
+        .execute(&self.pool)
+        .await
+        .context("delete old batches")?;
         Ok(done.rows_affected())
     }
 

@@ -322,7 +322,8 @@ impl Store {
     /// → `processing`, or a `processing` job whose holder's lease ran out.
     pub async fn claim_job(&self, id: JobId, lease: Duration) -> Result<ClaimOutcome, StoreError> {
         let token = Uuid::new_v4();
-        // One statement, one round trip: the claim and the input it carries.
+        // One statement, one round trip: the claim and the input it carries,
+        // from job_inputs or, for a batch's job, from its item (migration 19).
         // `prior` reads the row as it was before the claim (one snapshot for
         // the whole statement): a job claimed while `processing` was taken over.
         let sql = format!(
@@ -332,10 +333,11 @@ impl Store {
                      lease_expires_at = now() + make_interval(secs => $3) \
                  WHERE id = $1 AND ((status = 'queued' AND (retry_at IS NULL OR retry_at <= now())) \
                      OR (status = 'processing' AND lease_expires_at < now())) \
-                 RETURNING {JOB_COLUMNS}) \
-             SELECT c.*, i.bytes, i.second_bytes, \
+                 RETURNING {JOB_COLUMNS}, batch_id AS item_batch, batch_seq AS item_seq) \
+             SELECT c.*, coalesce(i.bytes, x.bytes) AS bytes, i.second_bytes, \
                  coalesce((SELECT status = 'processing' FROM prior), false) AS taken_over, now() AS claimed_at \
-             FROM claimed c LEFT JOIN job_inputs i ON i.job_id = c.id"
+             FROM claimed c LEFT JOIN job_inputs i ON i.job_id = c.id \
+                 LEFT JOIN batch_item_inputs x ON x.batch_id = c.item_batch AND x.seq = c.item_seq"
         );
         let row: Option<ClaimRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id.0)
