@@ -205,10 +205,7 @@ impl TestApp {
 
     /// Number of rows in `table` of this test's database.
     pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-            .fetch_one(&self.db)
-            .await
-            .unwrap()
+        count_rows(&self.db, table).await
     }
 
     /// A text column of one job row, read straight from the database.
@@ -334,6 +331,11 @@ impl TestDatabase {
         Ok(Self { store, db, database_url, admin_url, database })
     }
 
+    /// Number of rows in `table` of this database.
+    pub async fn count(&self, table: &str) -> i64 {
+        count_rows(&self.db, table).await
+    }
+
     pub async fn drop(self) -> anyhow::Result<()> {
         self.store.pool().close().await;
         self.db.close().await;
@@ -343,6 +345,10 @@ impl TestDatabase {
             .await?;
         Ok(())
     }
+}
+
+async fn count_rows(db: &sqlx::PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"))).fetch_one(db).await.unwrap()
 }
 
 async fn start_worker(settings: facerec_worker::Settings) -> anyhow::Result<Running> {

@@ -435,11 +435,8 @@ async fn feeding_rounds_fill_the_window_with_jobs_as_serde_writes_them() {
         assert_eq!(claim.input, item_bytes(*seq), "item {seq}'s own bytes reach its job");
         claims.push(claim);
     }
-    let inputs = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM batch_item_inputs").fetch_one(db).await.unwrap()
-    };
-    let job_inputs: i64 = sqlx::query_scalar("SELECT count(*) FROM job_inputs").fetch_one(db).await.unwrap();
-    assert_eq!((inputs().await, job_inputs), (items, 0), "fed images are not copied");
+    let inputs = || test.count("batch_item_inputs");
+    assert_eq!((inputs().await, test.count("job_inputs").await), (items, 0), "fed images are not copied");
     assert!(store.fail_job(&claims[0], JobErrorCode::NoFace, "none").await.unwrap());
     let has_input = |seq: i32| async move {
         sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM batch_item_inputs WHERE seq = $1)")

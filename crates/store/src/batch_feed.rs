@@ -72,8 +72,8 @@ impl Store {
     /// Turns pending items into queued register jobs until `window` jobs of
     /// batches are queued, in one round trip (migration 18's function, as
     /// migration 19 replaced it: each job reads its image from its item,
-    /// where it stays until the job ends). The new jobs are to be enqueued (a message lost here is re-sent by the
-    /// reconciler, as for any queued job).
+    /// where it stays until the job ends). The new jobs are to be enqueued
+    /// (a message lost here is re-sent by the reconciler, as for any queued job).
     pub async fn feed_batches(&self, window: i64) -> Result<FeedRound, StoreError> {
         let ids: Vec<Uuid> = (0..window.clamp(0, MAX_FED_PER_ROUND)).map(|_| JobId::new().0).collect();
         let (fed, running, drained): (Vec<Uuid>, i32, i32) =
