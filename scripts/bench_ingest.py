@@ -5,7 +5,8 @@ its source person) are ingested once with the `facerec` CLI and once as an
 archive batch, against the release api and 1 (then 2) worker processes on a
 private database and queue. Prints images/s for each, the worker pipeline's
 own images/s on the same images (the ceiling: no HTTP, queue or database),
-and the peak RSS of the api, the workers and the CLI.
+the peak RSS of the api, the workers and the CLI, each process's CPU, and
+where the batch waited besides inference (its `waits:` line).
 
 The ceiling is measured before, between and after the two ingestions, and
 each ingestion is compared with the mean of the two around it: on a shared
@@ -190,7 +191,22 @@ def drop_queue(redis_url, queue):
 
 
 def psql(db_url, sql):
-    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", db_url, "-c", sql], check=True, capture_output=True)
+    """Runs `sql`; returns its rows' fields (unaligned, space-separated)."""
+    return subprocess.run(["psql", "-q", "-At", "-F", " ", "-v", "ON_ERROR_STOP=1", db_url, "-c", sql],
+                          check=True, capture_output=True, text=True).stdout.split()
+
+
+def batch_waits(db_url, batch_id):
+    """Where a batch waited besides inference, from its own and its jobs' rows:
+    from the start of its recording to its first job fed, from then to the
+    first claim, and from its last job's end to its own."""
+    waits = psql(db_url, f"""SELECT round(extract(epoch FROM min(j.created_at) - b.created_at), 3),
+                                    round(extract(epoch FROM min(j.started_at) - min(j.created_at)), 3),
+                                    round(extract(epoch FROM b.finished_at - max(j.finished_at)), 3)
+                             FROM batches b JOIN jobs j ON j.batch_id = b.id WHERE b.id = '{batch_id}'
+                             GROUP BY b.id""")
+    return ("waits: recording started -> first job fed {} s, fed -> first claim {} s, "
+            "last job ended -> batch ended {} s").format(*waits)
 
 
 def main():
@@ -300,6 +316,7 @@ def run_sizes(args, folder, archive, files, on, db, rss, cpu, cores, worker_cpus
             batch_cpu = cpu.seconds()
             batch_peaks = dict(rss.peak)
             _, after = pipeline_alone()
+            waits = batch_waits(env["DATABASE_URL"], batch["batch_id"])
         finally:
             for p in procs:
                 p.terminate()
@@ -320,6 +337,7 @@ def run_sizes(args, folder, archive, files, on, db, rss, cpu, cores, worker_cpus
               f"in {batch_secs:.1f} s (upload + recording {upload_secs:.1f} s); counts {batch['counts']}; "
               "peak RSS MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in batch_peaks.items() if k != "cli"))
         print("         " + cpu_line(batch_cpu, n, batch_secs, pipelines, batch_ceiling))
+        print("         " + waits)
 
 
 if __name__ == "__main__":
