@@ -90,7 +90,9 @@ def run(variant, args, sink_url):
     base = f"http://127.0.0.1:{api_port}"
     env = dict(os.environ, FACEREC_API_ADDR=f"127.0.0.1:{api_port}", RUST_LOG="warn",
                FACEREC_QUEUE=f"facerec-bench-{uuid.uuid4().hex[:8]}")
-    for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "FACEREC_WORKER_METRICS_ADDR"):
+    # Open api, /metrics on its public port (an inherited master key or metrics address would move or lock it).
+    for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "FACEREC_WORKER_METRICS_ADDR",
+              "FACEREC_MASTER_KEY", "FACEREC_API_METRICS_ADDR"):
         env.pop(k, None)
     if variant == "off":
         env["FACEREC_METRICS"] = "off"

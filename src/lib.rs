@@ -86,6 +86,8 @@ impl TestApp {
         api_settings.addr = "127.0.0.1:0".parse()?;
         api_settings.database.url = database_url.clone().into();
         api_settings.queue.name = queue.clone();
+        // Webhook receivers in tests listen on loopback.
+        api_settings.webhook_allow_private = true;
         api(&mut api_settings);
         let redis_url = api_settings.queue.redis_url.expose().to_owned();
 
@@ -201,6 +203,15 @@ impl TestApp {
 
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         self.json(reqwest::Method::GET, path, None).await
+    }
+
+    /// Creates a collection (with the server's defaults); panics unless the api answers `201`.
+    /// Recognize refuses a collection that does not exist, so a test that
+    /// searches before it registers makes its collection first.
+    pub async fn create_collection(&self, name: &str) {
+        let body = serde_json::json!({ "name": name });
+        let (status, answer) = self.json(reqwest::Method::POST, "/v1/collections", Some(body)).await;
+        assert_eq!(status, 201, "creating collection {name}: {answer}");
     }
 
     /// Number of rows in `table` of this test's database.

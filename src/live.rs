@@ -1,11 +1,12 @@
 //! A live stream client (`GET /v1/live`) and the frames tests send through it.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -29,6 +30,18 @@ impl TestApp {
     /// Opens `/v1/live?{query}` offering `protocols` and sending `headers`;
     /// the handshake's refusal (an HTTP status and body) is an error.
     pub async fn live(&self, query: &str, protocols: &[&str], headers: &[(&str, &str)]) -> anyhow::Result<LiveStream> {
+        self.live_from(None, query, protocols, headers).await
+    }
+
+    /// As [`TestApp::live`], from the loopback address `source` (such as
+    /// 127.0.0.2): another client, as the api sees it.
+    pub async fn live_from(
+        &self,
+        source: Option<IpAddr>,
+        query: &str,
+        protocols: &[&str],
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<LiveStream> {
         let url = format!("{}/v1/live?{query}", self.base_url.replacen("http://", "ws://", 1));
         let mut request = url.into_client_request()?;
         if !protocols.is_empty() {
@@ -38,7 +51,19 @@ impl TestApp {
             let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())?;
             request.headers_mut().insert(name, HeaderValue::from_str(value)?);
         }
-        match tokio_tungstenite::connect_async(request).await {
+        let connected = match source {
+            None => tokio_tungstenite::connect_async(request).await,
+            Some(source) => {
+                let server: SocketAddr = self.base_url.trim_start_matches("http://").parse()?;
+                // Tests send traffic to loopback only.
+                anyhow::ensure!(source.is_loopback() && server.ip().is_loopback(), "loopback only");
+                let socket = if source.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+                socket.bind(SocketAddr::new(source, 0))?;
+                let stream = socket.connect(server).await?;
+                tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await
+            }
+        };
+        match connected {
             Ok((socket, _)) => Ok(LiveStream { socket }),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default().into_owned();

@@ -14,6 +14,7 @@ async fn error_of(resp: facerec_e2e::reqwest::Response) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_ids_are_polled_and_bad_ids_get_404_or_400() {
     let app = TestApp::spawn().await.unwrap();
+    app.create_collection("default").await;
     let id = app.submit("/v1/recognize", faceless_image(), &[]).await;
     let (status, job) = app.get_job(&id).await;
     assert_eq!(status, 200);
@@ -53,6 +54,7 @@ async fn health_request_ids_and_json_errors_for_unknown_routes() {
     assert!(resp.headers().contains_key("x-request-id"), "a request id is generated when absent");
     assert_eq!(error_of(resp).await, (405, "method_not_allowed".into()));
 
+    app.create_collection("default").await;
     let resp =
         app.post_form_with_headers("/v1/recognize", Some(faceless_image()), &[], &[("x-request-id", "req-123")]).await;
     assert_eq!(resp.status(), 202);
@@ -60,6 +62,82 @@ async fn health_request_ids_and_json_errors_for_unknown_routes() {
     let body: Value = resp.json().await.unwrap();
     let id = body["job_id"].as_str().unwrap();
     assert_eq!(app.job_column(id, "request_id").await.as_deref(), Some("req-123"));
+    app.stop().await.unwrap();
+}
+
+/// Issue 29, item 13 and `GET /`: what a browser may do with each answer,
+/// which client request ids are kept, and a landing page instead of a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_carry_security_headers_and_only_plain_request_ids_are_kept() {
+    let app = TestApp::spawn().await.unwrap();
+    let get = |path: &str, request_id: Option<&str>| {
+        let mut request = app.client.get(app.url(path));
+        if let Some(id) = request_id {
+            request = request.header("x-request-id", id);
+        }
+        request.send()
+    };
+    let header = |resp: &facerec_e2e::reqwest::Response, name: &str| {
+        resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+    };
+
+    // `/` links the docs, the live page and the OpenAPI document.
+    let landing = get("/", None).await.unwrap();
+    assert_eq!(landing.status(), 200);
+    assert!(header(&landing, "content-type").starts_with("text/html"));
+    let page = landing.text().await.unwrap();
+    for link in ["href=\"/docs/\"", "href=\"/live\"", "href=\"/openapi.json\""] {
+        assert!(page.contains(link), "{link} missing from {page}");
+    }
+
+    // Every answer: nosniff, no framing, a policy; JSON and errors load nothing.
+    for (path, status) in [("/", 200), ("/healthz", 200), ("/v1/jobs", 200), ("/openapi.json", 200), ("/nope", 404)] {
+        let resp = get(path, None).await.unwrap();
+        assert_eq!(resp.status(), status, "{path}");
+        assert_eq!(header(&resp, "x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header(&resp, "x-frame-options"), "DENY", "{path}");
+        assert!(header(&resp, "content-security-policy").starts_with("default-src 'none'"), "{path}");
+    }
+    // The docs page runs its own vendored scripts and nothing else; the live page keeps its own policy.
+    for path in ["/docs/", "/docs/swagger-initializer.js"] {
+        let resp = get(path, None).await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let policy = header(&resp, "content-security-policy");
+        assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"), "{policy}");
+        assert!(!policy.contains("unsafe-eval") && !policy.contains("http"), "{policy}");
+        assert_eq!(header(&resp, "x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header(&resp, "x-frame-options"), "DENY", "{path}");
+    }
+    let live = get("/live", None).await.unwrap();
+    assert!(header(&live, "content-security-policy").contains("media-src"), "the live page's own policy");
+    assert_eq!(header(&live, "x-content-type-options"), "nosniff");
+
+    // A request id of 1–64 plain characters is kept; anything else is replaced by a generated UUID.
+    let longest = "a".repeat(64);
+    for kept in ["trace-me-42", "4bf92f3577b34da6a3ce929d0e0e4736", "a.b_c:d-e", longest.as_str()] {
+        assert_eq!(header(&get("/healthz", Some(kept)).await.unwrap(), "x-request-id"), kept);
+    }
+    let (too_long, huge) = ("a".repeat(65), "x".repeat(4096));
+    for refused in [too_long.as_str(), huge.as_str(), "two words", "<script>alert(1)</script>", "a/b", "a\"b"] {
+        let resp = get("/nope", Some(refused)).await.unwrap();
+        let echoed = header(&resp, "x-request-id");
+        assert!(echoed.parse::<uuid::Uuid>().is_ok(), "{refused:?} answered with id {echoed:?}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["request_id"], echoed.as_str(), "the body names the generated id");
+    }
+    // Sent twice, it is replaced too; and a submission stores the id the client was given.
+    let twice = app.client.get(app.url("/healthz")).header("x-request-id", "one").header("x-request-id", "two");
+    let echoed = header(&twice.send().await.unwrap(), "x-request-id");
+    assert!(echoed.parse::<uuid::Uuid>().is_ok(), "{echoed:?}");
+    app.create_collection("default").await;
+    let resp = app
+        .post_form_with_headers("/v1/recognize", Some(faceless_image()), &[], &[("x-request-id", too_long.as_str())])
+        .await;
+    assert_eq!(resp.status(), 202);
+    let given = header(&resp, "x-request-id");
+    assert!(given.parse::<uuid::Uuid>().is_ok(), "{given:?}");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(app.job_column(body["job_id"].as_str().unwrap(), "request_id").await, Some(given));
     app.stop().await.unwrap();
 }
 
@@ -143,6 +221,7 @@ async fn workers_remove_finished_messages_from_redis() {
     })
     .await
     .unwrap();
+    app.create_collection("default").await;
     for _ in 0..3 {
         let id = app.submit("/v1/recognize", faceless_image(), &[]).await;
         assert_eq!(app.wait_for_job(&id).await["status"], "succeeded");
@@ -162,6 +241,7 @@ async fn the_job_message_carries_the_clients_trace_to_the_worker() {
     let app = TestApp::spawn().await.unwrap();
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let header = format!("00-{trace}-00f067aa0ba902b7-01");
+    app.create_collection("default").await;
     let resp =
         app.post_form_with_headers("/v1/recognize", Some(faceless_image()), &[], &[("traceparent", &header)]).await;
     assert_eq!(resp.status(), 202);

@@ -275,6 +275,85 @@ async fn a_key_never_grants_more_than_it_holds() {
     app.stop().await.unwrap();
 }
 
+/// Each grant rule holds for `PATCH` as for `POST` (issue 29, item 8): a
+/// key never gets rights beyond its granter's, and an expiring granter never
+/// makes or shapes a key that outlives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_obeys_every_grant_rule_of_post() {
+    fn key_body(actions: Value, expires_at: Value) -> Value {
+        json!({"name": "k", "actions": actions, "collections": ["a-1"], "expires_at": expires_at})
+    }
+    let app = TestApp::spawn_keyed(&|_| {}).await.unwrap();
+    let in_an_hour = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let in_two_hours = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let in_half_an_hour = (chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339();
+    // Made by the master key: an expiring manager, a key without expiry and one ending before the manager.
+    let manager =
+        json!({"name": "m", "actions": ["keys.manage", "recognize"], "collections": ["a-*"], "expires_at": in_an_hour});
+    let (status, manager) = app.json(Method::POST, "/v1/keys", Some(manager)).await;
+    assert_eq!(status, 201, "{manager}");
+    assert!(manager.get("warning").is_none(), "a keyed api gives no warning: {manager}");
+    let manager = facerec_e2e::key_of(&manager);
+    let (_, forever) = app.json(Method::POST, "/v1/keys", Some(key_body(json!(["recognize"]), json!(null)))).await;
+    let forever = format!("/v1/keys/{}", forever["id"].as_str().unwrap());
+    let (_, brief) =
+        app.json(Method::POST, "/v1/keys", Some(key_body(json!(["recognize"]), json!(in_half_an_hour)))).await;
+    let brief = format!("/v1/keys/{}", brief["id"].as_str().unwrap());
+
+    // Rule 1, rights within the granter's: POST and PATCH refuse `register`.
+    let (status, answer) = app
+        .call(&manager.client, Method::POST, "/v1/keys", Some(key_body(json!(["register"]), json!(in_half_an_hour))))
+        .await;
+    assert_eq!((status, code(&answer)), (403, "forbidden"), "POST beyond its rights: {answer}");
+    let (status, answer) =
+        app.call(&manager.client, Method::PATCH, &brief, Some(json!({"actions": ["register"]}))).await;
+    assert_eq!((status, code(&answer)), (403, "forbidden"), "PATCH beyond its rights: {answer}");
+
+    // Rule 2, not outliving an expiring granter: POST refuses a key without expiry or ending later...
+    for expires_at in [json!(null), json!(in_two_hours)] {
+        let body = key_body(json!(["keys.manage"]), expires_at.clone());
+        let (status, answer) = app.call(&manager.client, Method::POST, "/v1/keys", Some(body)).await;
+        assert_eq!((status, code(&answer)), (403, "forbidden"), "POST expiring {expires_at}: {answer}");
+    }
+    // ...and PATCH refuses to give a key without expiry `keys.manage`, or to change it at all.
+    for change in
+        [json!({"actions": ["keys.manage", "recognize"]}), json!({"collections": ["a-1"]}), json!({"name": "x"})]
+    {
+        let (status, answer) = app.call(&manager.client, Method::PATCH, &forever, Some(change.clone())).await;
+        assert_eq!((status, code(&answer)), (403, "forbidden"), "PATCH {change} of a key that outlives it: {answer}");
+    }
+    let (_, unchanged) = app.json(Method::GET, &forever, None).await;
+    assert_eq!(
+        (unchanged["actions"].clone(), unchanged["name"].clone()),
+        (json!(["recognize"]), json!("k")),
+        "{unchanged}"
+    );
+    // Within both rules, both work.
+    let body = key_body(json!(["keys.manage"]), json!(in_half_an_hour));
+    assert_eq!(app.call(&manager.client, Method::POST, "/v1/keys", Some(body)).await.0, 201);
+    let change = json!({"actions": ["keys.manage", "recognize"]});
+    let (status, changed) = app.call(&manager.client, Method::PATCH, &brief, Some(change)).await;
+    assert_eq!((status, changed["actions"].clone()), (200, json!(["keys.manage", "recognize"])), "{changed}");
+    // The master key is bound by neither.
+    assert_eq!(app.json(Method::PATCH, &forever, Some(json!({"actions": ["*"]}))).await.0, 200);
+    app.stop().await.unwrap();
+}
+
+/// The `201` that shows a key is never cached, and on an open api it says
+/// that the key limits nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_key_is_not_cached_and_an_open_api_warns_that_keys_limit_nothing() {
+    let app = TestApp::spawn().await.unwrap();
+    let body = json!({"name": "early", "actions": ["recognize"], "collections": ["a-*"]});
+    let response = app.client.post(app.url("/v1/keys")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let created: Value = response.json().await.unwrap();
+    let warning = created["warning"].as_str().unwrap_or_else(|| panic!("no warning: {created}"));
+    assert!(warning.contains("FACEREC_MASTER_KEY") && warning.contains("limits nothing"), "{warning}");
+    app.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_changed_and_expired_keys_take_effect_at_once() {
     let app = TestApp::spawn_keyed(&|_| {}).await.unwrap();
@@ -332,6 +411,19 @@ async fn missing_wrong_and_malformed_keys_answer_their_codes_and_probes_stay_ope
         let (status, answer) = app.call(&client_with_authorization(&header), Method::GET, "/v1/jobs", None).await;
         assert_eq!((status, code(&answer)), (401, "invalid_api_key"), "{header:?}: {answer}");
         assert!(!answer.to_string().contains(MASTER_KEY) && !answer.to_string().contains(&wrong), "the key is echoed");
+    }
+    // Two Authorization headers: none is chosen, whichever comes first (issue 29, item 13).
+    let wrong_then_master = [format!("Bearer {wrong}"), format!("Bearer {MASTER_KEY}")];
+    for pair in [wrong_then_master.clone(), [wrong_then_master[1].clone(), wrong_then_master[0].clone()]] {
+        for path in ["/v1/jobs", "/metrics", "/healthz"] {
+            let request =
+                anonymous.get(app.url(path)).header("authorization", &pair[0]).header("authorization", &pair[1]);
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let answer: Value = response.json().await.unwrap();
+            assert_eq!((status, code(&answer)), (400, "ambiguous_credentials"), "{path} {pair:?}: {answer}");
+            assert!(!answer.to_string().contains(MASTER_KEY), "the key is echoed");
+        }
     }
     // The scheme is case-insensitive (RFC 7235).
     assert_eq!(

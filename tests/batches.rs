@@ -484,3 +484,212 @@ async fn feeding_rounds_fill_the_window_with_jobs_as_serde_writes_them() {
 fn item_bytes(seq: i32) -> Vec<u8> {
     seq.to_le_bytes().into_iter().chain((0..seq % 7).map(|i| i as u8)).collect()
 }
+
+/// The `path → (status, code, message)` of each line of a `facerec ingest` report.
+fn report_lines(path: &std::path::Path) -> std::collections::HashMap<String, (String, String, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let field = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    text.lines()
+        .map(|line| {
+            let v: Value = facerec_e2e::serde_json::from_str(line).unwrap();
+            let name = field(&v["path"]).rsplit('/').next().unwrap().to_owned();
+            (name, (field(&v["status"]), field(&v["error"]["code"]), field(&v["error"]["message"])))
+        })
+        .collect()
+}
+
+/// One code and one plain message for the same bad file, whichever way it
+/// comes in: an upload, an archive entry, a file of `facerec ingest`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_bad_file_gets_the_same_code_and_a_plain_message_on_every_path() {
+    use clap::Parser;
+    let app = TestApp::spawn().await.unwrap();
+    // A JPEG whose APP0 segment declares a length of 0: its decoder says
+    // "Found a marker with invalid length:0", which is ours to read, not the client's.
+    let broken = [[0xFFu8, 0xD8, 0xFF, 0xE0, 0x00, 0x00].as_slice(), &[0u8; 64]].concat();
+    let cases = [
+        ("empty.jpg", Vec::new(), "the image is empty"),
+        ("broken.jpg", broken, "the image is damaged or cut short: its header cannot be read"),
+    ];
+    for (name, bytes, message) in &cases {
+        let resp = app.post_form("/v1/register", Some(bytes.clone()), &[("subject", "ann")]).await;
+        assert_eq!(resp.status(), 422, "{name}");
+        let error = resp.json::<Value>().await.unwrap()["error"].clone();
+        assert_eq!((error["code"].as_str(), error["message"].as_str()), (Some("corrupt_image"), Some(*message)));
+    }
+
+    let entries: Vec<(String, Vec<u8>)> = cases.iter().map(|(n, b, _)| (format!("ann/{n}"), b.clone())).collect();
+    let entries: Vec<(&str, Vec<u8>)> = entries.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let (status, batch) = post_batch(&app, zip_of(&entries), &[]).await;
+    assert_eq!(status, 202, "{batch}");
+    let failed = items(&app, batch["batch_id"].as_str().unwrap(), "status=failed").await;
+    let seen: Vec<(&str, &str)> = failed
+        .iter()
+        .map(|i| (i["error"]["code"].as_str().unwrap(), i["error"]["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen, cases.iter().map(|(_, _, m)| ("corrupt_image", *m)).collect::<Vec<_>>(), "{failed:?}");
+
+    let (dir, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::create_dir(dir.path().join("ann")).unwrap();
+    for (name, bytes, _) in &cases {
+        std::fs::write(dir.path().join("ann").join(name), bytes).unwrap();
+    }
+    let report = out.path().join("report.jsonl");
+    let argv = ["facerec", "ingest", "--api", &app.base_url, "--quiet", dir.path().to_str().unwrap()];
+    let cli = facerec_cli::Cli::try_parse_from(argv.into_iter().chain(["--report", report.to_str().unwrap()]));
+    let exit = facerec_cli::run(cli.expect("valid arguments"), std::future::pending()).await;
+    assert_eq!(exit, facerec_cli::Exit::SomeNotRegistered);
+    let lines = report_lines(&report);
+    for (name, _, message) in &cases {
+        let expected = ("failed".to_owned(), "corrupt_image".to_owned(), (*message).to_owned());
+        assert_eq!(lines[*name], expected, "{name}: {lines:?}");
+    }
+
+    // A misnamed archive field is named as such, not measured as a text field.
+    let form = Form::new().part("file", Part::bytes(zip_of(&[("ann/1.jpg", photo("obama.jpg"))])).file_name("a.zip"));
+    let resp = app.client.post(app.url("/v1/batches")).multipart(form).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let error = resp.json::<Value>().await.unwrap()["error"].clone();
+    assert_eq!(error["code"], "unknown_field", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("\"file\"") && message.contains("archive"), "{message}");
+    app.stop().await.unwrap();
+}
+
+/// `GET /v1/batches?{query}` as `client`: the batch ids and the next cursor.
+async fn listed(app: &TestApp, client: &reqwest::Client, query: &str) -> (Vec<String>, Option<String>) {
+    let (status, page) = app.call(client, reqwest::Method::GET, &format!("/v1/batches?{query}"), None).await;
+    assert_eq!(status, 200, "{query}: {page}");
+    let ids = page["batches"].as_array().unwrap().iter().map(|b| b["batch_id"].as_str().unwrap().to_owned());
+    (ids.collect(), page["next_cursor"].as_str().map(str::to_owned))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_listed_newest_first_by_status_in_pages_to_those_who_may_see_them() {
+    let mut app = TestApp::spawn_keyed(&|_| {}).await.unwrap();
+    // No worker: a batch stays running until it is canceled.
+    app.shut_down_worker().await.unwrap().unwrap();
+    let a = app.create_key(&["batches.create", "batches.read"], &["a-*"]).await;
+    let b = app.create_key(&["batches.create", "batches.read"], &["b-*"]).await;
+    let mut made = Vec::new();
+    for (key, collection) in [(&a, "a-1"), (&b, "b-1"), (&a, "a-2")] {
+        let archive = Part::bytes(zip_of(&[("ann/1.jpg", photo("obama.jpg"))])).file_name("a.zip");
+        let form = Form::new().part("archive", archive).text("collection", collection);
+        let resp = key.client.post(app.url("/v1/batches")).multipart(form).send().await.unwrap();
+        assert_eq!(resp.status(), 202);
+        made.push(resp.json::<Value>().await.unwrap()["batch_id"].as_str().unwrap().to_owned());
+    }
+    let cancel = format!("/v1/batches/{}/cancel", made[2]);
+    assert_eq!(app.call(&a.client, reqwest::Method::POST, &cancel, None).await.0, 200);
+    // The ids of the batches made, by their order of making.
+    let ids = |picked: &[usize]| picked.iter().map(|&i| made[i].clone()).collect::<Vec<_>>();
+
+    let master = &app.client;
+    assert_eq!(listed(&app, master, "").await, (ids(&[2, 1, 0]), None));
+    assert_eq!(listed(&app, master, "status=running").await.0, ids(&[1, 0]));
+    assert_eq!(listed(&app, master, "status=canceled").await.0, ids(&[2]));
+    assert_eq!(listed(&app, master, "status=completed").await.0, ids(&[]));
+    let (first, cursor) = listed(&app, master, "limit=2").await;
+    assert_eq!(first, ids(&[2, 1]));
+    let rest = listed(&app, master, &format!("limit=2&cursor={}", cursor.unwrap())).await;
+    assert_eq!(rest, (ids(&[0]), None));
+    // The page carries each batch's own counts.
+    let (_, page) = app.get_json("/v1/batches?status=canceled").await;
+    assert_eq!(
+        (page["batches"][0]["total"].as_i64(), page["batches"][0]["counts"]["canceled"].as_i64()),
+        (Some(1), Some(1))
+    );
+
+    // A key sees the batches of the collections it reaches, and only those.
+    assert_eq!(listed(&app, &a.client, "").await.0, ids(&[2, 0]));
+    assert_eq!(listed(&app, &a.client, "status=running").await.0, ids(&[0]));
+    assert_eq!(listed(&app, &b.client, "").await.0, ids(&[1]));
+    let writer = app.create_key(&["batches.create"], &["*"]).await;
+    let (status, answer) = app.call(&writer.client, reqwest::Method::GET, "/v1/batches", None).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("forbidden")), "batches.read is needed");
+
+    for (query, code) in
+        [("status=done", "invalid_status"), ("cursor=nope", "invalid_cursor"), ("limit=0", "invalid_limit")]
+    {
+        let (status, answer) = app.get_json(&format!("/v1/batches?{query}")).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (400, Some(code)), "{query}");
+    }
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_too_large_or_too_long_is_refused_and_leaves_nothing() {
+    let app = TestApp::spawn_with(&|a| a.max_batch_items = 5, &|_| {}).await.unwrap();
+    // Over 8 MiB of rows (it deflates to a few KiB).
+    let row = "ann/1.jpg,Ann\n";
+    let big = format!("path,subject\n{}", row.repeat(9 * 1024 * 1024 / row.len() + 1));
+    let archive = zip_of(&[("manifest.csv", big.into_bytes()), ("ann/1.jpg", photo("obama.jpg"))]);
+    let (status, body) = post_batch(&app, archive, &[]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("manifest_too_large")), "{body}");
+    // A few bytes, but more rows than the archive may have entries.
+    let rows: String = (0..6).map(|i| format!("ann/{i}.jpg,Ann\n")).collect();
+    let archive = zip_of(&[("manifest.csv", rows.into_bytes()), ("ann/1.jpg", photo("obama.jpg"))]);
+    let (status, body) = post_batch(&app, archive, &[]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("manifest_too_large")), "{body}");
+    assert_eq!(app.count("batches").await, 0, "a refused manifest leaves no batch");
+    // Within both limits, with quoted fields, it is read.
+    let rows = "path,subject\n\"ann/1.jpg\",\"Smith, Ann\"\n";
+    let archive = zip_of(&[("manifest.csv", rows.as_bytes().to_vec()), ("ann/1.jpg", photo("obama.jpg"))]);
+    let (status, batch) = post_batch(&app, archive, &[]).await;
+    assert_eq!(status, 202, "{batch}");
+    let id = batch["batch_id"].as_str().unwrap().to_owned();
+    assert_eq!(items(&app, &id, "").await[0]["subject"], "Smith, Ann");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn archives_beyond_the_spooling_limit_are_told_to_come_back() {
+    use tokio::io::AsyncWriteExt as _;
+    let spool = tempfile::tempdir().unwrap();
+    let spool_dir = spool.path().to_owned();
+    let app = TestApp::spawn_with(
+        &|a| {
+            a.spool_dir = Some(spool_dir.clone());
+            a.max_spooling_archives = 1;
+            // The stalled upload below must stay for the whole test.
+            a.body_idle_timeout_secs = 60;
+        },
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let spooled = || std::fs::read_dir(spool.path()).map(|d| d.count()).unwrap_or(0);
+    // An upload that declares 1 MiB and sends only the start of its archive: it holds the one slot.
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/batches HTTP/1.1\r\nHost: {addr}\r\nContent-Type: multipart/form-data; boundary=x\r\n\
+         Content-Length: {}\r\n\r\n--x\r\nContent-Disposition: form-data; name=\"archive\"; \
+         filename=\"a.zip\"\r\n\r\nPK\x03\x04",
+        1024 * 1024
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let describe = || "the stalled upload's spool file".to_owned();
+    facerec_e2e::wait_until(Duration::from_secs(10), describe, || std::future::ready(spooled() == 1)).await;
+
+    let archive = zip_of(&[("ann/1.jpg", photo("obama.jpg"))]);
+    let form = Form::new().part("archive", Part::bytes(archive.clone()).file_name("a.zip"));
+    let resp = app.client.post(app.url("/v1/batches")).multipart(form).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "server_busy", "{body}");
+    assert_eq!(app.count("batches").await, 0, "a busy answer keeps nothing");
+    assert_eq!(spooled(), 1, "nothing of the refused archive was written");
+
+    // Once the stalled upload is gone, its slot is free again.
+    drop(stalled);
+    let describe = || "a batch accepted once the slot is free".to_owned();
+    facerec_e2e::wait_until(Duration::from_secs(10), describe, || {
+        let archive = archive.clone();
+        let app = &app;
+        async move { post_batch(app, archive, &[]).await.0 == 202 }
+    })
+    .await;
+    app.stop().await.unwrap();
+}

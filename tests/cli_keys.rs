@@ -67,3 +67,27 @@ async fn the_cli_makes_lists_and_deletes_keys_and_ingests_with_one() {
     assert!(!ok && stderr.contains("key_not_found"), "{stderr}");
     app.stop().await.unwrap();
 }
+
+/// On an open api a key limits nothing: `facerec keys create` still makes it
+/// (to prepare keys before a master key is set) and says so on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_create_warns_that_an_open_api_enforces_nothing() {
+    let app = TestApp::spawn().await.unwrap();
+    let args = ["keys", "create", "--name", "early", "--actions", "recognize", "--collections", "*"];
+    let (ok, stdout, stderr) = facerec(&app, &args);
+    assert!(ok, "{stderr}");
+    let created: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(created["key"].as_str().is_some_and(|k| k.starts_with("frk_")), "{stdout}");
+    assert!(stderr.contains("warning:") && stderr.contains("limits nothing"), "{stderr}");
+    app.stop().await.unwrap();
+}
+
+/// `--help` names `FACEREC_URL` without printing an empty value for it when unset.
+#[test]
+fn help_shows_no_empty_environment_values() {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let keys = command.find_subcommand_mut("keys").expect("a keys command");
+    let help = keys.render_help().to_string();
+    assert!(help.contains("[env: FACEREC_URL]") && !help.contains("FACEREC_URL="), "{help}");
+}

@@ -112,6 +112,9 @@ fn the_compose_file_validates_and_runs_every_part_with_healthchecks_and_restarts
         assert!(url.contains("compose-test-password@postgres"), "{url}");
     }
     assert_eq!(api["environment"]["FACEREC_ENV"], "production");
+    // Metrics on a port of their own, not published (the public one needs the master key for them).
+    assert_eq!(api["environment"]["FACEREC_API_METRICS_ADDR"], "0.0.0.0:9100");
+    assert!(!api["ports"].to_string().contains("9100"), "{api}");
     assert_eq!(worker["environment"]["FACEREC_WORKER_METRICS_ADDR"], "0.0.0.0:9100");
     assert!(worker["healthcheck"]["test"].to_string().contains("9100/readyz"));
 
@@ -131,7 +134,7 @@ fn the_compose_file_validates_and_runs_every_part_with_healthchecks_and_restarts
 #[test]
 fn prometheus_in_compose_scrapes_the_api_and_every_worker_replica() {
     let config = std::fs::read_to_string(root().join("deploy/prometheus/prometheus.yml")).unwrap();
-    assert!(config.contains(r#"targets: ["api:8080"]"#), "{config}");
+    assert!(config.contains(r#"targets: ["api:9100"]"#), "the api's metrics listener: {config}");
     assert!(config.contains(r#"names: ["worker"]"#) && config.contains("port: 9100"), "{config}");
     let compose = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap();
     assert!(compose.contains("./deploy/prometheus/alerts.yml:/etc/prometheus/alerts.yml"), "{compose}");

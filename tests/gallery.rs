@@ -17,6 +17,13 @@ fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
 }
 
+/// The collection of each audit record `GET /v1/audit?{query}` lists.
+async fn audited(app: &TestApp, query: &str) -> Vec<String> {
+    let (status, page) = app.get_json(&format!("/v1/audit?{query}")).await;
+    assert_eq!(status, 200, "{query}: {page}");
+    page["entries"].as_array().unwrap().iter().map(|e| e["collection"].as_str().unwrap().to_owned()).collect()
+}
+
 fn names(page: &Value, list: &str) -> Vec<String> {
     page[list].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect()
 }
@@ -89,6 +96,7 @@ async fn collections_are_created_listed_paged_updated_and_deleted() {
         (Method::DELETE, "/v1/collections/nobody"),
         (Method::GET, "/v1/collections/nobody/subjects"),
         (Method::GET, "/v1/collections/nobody/faces"),
+        (Method::GET, "/v1/audit?collection=nobody"),
     ] {
         let body = (method == Method::PATCH).then(|| json!({"threshold": 0.1}));
         let (status, answer) = app.json(method.clone(), path, body).await;
@@ -102,6 +110,16 @@ async fn collections_are_created_listed_paged_updated_and_deleted() {
     assert_eq!((deleted["subjects_deleted"].as_i64(), deleted["faces_deleted"].as_i64()), (Some(1), Some(1)));
     assert_eq!(app.get_json("/v1/collections/visitors").await.0, 404);
     assert_eq!((app.count("faces").await, app.count("subjects").await), (0, 0));
+
+    // The audit log by collection: a deleted one's record stays readable, one
+    // with no deletion has none, and the filter is applied (it once was not).
+    assert_eq!(app.json(Method::DELETE, "/v1/collections/c1", None).await.0, 200);
+    assert_eq!(audited(&app, "collection=visitors").await, ["visitors"]);
+    assert_eq!(audited(&app, "collection=c1").await, ["c1"]);
+    assert_eq!(audited(&app, "collection=staff").await, Vec::<String>::new());
+    assert_eq!(audited(&app, "").await, ["c1", "visitors"]);
+    let (status, answer) = app.get_json("/v1/audit?collection=a%20b").await;
+    assert_eq!((status, code(&answer)), (400, "invalid_collection"));
     app.stop().await.unwrap();
 }
 

@@ -1,15 +1,17 @@
 //! `facerec ingest` against the real api and worker: every file reported with
 //! the right status and code, exit codes, re-runs that send and add nothing,
-//! an interrupted run that resumes without duplicates, and manifests.
+//! an interrupted run that resumes without duplicates, manifests, dry runs
+//! that tell what a run then does, and faces deleted since an earlier run.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
 use facerec_cli::{Cli, Exit};
+use facerec_e2e::reqwest::Method;
 use facerec_e2e::serde_json::Value;
-use facerec_e2e::{TestApp, faceless_image, photo, side_by_side, variants};
+use facerec_e2e::{TestApp, built_binary, faceless_image, photo, side_by_side, variants};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
@@ -207,4 +209,150 @@ async fn usage_and_connection_errors_exit_2_and_a_dry_run_sends_nothing() {
     assert_eq!(ingest(&app, &[d, "--dry-run"]).await, Exit::SomeNotRegistered, "one file would be skipped");
     assert_eq!(app.count("jobs").await, 0, "neither a refused nor a dry run sends anything");
     app.stop().await.unwrap();
+}
+
+/// The file names of a report's lines that satisfy `keep`.
+fn names(lines: &HashMap<String, Value>, keep: impl Fn(&Value) -> bool) -> BTreeSet<String> {
+    lines.iter().filter(|(_, v)| keep(v)).map(|(name, _)| name.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dry_run_lists_every_file_writes_its_report_and_counts_what_a_run_then_sends() {
+    let app = TestApp::spawn().await.unwrap();
+    let (dir, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let d = dir.path();
+    let images = variants(&photo("obama.jpg"), 3);
+    write(d, "obama/0.jpg", &images[0]);
+    write(d, "obama/1.jpg", &images[1]);
+    write(d, "nobody/x.jpg", &faceless_image());
+    let folder = d.to_str().unwrap();
+    assert_eq!(ingest(&app, &[folder, "-c", "people"]).await, Exit::SomeNotRegistered, "x.jpg has no face");
+    // The folder grows: a dry run must tell the new files from the loaded ones.
+    write(d, "obama/2.jpg", &images[2]);
+    write(d, "biden/b.jpg", &photo("biden.jpg"));
+    write(d, "biden/notes.txt", b"not an image");
+    let jobs = app.count("jobs").await;
+
+    // The binary, to see the listing it prints.
+    let dry_path = out.path().join("dry.jsonl");
+    let binary = built_binary("facerec");
+    let args = ["ingest", folder, "-c", "people", "--dry-run", "--report", dry_path.to_str().unwrap()];
+    let output = std::process::Command::new(&binary)
+        .args(args)
+        .args(["--api", &app.base_url])
+        .env_remove("FACEREC_API_KEY")
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "x.jpg and notes.txt would not be registered: {stdout}{stderr}");
+    assert_eq!(app.count("jobs").await, jobs, "a dry run sends nothing");
+    let listed = |action: &str, file: &str, why: &str| {
+        stdout.lines().any(|l| l.starts_with(action) && l.contains(file) && l.contains(why))
+    };
+    for (action, file, why) in [
+        ("send", "obama/2.jpg", ""),
+        ("send", "biden/b.jpg", ""),
+        ("skip", "obama/0.jpg", "already registered"),
+        ("skip", "obama/1.jpg", "already registered"),
+        ("skip", "nobody/x.jpg", "no_face"),
+        ("skip", "biden/notes.txt", "unsupported_media_type"),
+    ] {
+        assert!(listed(action, file, why), "{action} {file} ({why}) in:\n{stdout}");
+    }
+
+    let dry = report(&dry_path);
+    assert_eq!(dry.len(), 6, "every file has a line: {dry:?}");
+    assert!(dry.values().all(|v| v["dry_run"] == true), "{dry:?}");
+    assert_eq!((dry["0.jpg"]["status"].as_str(), dry["0.jpg"]["resumed"].as_bool()), (Some("succeeded"), Some(true)));
+    assert_eq!(
+        (dry["x.jpg"]["status"].as_str(), dry["x.jpg"]["error"]["code"].as_str()),
+        (Some("failed"), Some("no_face"))
+    );
+    assert_eq!(dry["notes.txt"]["status"], "skipped");
+    let would_send = names(&dry, |v| v["status"] == "would_send");
+    assert_eq!(would_send, BTreeSet::from(["2.jpg".to_owned(), "b.jpg".to_owned()]));
+
+    let run_path = out.path().join("run.jsonl");
+    let args = [folder, "-c", "people", "--report", run_path.to_str().unwrap()];
+    assert_eq!(ingest(&app, &args).await, Exit::SomeNotRegistered);
+    let run = report(&run_path);
+    let sent = names(&run, |v| v["job_id"].is_string() && v["resumed"] == false);
+    assert_eq!(sent, would_send, "the run sends exactly what the dry run said: {run:?}");
+    assert_eq!(app.count("jobs").await - jobs, would_send.len() as i64);
+    assert!(run.values().all(|v| v.get("dry_run").is_none()), "a real run's lines are not marked");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_face_deleted_since_is_reported_deleted_and_registered_again_only_on_request() {
+    let app = TestApp::spawn().await.unwrap();
+    let (dir, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let d = dir.path();
+    let images = variants(&photo("obama.jpg"), 2);
+    write(d, "obama/0.jpg", &images[0]);
+    write(d, "obama/1.jpg", &images[1]);
+    write(d, "biden/b.jpg", &photo("biden.jpg"));
+    let folder = d.to_str().unwrap();
+    let rp = out.path().join("report.jsonl");
+    let args = [folder, "-c", "people", "--report", rp.to_str().unwrap()];
+    assert_eq!(ingest(&app, &args).await, Exit::AllRegistered);
+    let first = report(&rp);
+    let (status, body) = app.json(Method::DELETE, "/v1/collections/people/subjects/obama", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(faces(&app).await, 1);
+    let jobs = app.count("jobs").await;
+
+    assert_eq!(ingest(&app, &args).await, Exit::SomeNotRegistered, "a deleted face is not registered");
+    let second = report(&rp);
+    for f in ["0.jpg", "1.jpg"] {
+        assert_eq!(second[f]["status"], "deleted", "{}", second[f]);
+        assert_eq!((&second[f]["face_id"], second[f]["resumed"].as_bool()), (&first[f]["face_id"], Some(true)));
+    }
+    assert_eq!(
+        (second["b.jpg"]["status"].as_str(), second["b.jpg"]["resumed"].as_bool()),
+        (Some("succeeded"), Some(true))
+    );
+    assert_eq!((faces(&app).await, app.count("jobs").await), (1, jobs), "nothing sent, nothing brought back");
+
+    // A dry run says the same, and what --resend-deleted would send.
+    let dry = out.path().join("dry.jsonl");
+    let dry_args = [folder, "-c", "people", "--dry-run", "--report", dry.to_str().unwrap()];
+    assert_eq!(ingest(&app, &dry_args).await, Exit::SomeNotRegistered);
+    assert_eq!(
+        names(&report(&dry), |v| v["status"] == "deleted"),
+        BTreeSet::from(["0.jpg".to_owned(), "1.jpg".to_owned()])
+    );
+    let resend = [&dry_args[..], &["--resend-deleted"]].concat();
+    assert_eq!(ingest(&app, &resend).await, Exit::AllRegistered);
+    assert_eq!(
+        names(&report(&dry), |v| v["status"] == "would_send"),
+        BTreeSet::from(["0.jpg".to_owned(), "1.jpg".to_owned()])
+    );
+
+    // On purpose: registered again, once; the next run finds those faces.
+    let resend = [&args[..], &["--resend-deleted"]].concat();
+    assert_eq!(ingest(&app, &resend).await, Exit::AllRegistered);
+    let third = report(&rp);
+    for f in ["0.jpg", "1.jpg"] {
+        assert_eq!((third[f]["status"].as_str(), third[f]["resumed"].as_bool()), (Some("succeeded"), Some(false)));
+        assert_ne!(third[f]["face_id"], first[f]["face_id"], "a new face");
+    }
+    assert_eq!((faces(&app).await, app.count("jobs").await), (3, jobs + 2));
+    assert_eq!(ingest(&app, &args).await, Exit::AllRegistered, "the faces registered again are found");
+    let fourth = report(&rp);
+    for f in ["0.jpg", "1.jpg"] {
+        assert_eq!((fourth[f]["status"].as_str(), fourth[f]["resumed"].as_bool()), (Some("succeeded"), Some(true)));
+        assert_eq!(fourth[f]["face_id"], third[f]["face_id"]);
+    }
+    assert_eq!((faces(&app).await, app.count("jobs").await), (3, jobs + 2), "nothing sent twice");
+    app.stop().await.unwrap();
+}
+
+#[test]
+fn ingest_help_tells_the_exit_codes_and_how_to_resume() {
+    let help = Cli::try_parse_from(["facerec", "ingest", "--help"]).expect_err("help is shown, not run").to_string();
+    for needle in ["Exit codes:", "0  every image is registered", "2  bad usage", "Resume:", "--resend-deleted"] {
+        assert!(help.contains(needle), "{needle:?} in:\n{help}");
+    }
 }

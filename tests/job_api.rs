@@ -35,6 +35,7 @@ async fn error_code(resp: Response) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_job_can_be_canceled_once_and_its_upload_is_deleted() {
     let app = app(100).await;
+    app.create_collection("default").await;
     let id = app.submit("/v1/recognize", png(), &[]).await;
     let resp = app.client.post(app.url(&format!("/v1/jobs/{id}/cancel"))).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -56,6 +57,7 @@ async fn a_queued_job_can_be_canceled_once_and_its_upload_is_deleted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_request_answers_the_moment_its_job_ends() {
     let app = app(100).await;
+    app.create_collection("default").await;
     let id = app.submit("/v1/recognize", png(), &[]).await;
     // Nothing runs it: the wait runs out and shows the job as it is.
     let started = Instant::now();
@@ -102,6 +104,8 @@ fn ids(page: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_are_listed_newest_first_with_filters_and_cursors() {
     let app = app(100).await;
+    // Recognize searches an existing collection only; "north" comes with its register.
+    app.create_collection("south").await;
     let mut submitted = Vec::new();
     for (path, fields) in [
         ("/v1/register", vec![("subject", "a"), ("collection", "north")]),

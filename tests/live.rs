@@ -1,10 +1,11 @@
 //! Live recognition end to end: a WebSocket stream to the real api, frames
 //! recognized by the real worker over Redis, with the real models on real photos.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use facerec_e2e::{MASTER_KEY, TestApp, camera_frame, photo};
-use serde_json::Value;
+use facerec_e2e::{LiveStream, MASTER_KEY, TestApp, camera_frame, photo};
+use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -50,8 +51,10 @@ async fn a_stream_names_the_person_and_tracks_the_face_without_embedding_every_f
         embedded += usize::from(faces[0]["embedded"] == true);
     }
     assert!(tracks.iter().all(|&t| t == tracks[0]), "one face in view keeps one track: {tracks:?}");
-    // Embedded when it appears and every 15 frames (the default), never on every frame.
-    assert!((2..=4).contains(&embedded), "embedded {embedded} times in 32 frames");
+    // Embedded when it appears, every 15 frames (the default), and when its
+    // view drifts from the one measured (the landmarks jitter as a face
+    // moves): far from every frame.
+    assert!((2..=12).contains(&embedded), "embedded {embedded} times in 32 frames");
 
     // Someone else steps in: a new track, not named as the registered person.
     let answer = stream.ask(&camera_frame(&photo("biden.jpg"), 0)).await.unwrap();
@@ -243,6 +246,197 @@ async fn streams_authenticate_by_header_subprotocol_or_first_message_never_the_u
         assert_eq!(error["error"]["code"], code, "{error}");
         let closed = stream.next_or_close(WAIT).await.unwrap().unwrap_err();
         assert_eq!(closed.code, 1008, "{closed:?}");
+    }
+    app.stop().await.unwrap();
+}
+
+/// The colour around the photo in [`camera_frame`], and around the faces pasted here.
+const BACKGROUND: image::Rgb<u8> = image::Rgb([40, 44, 52]);
+
+/// The face of `photo` as a 240×240 tile: centred on the face the stream
+/// finds in the photo's [`camera_frame`], scaled so that its box is 120 px wide.
+async fn face_tile(probe: &mut LiveStream, photo: &[u8]) -> image::RgbImage {
+    let frame = camera_frame(photo, 0);
+    let answer = probe.ask(&frame).await.unwrap();
+    let b = &answer["faces"][0]["bbox"];
+    let [x, y, w, h] = ["x", "y", "width", "height"].map(|k| b[k].as_f64().unwrap_or_else(|| panic!("{answer}")));
+    let side = 2.0 * w;
+    let mut canvas = image::RgbImage::from_pixel(side.round() as u32, side.round() as u32, BACKGROUND);
+    let image = image::load_from_memory(&frame).unwrap().to_rgb8();
+    let (left, top) = (x + w / 2.0 - side / 2.0, y + h / 2.0 - side / 2.0);
+    image::imageops::overlay(&mut canvas, &image, -left.round() as i64, -top.round() as i64);
+    image::imageops::resize(&canvas, 240, 240, image::imageops::FilterType::Triangle)
+}
+
+/// A 640×480 frame with `tile` pasted with its top-left corner at `at`.
+fn frame_with(tile: &image::RgbImage, at: (i64, i64)) -> Vec<u8> {
+    let mut frame = image::RgbImage::from_pixel(640, 480, BACKGROUND);
+    image::imageops::overlay(&mut frame, tile, at.0, at.1);
+    facerec_e2e::jpeg(&frame)
+}
+
+#[tokio::test]
+async fn every_answer_names_the_person_really_there_or_nobody() {
+    let app = app_with_obama(&|_| {}).await;
+    let job = app.run_job("/v1/register", photo("biden.jpg"), &[("subject", "biden"), ("collection", "live")]).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    // Who is in each photo, as the collection knows them (the Johns are registered nowhere).
+    let people: [(&str, Option<&str>); 4] = [
+        ("obama2.jpg", Some("obama")),
+        ("biden.jpg", Some("biden")),
+        ("johns/John_Schneider/000326_00926128.jpg", None),
+        ("johns/John_Savage/000296_01099007.jpg", None),
+    ];
+    let mut probe = app.live("collection=live", &[], &[]).await.unwrap();
+    probe.next_of("ready", WAIT).await.unwrap();
+    let mut tiles = Vec::new();
+    for (file, _) in &people {
+        tiles.push(face_tile(&mut probe, &photo(file)).await);
+    }
+    probe.close().await;
+
+    // Two spots whose faces overlap (by about 0.6 of their boxes): each
+    // change of person puts a face where the last one's box was.
+    let spots = [(200, 120), (225, 135)];
+    let script =
+        [(0, 0), (1, 0), (2, 0), (3, 0), (0, 1), (1, 0), (0, 0), (2, 1), (3, 0), (1, 1), (1, 0), (0, 1), (3, 1)];
+    let mut stream = app.live("collection=live", &[], &[]).await.unwrap();
+    stream.next_of("ready", WAIT).await.unwrap();
+    // A camera's rate, each person in view for two frames.
+    let pace = Duration::from_millis(1000 / 15);
+    let mut next_send = tokio::time::Instant::now();
+    let (mut last, mut named, mut carried) = (None::<(usize, u64)>, [0; 4], 0);
+    for (n, &(person, spot)) in script.iter().flat_map(|s| [s, s]).enumerate() {
+        tokio::time::sleep_until(next_send).await;
+        next_send = tokio::time::Instant::now() + pace;
+        let answer = stream.ask(&frame_with(&tiles[person], spots[spot])).await.unwrap();
+        let frame = n + 1;
+        assert_eq!(answer["type"], "answer", "frame {frame}: {answer}");
+        let faces = answer["faces"].as_array().unwrap();
+        assert_eq!(faces.len(), 1, "frame {frame}: {answer}");
+        let face = &faces[0];
+        let (file, really) = people[person];
+        let said = best_subject(face);
+        assert!(
+            said.is_none() || said == really,
+            "frame {frame}: {file} is there, the answer names {said:?}: {answer}"
+        );
+        named[person] += usize::from(said.is_some());
+        let ago = face["measured_frames_ago"].as_u64();
+        if face["embedded"] == true {
+            assert_eq!(ago, Some(0), "frame {frame}: {answer}");
+        } else {
+            carried += 1;
+            assert!(ago.is_some_and(|a| a >= 1), "frame {frame}: a carried result says how old it is: {answer}");
+            assert!(face["measured_ms_ago"].as_u64().is_some(), "frame {frame}: {answer}");
+        }
+        let track = face["track_id"].as_u64().unwrap();
+        if let Some((before, before_track)) = last
+            && before != person
+        {
+            assert_ne!(track, before_track, "frame {frame}: another person, another track: {answer}");
+        }
+        last = Some((person, track));
+    }
+    assert!(named[0] > 0 && named[1] > 0, "the registered people are named: {named:?}");
+    assert_eq!(named[2] + named[3], 0, "{named:?}");
+    assert!(carried > 0, "a face that stays in view is not embedded on every frame");
+    stream.close().await;
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn streams_waiting_for_a_key_cannot_take_the_slots_of_those_with_one() {
+    let app = TestApp::spawn_keyed(&|s| {
+        s.live_timeout_ms = 20_000;
+        s.live_max_streams = 1;
+        s.live_max_pending = 3;
+        s.live_max_pending_per_addr = 2;
+        s.live_auth_wait_secs = 4;
+    })
+    .await
+    .unwrap();
+    let job = app.run_job("/v1/register", photo("obama.jpg"), &[("subject", "obama"), ("collection", "live")]).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let recognizer = app.create_key(&["recognize"], &["live"]).await;
+    let protocol = format!("facerec.key.{}", recognizer.key);
+    let auth = json!({"type": "auth", "api_key": recognizer.key}).to_string();
+    let (here, there, elsewhere): (IpAddr, IpAddr, IpAddr) =
+        ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
+
+    // Streams without a key wait apart, a few per address.
+    let mut waiting = Vec::new();
+    for _ in 0..2 {
+        waiting.push(app.live_from(Some(here), "collection=live", &[], &[]).await.unwrap());
+    }
+    let refused = app.live_from(Some(here), "collection=live", &[], &[]).await.err().unwrap().to_string();
+    assert!(refused.contains("429") && refused.contains("rate_limited"), "{refused}");
+    waiting.push(app.live_from(Some(there), "collection=live", &[], &[]).await.unwrap());
+    let full = app.live_from(Some(elsewhere), "collection=live", &[], &[]).await.err().unwrap().to_string();
+    assert!(full.contains("503") && full.contains("server_busy"), "{full}");
+
+    // A tenant with its key in the subprotocol still gets the one stream slot.
+    let mut tenant = app.live("collection=live", &["facerec.live", &protocol], &[]).await.unwrap();
+    assert_eq!(tenant.next(WAIT).await.unwrap()["type"], "ready");
+
+    // A waiting stream that authenticates now finds no slot: it is told so, and closed.
+    let mut late = waiting.pop().unwrap();
+    late.send_text(&auth).await.unwrap();
+    let busy = late.next(WAIT).await.unwrap();
+    assert_eq!(busy["error"]["code"], "server_busy", "{busy}");
+    assert_eq!(late.next_or_close(WAIT).await.unwrap().unwrap_err().code, 1008);
+
+    let answer = tenant.ask(&camera_frame(&photo("obama2.jpg"), 0)).await.unwrap();
+    assert_eq!(best_subject(&answer["faces"][0]), Some("obama"), "{answer}");
+
+    // The others are closed at their deadline, and their places are free again.
+    for mut stream in waiting {
+        let closing = stream.next(WAIT).await.unwrap();
+        assert_eq!(closing["error"]["code"], "missing_api_key", "{closing}");
+    }
+    tenant.close().await;
+    let deadline = Instant::now() + WAIT;
+    let mut again = loop {
+        match app.live_from(Some(here), "collection=live", &[], &[]).await {
+            Ok(stream) => break stream,
+            Err(e) => assert!(Instant::now() < deadline, "no place came free: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    again.send_text(&auth).await.unwrap();
+    // The tenant's slot, too, comes free once its stream has ended.
+    let opened = again.next(WAIT).await.unwrap();
+    assert!(opened["type"] == "ready" || opened["error"]["code"] == "server_busy", "{opened}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn narrowing_a_key_ends_its_streams_at_the_next_look_up() {
+    let app = TestApp::spawn_keyed(&|s| {
+        s.live_timeout_ms = 20_000;
+        s.live_key_recheck_secs = 1;
+    })
+    .await
+    .unwrap();
+    let job = app.run_job("/v1/register", photo("obama.jpg"), &[("subject", "obama"), ("collection", "live")]).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let frame = camera_frame(&photo("obama2.jpg"), 0);
+    for (narrowing, taken) in
+        [(json!({"actions": ["gallery.read"]}), "recognize"), (json!({"collections": ["other"]}), "the collection")]
+    {
+        let key = app.create_key(&["recognize"], &["live"]).await;
+        let protocol = format!("facerec.key.{}", key.key);
+        let mut stream = app.live("collection=live", &["facerec.live", &protocol], &[]).await.unwrap();
+        assert_eq!(stream.next(WAIT).await.unwrap()["type"], "ready");
+        assert_eq!(stream.ask(&frame).await.unwrap()["type"], "answer");
+        let (status, changed) =
+            app.json(reqwest::Method::PATCH, &format!("/v1/keys/{}", key.id), Some(narrowing)).await;
+        assert_eq!(status, 200, "{changed}");
+        // Past the look-up interval, the next frame finds the grant narrowed.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let error = stream.ask(&frame).await.unwrap();
+        assert_eq!(error["error"]["code"], "forbidden", "taking {taken} away ends the stream: {error}");
+        assert_eq!(stream.next_or_close(WAIT).await.unwrap().unwrap_err().code, 1008);
     }
     app.stop().await.unwrap();
 }

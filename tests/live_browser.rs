@@ -58,3 +58,33 @@ async fn the_live_page_names_the_person_in_front_of_the_camera() {
     assert!(screenshot.exists());
     app.stop().await.unwrap();
 }
+
+/// The `/docs` page (Swagger UI) works under its content security policy
+/// (issue 29, item 13): it renders the document, opens an operation, runs
+/// "Try it out" and the Authorize dialog, with no violation and nothing
+/// loaded from elsewhere.
+#[tokio::test]
+async fn the_docs_page_works_under_its_content_security_policy() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    assert!(PathBuf::from(&chromium).exists(), "{chromium} missing: `make test` installs Debian's chromium");
+    let app = TestApp::spawn_keyed(&|_| {}).await.unwrap();
+    let (script, page) = (browser_dir().join("docs.mjs"), app.url("/docs/"));
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(script)
+            .args([page.as_str(), "facerec", "/v1/stats"])
+            .env("CHROMIUM", chromium)
+            .output()
+            .expect("node runs (setup installs it)")
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the docs page did not work:\n{stdout}\n{stderr}");
+    let shown: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("the script's JSON line");
+    assert!(shown["operations"].as_u64().unwrap() >= 25, "{shown}");
+    assert_eq!(shown["violations"], serde_json::json!([]), "{shown}");
+    assert_eq!(shown["elsewhere"], serde_json::json!([]), "the page loads nothing from elsewhere: {shown}");
+    assert_eq!(shown["problems"], serde_json::json!([]), "{shown}");
+    app.stop().await.unwrap();
+}

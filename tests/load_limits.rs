@@ -1,14 +1,18 @@
 //! The submission path under load: uploads beyond the in-flight budget and
 //! requests that find every database connection busy get `503 server_busy`
 //! with `Retry-After` (never `database_unavailable`), keep nothing, and the
-//! api serves again as soon as there is room.
+//! api serves again as soon as there is room. Slow clients cannot hold it:
+//! a trickling body gets `408`, a header block has one deadline, and one key
+//! may hold only its share of the upload budget.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use facerec_e2e::reqwest;
 use facerec_e2e::serde_json::Value;
 use facerec_e2e::{TestApp, photo};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// Opens a submission that declares `declared` bytes and sends only its
 /// headers: it holds its share of the upload budget until dropped.
@@ -83,5 +87,168 @@ async fn a_busy_pool_is_server_busy_not_database_unavailable() {
     assert_eq!(held.await.unwrap(), 202, "the request that held the connection finishes");
     let (status, _) = app.get_json("/v1/stats").await;
     assert_eq!(status, 200);
+    app.stop().await.unwrap();
+}
+
+// Slow clients (issue 29, item 7): a body that trickles in, a header block sent
+// line by line, and one caller filling the budget, each against raw sockets.
+
+/// The first part of a multipart body with boundary `x`: an image field's head.
+const IMAGE_PART_HEAD: &[u8] = b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n\r\n";
+
+/// Opens a register that declares `declared` bytes and asks `Expect:
+/// 100-continue`: the api's `100 Continue` says it was admitted and began
+/// reading the body.
+async fn raw_register(app: &TestApp, key: &str, declared: usize) -> (Answers, OwnedWriteHalf) {
+    let addr = app.base_url.trim_start_matches("http://");
+    let (reader, mut writer) = TcpStream::connect(addr).await.unwrap().into_split();
+    let head = format!(
+        "POST /v1/register HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {declared}\r\n\
+         Expect: 100-continue\r\n\r\n"
+    );
+    writer.write_all(head.as_bytes()).await.unwrap();
+    (Answers { reader, bytes: Vec::new() }, writer)
+}
+
+/// The answers coming back on a raw connection.
+struct Answers {
+    reader: OwnedReadHalf,
+    bytes: Vec<u8>,
+}
+
+impl Answers {
+    /// The next answer (an interim `100 Continue`, or a final one with its
+    /// body) as text; what came before the connection closed, if it did.
+    async fn next(&mut self, within: Duration) -> String {
+        let read = async {
+            let mut buf = [0u8; 8192];
+            loop {
+                if let Some(end) = self.complete() {
+                    let answer: Vec<u8> = self.bytes.drain(..end).collect();
+                    return String::from_utf8_lossy(&answer).into_owned();
+                }
+                match self.reader.read(&mut buf).await {
+                    Ok(0) | Err(_) => return String::from_utf8_lossy(&std::mem::take(&mut self.bytes)).into_owned(),
+                    Ok(n) => self.bytes.extend_from_slice(&buf[..n]),
+                }
+            }
+        };
+        tokio::time::timeout(within, read).await.unwrap_or_else(|_| panic!("no answer within {within:?}"))
+    }
+
+    /// The length of the first complete answer in what was read, if there is one.
+    fn complete(&self) -> Option<usize> {
+        let head_end = self.bytes.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        let head = String::from_utf8_lossy(&self.bytes[..head_end]).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        (self.bytes.len() >= head_end + length).then_some(head_end + length)
+    }
+}
+
+/// Reads until the peer closes the connection (or resets it).
+async fn until_closed(reader: &mut OwnedReadHalf) {
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = reader.read(&mut buf).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_trickling_body_is_cut_off_and_its_budget_serves_another_tenant() {
+    let app = TestApp::spawn_keyed(&|a| {
+        a.max_upload_bytes = 1024 * 1024;
+        // Room for the trickling upload's 2 MiB, not for a photo beside it.
+        a.max_upload_bytes_in_flight = 2 * 1024 * 1024 + 100 * 1024;
+        a.upload_wait_ms = 8000;
+        a.body_idle_timeout_secs = 1;
+        a.min_upload_bytes_per_sec = 16 * 1024;
+    })
+    .await
+    .unwrap();
+    let (slow, other) = (app.create_key(&["*"], &["*"]).await, app.create_key(&["*"], &["*"]).await);
+    let (mut answers, mut writer) = raw_register(&app, &slow.key, 2 * 1024 * 1024).await;
+    let admitted = answers.next(Duration::from_secs(10)).await;
+    assert!(admitted.starts_with("HTTP/1.1 100"), "{admitted}");
+    let began = Instant::now();
+    // A byte every 200 ms: never idle for a second, and far under 16 KiB/s.
+    let trickle = tokio::spawn(async move {
+        let mut sent = writer.write_all(IMAGE_PART_HEAD).await;
+        while sent.is_ok() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            sent = writer.write_all(b"a").await;
+        }
+    });
+    // Meanwhile the other tenant's photo waits for room, and gets it when the trickle is cut off.
+    let (status, accepted) =
+        app.form_as(&other.client, "/v1/register", Some(photo("obama.jpg")), &[("subject", "obama")]).await;
+    assert_eq!(status, 202, "{accepted}");
+    let cut = answers.next(Duration::from_secs(10)).await;
+    assert!(cut.starts_with("HTTP/1.1 408"), "{cut}");
+    assert!(cut.contains("\"request_timeout\""), "{cut}");
+    assert!(began.elapsed() < Duration::from_secs(5), "cut off only after {:?}", began.elapsed());
+    trickle.abort();
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_block_sent_line_by_line_is_cut_off_at_its_deadline() {
+    let app = TestApp::spawn_with(&|a| a.header_timeout_secs = 1, &|_| {}).await.unwrap();
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let (mut silent, _silent_writer) = TcpStream::connect(&addr).await.unwrap().into_split();
+    let (mut reader, mut writer) = TcpStream::connect(&addr).await.unwrap().into_split();
+    let began = Instant::now();
+    writer.write_all(b"POST /v1/register HTTP/1.1\r\n").await.unwrap();
+    // A header line every 300 ms: each well within the deadline, the block never complete.
+    let dribble = tokio::spawn(async move {
+        for line in 0.. {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if writer.write_all(format!("X-Line-{line}: y\r\n").as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    });
+    let closed = tokio::time::timeout(Duration::from_secs(10), until_closed(&mut reader)).await;
+    assert!(closed.is_ok(), "a header line every 300 ms kept the connection open for 10 s");
+    assert!(began.elapsed() < Duration::from_secs(4), "closed only after {:?}", began.elapsed());
+    let closed = tokio::time::timeout(Duration::from_secs(5), until_closed(&mut silent)).await;
+    assert!(closed.is_ok(), "a connection that sends nothing stays open");
+    dribble.abort();
+    // The api still serves.
+    assert_eq!(app.get_json("/healthz").await.0, 200);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_key_filling_its_share_of_the_upload_budget_leaves_room_for_another() {
+    let app = TestApp::spawn_keyed(&|a| {
+        a.max_upload_bytes = 1024 * 1024;
+        // Two uploads of 2 MiB would fill it; one key may hold half (one of them).
+        a.max_upload_bytes_in_flight = 4 * 1024 * 1024;
+        a.upload_wait_ms = 500;
+        // These uploads stall on purpose; the test is over long before this.
+        a.body_idle_timeout_secs = 60;
+    })
+    .await
+    .unwrap();
+    let (greedy, other) = (app.create_key(&["*"], &["*"]).await, app.create_key(&["*"], &["*"]).await);
+    let (mut first, mut first_writer) = raw_register(&app, &greedy.key, 2 * 1024 * 1024).await;
+    let admitted = first.next(Duration::from_secs(10)).await;
+    assert!(admitted.starts_with("HTTP/1.1 100"), "{admitted}");
+    first_writer.write_all(IMAGE_PART_HEAD).await.unwrap();
+    let (mut second, _second_writer) = raw_register(&app, &greedy.key, 2 * 1024 * 1024).await;
+    let refused = second.next(Duration::from_secs(10)).await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "the key's second upload is over its share: {refused}");
+    assert!(refused.contains("\"server_busy\""), "{refused}");
+    let (status, accepted) =
+        app.form_as(&other.client, "/v1/register", Some(photo("obama.jpg")), &[("subject", "obama")]).await;
+    assert_eq!(status, 202, "another key still finds room: {accepted}");
+    drop((first, first_writer));
     app.stop().await.unwrap();
 }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use facerec_e2e::process::{Process, free_port};
 use facerec_e2e::{
-    TestApp, TestDatabase, WebhookReceiver, built_binary, faceless_image, form, photo, wait_for_job_at, wait_until,
+    MASTER_KEY, TestApp, TestDatabase, WebhookReceiver, bearer, built_binary, faceless_image, form, photo,
+    wait_for_job_at, wait_until,
 };
 use serde_json::Value;
 
@@ -30,6 +31,8 @@ struct Stack {
     /// Kept for its lifetime: dropping it stops the api.
     _api: Process,
     api_addr: String,
+    /// The api's `/metrics` listener (`FACEREC_API_METRICS_ADDR`), as in docker-compose.yml.
+    api_metrics_addr: String,
     workers: Vec<Process>,
     worker_addrs: Vec<String>,
     client: reqwest::Client,
@@ -39,7 +42,9 @@ impl Stack {
     async fn start(db: &TestDatabase, queue: &str) -> Self {
         let mut env = service_env(db, queue);
         env.push(("FACEREC_API_ADDR", "127.0.0.1:0".to_owned()));
+        env.push(("FACEREC_API_METRICS_ADDR", "127.0.0.1:0".to_owned()));
         let api = Process::start(&built_binary("facerec-api"), &[], &env);
+        let api_metrics_addr = api.address_after("api metrics listening", Duration::from_secs(60)).await;
         let api_addr = api.address_after("api listening", Duration::from_secs(60)).await;
         let mut env = service_env(db, queue);
         env.push(("FACEREC_WORKER_METRICS_ADDR", "127.0.0.1:0".to_owned()));
@@ -57,7 +62,7 @@ impl Stack {
             )
             .await;
         }
-        Self { _api: api, api_addr, workers, worker_addrs, client }
+        Self { _api: api, api_addr, api_metrics_addr, workers, worker_addrs, client }
     }
 
     /// Submits a job and waits for it to end; its final record.
@@ -95,7 +100,7 @@ impl Prometheus {
              - job_name: facerec-api\n  static_configs: [{{ targets: ['{}'] }}]\n\
              - job_name: facerec-worker\n  static_configs: [{{ targets: [{}] }}]\n",
             rules.display(),
-            stack.api_addr,
+            stack.api_metrics_addr,
             workers.join(", ")
         );
         std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
@@ -168,6 +173,9 @@ async fn prometheus_scrapes_the_api_and_two_workers_and_the_series_move_as_jobs_
     let queue = format!("facerec-test-{}", uuid::Uuid::new_v4().simple());
     let stack = Stack::start(&db, &queue).await;
     let prometheus = Prometheus::start(&stack).await;
+    // With a metrics listener of its own, the api's public address does not serve them.
+    let public = stack.client.get(format!("http://{}/metrics", stack.api_addr)).send().await.unwrap();
+    assert_eq!(public.status(), 404);
 
     // Every process is scraped; both workers say they are ready; the rules loaded.
     prometheus.wait_for(r#"count(up{job=~"facerec-.*"} == 1)"#, |v| v == 3.0).await;
@@ -306,5 +314,50 @@ async fn a_job_taken_from_an_expired_lease_is_counted_as_a_takeover() {
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["attempts"], 2, "{job}");
     assert_eq!(takeovers(&rendered()), before + 1.0);
+    app.stop().await.unwrap();
+}
+
+/// `/metrics` counts every tenant's traffic (issue 29, item 14): with a master
+/// key, the api's address serves it only to the master key; on
+/// `FACEREC_API_METRICS_ADDR` it is served without a key, and not on the api's address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_the_master_key_unless_served_on_their_own_address() {
+    let app = TestApp::spawn_keyed(&|_| {}).await.unwrap();
+    let anonymous = reqwest::Client::new();
+    let response = anonymous.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "missing_api_key");
+    let tenant = app.create_key(&["*"], &["*"]).await;
+    let response = tenant.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 403, "an API key, even with every action, is not the master key");
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("facerec_http_requests_total"));
+
+    // A second api on the same database and queue, with a metrics listener of its own.
+    let mut settings = <facerec_api::Settings as clap::Parser>::parse_from(["facerec-api"]);
+    settings.addr = "127.0.0.1:0".parse().unwrap();
+    settings.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    settings.master_key = Some(MASTER_KEY.to_owned().into());
+    settings.database.url = app.database_url.clone().into();
+    settings.queue.redis_url = app.redis_url.clone().into();
+    settings.queue.name = app.queue.clone();
+    let api = facerec_api::Api::build(settings).await.unwrap();
+    let (public, own) = (api.local_addr(), api.metrics_addr().expect("a metrics listener"));
+    assert!(own.ip().is_loopback() && own != public);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(api.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let response = anonymous.get(format!("http://{own}/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert!(response.text().await.unwrap().contains("facerec_http_requests_total"));
+    let master = bearer(MASTER_KEY);
+    let response = master.get(format!("http://{public}/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 404, "not on the api's address, even for the master key");
+    assert_eq!(master.get(format!("http://{public}/v1/stats")).send().await.unwrap().status(), 200);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
     app.stop().await.unwrap();
 }

@@ -46,10 +46,47 @@ async fn registered_person_is_recognized_in_other_photos_and_others_are_not() {
     let threshold = job["result"]["threshold"].as_f64().unwrap();
     assert!(similarity(face) < threshold, "{}", similarity(face));
 
-    // Another collection holds nobody: no matches at all.
+    // An empty collection holds nobody: no matches at all.
+    app.create_collection("elsewhere").await;
     let job = app.run_job("/v1/recognize", photo("obama2.jpg"), &[("collection", "elsewhere")]).await;
     assert_eq!(job["result"]["faces"][0]["matches"], Value::Array(vec![]));
     assert!(job["result"]["faces"][0]["best"].is_null());
+
+    // A collection that does not exist (a typo) is refused, not searched: its
+    // "nobody" would read as "this person is unknown".
+    let jobs = app.count("jobs").await;
+    let resp = app.post_form("/v1/recognize", Some(photo("obama2.jpg")), &[("collection", "peopel")]).await;
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "collection_not_found", "{body}");
+    assert_eq!(app.count("jobs").await, jobs, "nothing is recorded");
+    assert_eq!(app.get_json("/v1/collections/peopel").await.0, 404, "nor created");
+    app.stop().await.unwrap();
+}
+
+/// A collection deleted between the submission and the search fails the job
+/// with a stable code; it does not succeed with nobody found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_deleted_after_submission_fails_the_job_instead_of_finding_nobody() {
+    let mut app = TestApp::spawn().await.unwrap();
+    let job = app.run_job("/v1/register", photo("obama.jpg"), &[("subject", "obama"), ("collection", "people")]).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    // No worker while the collection goes: the jobs wait in the queue.
+    app.shut_down_worker().await.unwrap().unwrap();
+    let recognize = app.submit("/v1/recognize", photo("obama2.jpg"), &[("collection", "people")]).await;
+    let verify = app.submit("/v1/verify", photo("obama2.jpg"), &[("collection", "people"), ("subject", "obama")]).await;
+    let (status, _) = app.json(Method::DELETE, "/v1/collections/people", None).await;
+    assert_eq!(status, 200);
+    app.start_worker(&|_| {}).await.unwrap();
+    for id in [recognize, verify] {
+        let job = app.wait_for_job(&id).await;
+        assert_eq!(
+            (job["status"].as_str(), job["error"]["code"].as_str()),
+            (Some("failed"), Some("collection_not_found")),
+            "{job}"
+        );
+        assert!(job["result"].is_null(), "{job}");
+    }
     app.stop().await.unwrap();
 }
 

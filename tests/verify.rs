@@ -82,12 +82,21 @@ async fn verify_against_a_photo_a_subject_and_a_face() {
     // Targets that do not exist fail the job with a stable code.
     for (fields, expected) in [
         (vec![("subject", "nobody"), ("collection", "team")], "subject_not_found"),
-        (vec![("subject", "obama"), ("collection", "elsewhere")], "subject_not_found"),
         (vec![("face_id", "01a1fd00-0000-7000-8000-000000000000")], "face_not_found"),
     ] {
         let job = verify(&app, "obama2.jpg", &fields, None).await;
         assert_eq!((job["status"].as_str(), job["error"]["code"].as_str()), (Some("failed"), Some(expected)), "{job}");
     }
+    // A collection that does not exist is refused at once, whichever the target.
+    let mut two_photos = facerec_e2e::form(Some(photo("obama2.jpg")), &[("collection", "elsewhere")]);
+    two_photos = two_photos.part("image2", facerec_e2e::reqwest::multipart::Part::bytes(photo("obama.jpg")));
+    let by_subject = facerec_e2e::form(Some(photo("obama2.jpg")), &[("subject", "obama"), ("collection", "elsewhere")]);
+    for form in [by_subject, two_photos] {
+        let resp = app.client.post(app.url("/v1/verify")).multipart(form).send().await.unwrap();
+        assert_eq!(resp.status(), 404);
+        assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "collection_not_found");
+    }
+
     // A photo without a face fails like a register would.
     let no_face = facerec_e2e::faceless_image();
     let form = facerec_e2e::reqwest::multipart::Form::new()

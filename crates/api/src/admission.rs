@@ -1,7 +1,8 @@
 //! Admission control for submissions: a budget of upload bytes held in memory
-//! at once (so a crowd of large uploads cannot take the api's memory), and a
-//! cheap view of the queue depth for back-pressure (so the check costs the
-//! same at any depth).
+//! at once (so a crowd of large uploads cannot take the api's memory), of
+//! which each caller may hold only its fair share (`shares`), the room for
+//! archives on disk (`spooling`), and a cheap view of the queue depth for
+//! back-pressure (so the check costs the same at any depth).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -15,7 +16,9 @@ use facerec_store::{Store, StoreError};
 use futures::StreamExt;
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::{ApiError, AppState};
+use crate::shares::{CallerId, Shares, share_of};
+use crate::spooling::Spool;
+use crate::{ApiError, AppState, Settings};
 
 /// The budget is counted in KiB (a semaphore's permits are `u32`).
 const UNIT: usize = 1024;
@@ -41,8 +44,12 @@ pub struct Admission {
     batch_readers: Semaphore,
     upload_budget: Arc<Semaphore>,
     budget_units: u32,
+    /// What each caller may hold of the upload budget.
+    shares: Arc<Shares>,
     wait: Duration,
     queued: QueueDepth,
+    /// Archives on disk.
+    pub spool: Arc<Spool>,
 }
 
 /// The last count of queued jobs, and when it was read. One request at a time
@@ -63,13 +70,17 @@ impl QueueDepth {
 }
 
 impl Admission {
-    pub fn new(bytes_in_flight: usize, wait: Duration) -> Self {
-        let budget_units = u32::try_from(bytes_in_flight.div_ceil(UNIT).max(1)).unwrap_or(u32::MAX >> 4);
+    pub fn new(settings: &Settings) -> Self {
+        let budget_units = units(settings.max_upload_bytes_in_flight, u32::MAX >> 4);
+        let largest = units(crate::app::submission_body_limit(settings), u32::MAX).min(budget_units);
+        let share = share_of(budget_units.into(), settings.max_share_percent, largest.into());
         Self {
             batch_readers: Semaphore::new(BATCH_READERS),
             upload_budget: Arc::new(Semaphore::new(budget_units as usize)),
             budget_units,
-            wait,
+            shares: Shares::new(u32::try_from(share).unwrap_or(budget_units)),
+            wait: Duration::from_millis(settings.upload_wait_ms),
+            spool: Spool::new(settings),
             queued: QueueDepth {
                 value: AtomicI64::new(0),
                 read_at: std::sync::Mutex::new(None),
@@ -123,10 +134,16 @@ impl Admission {
     }
 }
 
+/// Budget units (KiB) for `bytes`, at least 1 and at most `most`.
+fn units(bytes: usize, most: u32) -> u32 {
+    u32::try_from(bytes.div_ceil(UNIT).max(1)).unwrap_or(most).min(most)
+}
+
 /// Middleware for the submission routes: reserves the request's declared size
-/// (`Content-Length`, else the largest body allowed) from the upload budget
-/// until the answer is ready; waits for room at most the configured time, then
-/// answers `503 server_busy` without reading the body.
+/// (`Content-Length`, else the largest body allowed) from the caller's share
+/// and from the upload budget until the answer is ready; waits for room at
+/// most the configured time, then answers `503 server_busy` without reading
+/// the body.
 pub async fn limit_uploads(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let most = crate::app::submission_body_limit(&state.settings);
     let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
@@ -135,22 +152,31 @@ pub async fn limit_uploads(State(state): State<AppState>, request: Request, next
 
 async fn reserved(state: &AppState, bytes: usize, request: Request, next: Next) -> Response {
     let admission = &state.admission;
-    let units = u32::try_from(bytes.div_ceil(UNIT).max(1)).unwrap_or(u32::MAX).min(admission.budget_units);
-    let reservation = tokio::time::timeout(admission.wait, admission.upload_budget.clone().acquire_many_owned(units));
-    match reservation.await {
-        Ok(Ok(permit)) => {
-            let response = next.run(request).await;
-            drop(permit);
-            response
-        }
-        _ => {
-            tracing::warn!(bytes, "upload refused: too many upload bytes in flight");
-            metrics::counter!(facerec_telemetry::metrics::names::UPLOADS_REFUSED).increment(1);
-            discard_refused_body(request, bytes).await;
-            let message = "the api holds as many uploads as it may; try again shortly";
-            ApiError::busy(message, BUSY_RETRY_AFTER_SECS).into_response()
-        }
-    }
+    let units = units(bytes, u32::MAX).min(admission.budget_units);
+    let who = CallerId::of(&request);
+    let deadline = tokio::time::Instant::now() + admission.wait;
+    // The caller's own share first: a caller over it waits for its own uploads, not for everyone's.
+    let Ok(share) = tokio::time::timeout_at(deadline, admission.shares.take(who, units)).await else {
+        let message = "this caller already has its share of the api's uploads in flight; try again shortly";
+        return refuse(request, bytes, "over the caller's share of upload bytes in flight", message).await;
+    };
+    let budget = tokio::time::timeout_at(deadline, admission.upload_budget.clone().acquire_many_owned(units));
+    let Ok(Ok(permit)) = budget.await else {
+        drop(share);
+        let message = "the api holds as many uploads as it may; try again shortly";
+        return refuse(request, bytes, "too many upload bytes in flight", message).await;
+    };
+    let response = next.run(request).await;
+    drop((permit, share));
+    response
+}
+
+/// `503 server_busy` for an upload that found no room, after reading what the client still sends.
+async fn refuse(request: Request, bytes: usize, reason: &'static str, message: &str) -> Response {
+    tracing::warn!(bytes, reason, "upload refused");
+    metrics::counter!(facerec_telemetry::metrics::names::UPLOADS_REFUSED).increment(1);
+    discard_refused_body(request, bytes).await;
+    ApiError::busy(message, BUSY_RETRY_AFTER_SECS).into_response()
 }
 
 /// Before refusing a request without reading it: a client that did not ask

@@ -1,4 +1,4 @@
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +32,11 @@ pub fn submission_body_limit(settings: &Settings) -> usize {
     2 * settings.max_upload_bytes + FORM_OVERHEAD_BYTES
 }
 
+/// The largest `POST /v1/batches` body: the largest archive and its form fields.
+pub fn batch_body_limit(settings: &Settings) -> u64 {
+    settings.max_batch_bytes.saturating_add(FORM_OVERHEAD_BYTES as u64)
+}
+
 /// The HTTP router with every route and middleware.
 pub fn router(state: AppState) -> Router {
     let body_limit = submission_body_limit(&state.settings);
@@ -42,10 +47,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/embed", post(submit::embed))
         .route("/v1/verify", post(submit::verify))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::admission::limit_uploads));
-    // Archives stream to a spool file; reading them holds a chunk of entries in memory (see `admission`).
-    let batches = Router::new().route("/v1/batches", post(batches::create_batch)).route_layer(DefaultBodyLimit::max(
-        usize::try_from(state.settings.max_batch_bytes).unwrap_or(usize::MAX).saturating_add(FORM_OVERHEAD_BYTES),
-    ));
+    // Archives stream to a spool file, within the room for spooling (see `spooling`); reading
+    // them holds a chunk of entries in memory (see `admission`).
+    let spooling = axum::middleware::from_fn_with_state(state.clone(), crate::spooling::limit_spooling);
+    let batches = Router::new()
+        .route("/v1/batches", post(batches::create_batch).route_layer(spooling).get(batches::list_batches))
+        .route_layer(DefaultBodyLimit::max(usize::try_from(batch_body_limit(&state.settings)).unwrap_or(usize::MAX)));
     let v1 = Router::new()
         .merge(submissions)
         .merge(batches)
@@ -75,14 +82,23 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys/{id}", get(keys::get_key).patch(keys::update_key).delete(keys::delete_key))
         // Every /v1 route: who is calling, and may they (an unknown route stays a plain 404).
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::authenticate));
+    // The metrics count every tenant's traffic: here only for the master key
+    // (no API key has an action for them), unless a listener of their own serves them.
+    let metrics = match state.settings.metrics_addr {
+        Some(_) => Router::new(),
+        None => Router::new()
+            .route("/metrics", get(crate::metrics::serve_metrics))
+            .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::authenticate)),
+    };
     Router::new()
         .merge(v1)
+        .merge(metrics)
+        .route("/", get(crate::landing::landing_page))
         // Authenticates itself: a browser's WebSocket cannot send the header (see `live`).
         .route("/v1/live", get(crate::live::live))
         .route("/live", get(crate::live::live_page))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(crate::metrics::serve_metrics))
         // Serves the document at /openapi.json and the vendored Swagger UI at /docs.
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
@@ -90,12 +106,16 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method")
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        // A body that comes in too slowly is cut off with `408 request_timeout`.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::pacing::pace_bodies))
         // A panicking handler still answers with the JSON error model (and is logged).
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             tracing::error!("handler panicked");
             ApiError::new(ErrorCode::InternalError, "an internal error occurred").into_response()
         }))
+        .layer(axum::middleware::from_fn(crate::headers::one_credential))
         .layer(axum::middleware::from_fn_with_state(state.store.clone(), crate::error::render_errors))
+        .layer(axum::middleware::from_fn(crate::headers::security_headers))
         // Sees every answer as the client gets it, labelled by its route template.
         .layer(axum::middleware::from_fn(crate::metrics::track_requests))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -116,16 +136,22 @@ pub fn router(state: AppState) -> Router {
             span.record("trace_id", facerec_telemetry::trace_id(&span));
             span
         }))
-        // Outermost: accept the client's x-request-id or make one, and echo it back.
+        // Accept the client's x-request-id (if short and plain) or make one, and echo it back.
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        // Outermost: a client's id that is long, odd or repeated is dropped here, so one is made.
+        .layer(axum::middleware::from_fn(crate::headers::drop_unsafe_request_id))
         .with_state(state)
 }
 
 /// A bound, connected api server, ready to run.
 pub struct Api {
     listener: TcpListener,
+    /// `FACEREC_API_METRICS_ADDR`'s listener, when set.
+    metrics_listener: Option<TcpListener>,
     router: Router,
+    /// `FACEREC_HEADER_TIMEOUT_SECS`: the deadline for a request's header block.
+    header_timeout: Option<Duration>,
     shutdown_timeout: Duration,
     store: Store,
 }
@@ -158,40 +184,58 @@ impl Api {
             .await
             .context("connecting to Redis")?;
         let listener = TcpListener::bind(settings.addr).await.with_context(|| format!("binding {}", settings.addr))?;
+        let metrics_listener = match settings.metrics_addr {
+            Some(addr) => {
+                Some(TcpListener::bind(addr).await.with_context(|| format!("binding the metrics listener {addr}"))?)
+            }
+            None => None,
+        };
         let shutdown_timeout = Duration::from_secs(settings.shutdown_timeout_secs);
-        let admission = Arc::new(Admission::new(
-            settings.max_upload_bytes_in_flight,
-            Duration::from_millis(settings.upload_wait_ms),
-        ));
+        let header_timeout =
+            (settings.header_timeout_secs > 0).then(|| Duration::from_secs(settings.header_timeout_secs));
+        let admission = Arc::new(Admission::new(&settings));
         let job_ends = Arc::new(JobEnds::start(store.clone()));
         let auth = Arc::new(crate::auth::Auth::new(&settings));
         let live = Arc::new(crate::live::LiveStreams::new(&settings));
         let state =
             AppState { store: store.clone(), queue, admission, job_ends, auth, live, settings: Arc::new(settings) };
-        Ok(Self { listener, router: router(state), shutdown_timeout, store })
+        Ok(Self { listener, metrics_listener, router: router(state), header_timeout, shutdown_timeout, store })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
+    /// Where `/metrics` is served on a listener of its own (`FACEREC_API_METRICS_ADDR`), if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|l| l.local_addr().expect("a bound listener has an address"))
+    }
+
     /// Serves until `shutdown` completes; then stops accepting connections and
     /// lets requests in flight finish, for at most the shutdown timeout.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        if let Some(addr) = self.metrics_addr() {
+            info!(addr = %addr, "api metrics listening");
+        }
+        let metrics = self.metrics_listener.take().map(crate::metrics::serve_listener);
         info!(addr = %self.local_addr(), "api listening");
         let depth = crate::metrics::watch_queue_depth(self.store.clone());
         let result = self.serve(shutdown).await;
         depth.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         result
     }
 
     async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (draining, drain_started) = tokio::sync::oneshot::channel();
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        let stop = async move {
             shutdown.await;
             info!("shutting down: finishing requests in flight");
             let _ = draining.send(());
-        });
+        };
+        let serve = crate::serve::serve(self.listener, self.router, self.header_timeout, stop);
         let timeout = self.shutdown_timeout;
         let deadline = async move {
             match drain_started.await {
@@ -200,7 +244,7 @@ impl Api {
             }
         };
         tokio::select! {
-            served = serve.into_future() => served.context("serving http"),
+            () = serve => Ok(()),
             () = deadline => {
                 warn!(timeout_secs = timeout.as_secs(), "requests still in flight at the shutdown deadline; exiting");
                 Ok(())

@@ -42,13 +42,14 @@ error_codes! {
     InvalidMultipart => "invalid_multipart", BAD_REQUEST, "The body is not multipart/form-data, or is malformed.";
     MissingImage => "missing_image", BAD_REQUEST, "The form has no `image` field.";
     DuplicateField => "duplicate_field", BAD_REQUEST, "A form field is given twice.";
+    UnknownField => "unknown_field", BAD_REQUEST, "A form field the route does not take (a misspelling such as `treshold`); the message names it and the fields the route takes.";
     MissingSubject => "missing_subject", BAD_REQUEST, "Register without a `subject`.";
     InvalidSubject => "invalid_subject", BAD_REQUEST, "`subject` is empty, over 128 characters or has control characters.";
     InvalidCollection => "invalid_collection", BAD_REQUEST, "`collection` does not match `[A-Za-z0-9_-]{1,64}`.";
     InvalidTopK => "invalid_top_k", BAD_REQUEST, "`top_k` is not an integer from 1 to 100.";
     InvalidThreshold => "invalid_threshold", BAD_REQUEST, "`threshold` is not a number from -1 to 1.";
     InvalidMaxFaces => "invalid_max_faces", BAD_REQUEST, "`max_faces` is not an integer from 1 to 100.";
-    InvalidCallbackUrl => "invalid_callback_url", BAD_REQUEST, "`callback_url` is not an absolute http(s) URL of at most 2048 bytes.";
+    InvalidCallbackUrl => "invalid_callback_url", BAD_REQUEST, "`callback_url` is not an absolute http(s) URL of at most 2048 bytes, or its host is an address that is not public (loopback, private, link-local, reserved…).";
     InvalidJobId => "invalid_job_id", BAD_REQUEST, "The job id in the path is not a UUID.";
     InvalidIdempotencyKey => "invalid_idempotency_key", BAD_REQUEST, "`Idempotency-Key` is not 1 to 255 visible ASCII characters.";
     InvalidStatus => "invalid_status", BAD_REQUEST, "`status` is not a job status.";
@@ -69,6 +70,7 @@ error_codes! {
     UnsafeArchivePath => "unsafe_archive_path", BAD_REQUEST, "An archive entry has an absolute name or climbs out with `..`; nothing was kept.";
     ArchiveTooManyEntries => "archive_too_many_entries", BAD_REQUEST, "The archive has more entries than `FACEREC_MAX_BATCH_ITEMS`.";
     ArchiveBomb => "archive_bomb", BAD_REQUEST, "The archive expands far beyond its size (a compression bomb); nothing was kept.";
+    ManifestTooLarge => "manifest_too_large", BAD_REQUEST, "The archive's `manifest.csv` is over 8 MiB or has more rows than `FACEREC_MAX_BATCH_ITEMS`; nothing was kept.";
     EmptyArchive => "empty_archive", BAD_REQUEST, "The archive has no files.";
     InvalidBatchId => "invalid_batch_id", BAD_REQUEST, "The batch id in the path is not a UUID.";
     InvalidKeyId => "invalid_key_id", BAD_REQUEST, "The key id in the path is not a UUID.";
@@ -76,6 +78,7 @@ error_codes! {
     InvalidActions => "invalid_actions", BAD_REQUEST, "`actions` is empty, too long, or names an unknown action.";
     InvalidCollectionPatterns => "invalid_collection_patterns", BAD_REQUEST, "`collections` is empty, too long, or has an entry that is not a collection name, a name prefix ending in `*`, or `*`.";
     InvalidExpiresAt => "invalid_expires_at", BAD_REQUEST, "`expires_at` is not an RFC 3339 time in the future.";
+    AmbiguousCredentials => "ambiguous_credentials", BAD_REQUEST, "The request has more than one `Authorization` header.";
     MissingApiKey => "missing_api_key", UNAUTHORIZED, "The request has no `Authorization: Bearer <key>` header (the api has a master key).";
     InvalidApiKey => "invalid_api_key", UNAUTHORIZED, "The `Authorization` header is malformed, or its key is unknown, deleted or expired.";
     Forbidden => "forbidden", FORBIDDEN, "The key lacks the action this route needs, may not use the collection named, or may not grant the rights asked for.";
@@ -94,12 +97,13 @@ error_codes! {
     FaceNotFound => "face_not_found", NOT_FOUND, "No face has this id.";
     NotFound => "not_found", NOT_FOUND, "No such route.";
     MethodNotAllowed => "method_not_allowed", METHOD_NOT_ALLOWED, "The route does not accept this method.";
+    RequestTimeout => "request_timeout", REQUEST_TIMEOUT, "The request body came in too slowly (nothing for `FACEREC_BODY_IDLE_TIMEOUT_SECS`, or under `FACEREC_MIN_UPLOAD_BYTES_PER_SEC` on average); nothing was kept and the connection is closed.";
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE, "The upload (each image) is over `FACEREC_MAX_UPLOAD_BYTES`.";
     ArchiveTooLarge => "archive_too_large", PAYLOAD_TOO_LARGE, "The archive is larger than `FACEREC_MAX_BATCH_BYTES`.";
     UnsupportedArchive => "unsupported_archive", UNSUPPORTED_MEDIA_TYPE, "The archive is not zip, tar or tar.gz (judged by its bytes).";
     UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "The image is not JPEG, PNG or WebP (judged by its bytes).";
     CorruptImage => "corrupt_image", UNPROCESSABLE_ENTITY, "The image is empty or its header cannot be read.";
-    ImageTooLarge => "image_too_large", UNPROCESSABLE_ENTITY, "The image header declares more pixels than `FACEREC_MAX_PIXELS`.";
+    ImageTooLarge => "image_too_large", UNPROCESSABLE_ENTITY, "The image header declares more pixels than `FACEREC_MAX_PIXELS`, or (above 4 megapixels) more per byte of file than `FACEREC_MAX_PIXELS_PER_BYTE`.";
     WebsocketRequired => "websocket_required", UPGRADE_REQUIRED, "`GET /v1/live` without a WebSocket upgrade.";
     ServerBusy => "server_busy", SERVICE_UNAVAILABLE, "The api is at its limit of uploads in flight or of database connections; nothing was kept. Retry after `Retry-After` seconds.";
     DatabaseUnavailable => "database_unavailable", SERVICE_UNAVAILABLE, "PostgreSQL does not answer; nothing was kept. Retry after `Retry-After` seconds.";
@@ -236,5 +240,37 @@ mod tests {
         }
         assert_eq!(ErrorCode::PayloadTooLarge.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(ErrorCode::ImageTooLarge.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    /// The error table of docs/api.md ("Errors"): each row's status and the
+    /// codes in backticks of its second column.
+    fn documented_codes(guide: &str) -> Vec<(u16, String)> {
+        let table = guide.split("| status | code | when |").nth(1).expect("docs/api.md has the error table");
+        let rows = table.lines().skip(1).take_while(|l| l.starts_with('|')).filter(|l| !l.starts_with("|---"));
+        let mut codes = Vec::new();
+        for row in rows {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let status = cells[1].parse::<u16>().unwrap_or_else(|_| panic!("no status in {row:?}"));
+            codes.extend(cells[2].split('`').skip(1).step_by(2).map(|code| (status, code.to_owned())));
+        }
+        codes
+    }
+
+    /// A code added to the table in this file must reach the guide too.
+    #[test]
+    fn the_guide_lists_every_code_with_its_status() {
+        let documented = documented_codes(include_str!("../../../docs/api.md"));
+        let missing: Vec<String> = ErrorCode::ALL
+            .iter()
+            .filter(|code| !documented.contains(&(code.status().as_u16(), code.as_str().to_owned())))
+            .map(|code| format!("{} {}", code.status().as_u16(), code.as_str()))
+            .collect();
+        assert!(missing.is_empty(), "docs/api.md's error table lacks (or has another status for): {missing:?}");
+        for (status, code) in &documented {
+            assert!(
+                ErrorCode::ALL.iter().any(|c| c.as_str() == code),
+                "docs/api.md lists {status} {code:?}, no such code"
+            );
+        }
     }
 }

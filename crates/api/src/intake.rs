@@ -157,6 +157,7 @@ fn refused(e: ArchiveError) -> ApiError {
         ArchiveError::UnsafePath(_) => ErrorCode::UnsafeArchivePath,
         ArchiveError::TooManyEntries(_) => ErrorCode::ArchiveTooManyEntries,
         ArchiveError::Bomb(_) => ErrorCode::ArchiveBomb,
+        ArchiveError::ManifestTooLarge(_) | ArchiveError::ManifestTooManyRows(_) => ErrorCode::ManifestTooLarge,
         ArchiveError::Io(io) => return ApiError::internal(io),
     };
     ApiError::new(code, e.to_string())

@@ -3,13 +3,16 @@
 
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use facerec_store::Store;
 use facerec_telemetry::metrics::{CONTENT_TYPE as PROMETHEUS_TEXT, names, prometheus, render};
+use tokio::net::TcpListener;
 use tracing::warn;
 
 /// The api's name in `facerec_build_info` and exported traces.
@@ -79,17 +82,38 @@ pub fn watch_queue_depth(store: Store) -> tokio::task::JoinHandle<()> {
 }
 
 /// Prometheus metrics of the api (text exposition format): requests by route
-/// and status, jobs submitted, uploads refused, and the queue depth. Open,
-/// like `/healthz`: it carries counts, never ids, subjects or keys, and
-/// serving it touches no database.
+/// and status, jobs submitted, uploads refused, and the queue depth. They
+/// carry counts, never ids, subjects or keys, but the counts are every
+/// tenant's: on the api's address they need the master key (when one is
+/// set); `FACEREC_API_METRICS_ADDR` serves them on an address of their own
+/// instead, without a key. Serving them touches no database.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "health",
-    responses((status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain"))
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain"),
+        (status = 401, description = "`missing_api_key`, `invalid_api_key` (with a master key set)", body = crate::ErrorBody),
+        (status = 403, description = "`forbidden`: an API key; only the master key reads the metrics", body = crate::ErrorBody),
+        (status = 404, description = "`not_found`: they are served on `FACEREC_API_METRICS_ADDR` instead", body = crate::ErrorBody)
+    )
 )]
 pub async fn serve_metrics() -> Response {
     ([(CONTENT_TYPE, PROMETHEUS_TEXT)], render(prometheus(SERVICE))).into_response()
+}
+
+/// Serves `/metrics` alone on `listener` (`FACEREC_API_METRICS_ADDR`), until
+/// the task is aborted when the api stops.
+pub fn serve_listener(listener: TcpListener) -> tokio::task::JoinHandle<()> {
+    let router = Router::new()
+        .route("/metrics", get(serve_metrics))
+        .layer(axum::middleware::from_fn(crate::headers::security_headers));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            warn!(error = %e, "the metrics listener stopped");
+        }
+    })
 }
 
 #[cfg(test)]

@@ -23,7 +23,8 @@ use crate::routes::{batches, collections, health, jobs, keys, listing, subjects,
         description = "Self-hosted face recognition. Submissions are jobs: each answers `202` with a job id; \
                        poll `GET /v1/jobs/{id}` for the result. Every error body is \
                        `{\"error\": {\"code\", \"message\", \"request_id\"}}`; `code` is stable (see `ErrorCode` \
-                       for request errors and `JobErrorCode` for failed jobs). Every response carries `x-request-id`. \
+                       for request errors and `JobErrorCode` for failed jobs). Every response carries `x-request-id` \
+                       (the client's, if 1 to 64 characters of `[A-Za-z0-9._:-]`; else a generated one). \
                        When the server has a master key (`FACEREC_MASTER_KEY`), every `/v1` request needs \
                        `Authorization: Bearer <key>`: the master key or an API key from `POST /v1/keys`, which may \
                        do only its `actions` on collections matching its `collections` patterns.",
@@ -52,6 +53,7 @@ use crate::routes::{batches, collections, health, jobs, keys, listing, subjects,
         subjects::delete_face,
         subjects::list_audit,
         batches::create_batch,
+        batches::list_batches,
         batches::get_batch,
         batches::list_batch_items,
         batches::cancel_batch,
@@ -73,8 +75,8 @@ use crate::routes::{batches, collections, health, jobs, keys, listing, subjects,
         SubjectSummary, SubjectView, FaceView, AuditEntry, collections::CreateCollection,
         collections::UpdateCollection, collections::CollectionPage, subjects::SubjectPage, subjects::FacePage,
         subjects::AuditPage, subjects::RenameSubject, BatchForm, BatchView, BatchStatus, BatchCounts,
-        BatchItemView, BatchItemStatus, BatchItemError, batches::BatchItemPage, facerec_core::Action,
-        keys::CreateKey, keys::UpdateKey, keys::KeyView, keys::CreatedKey, keys::KeyPage
+        BatchItemView, BatchItemStatus, BatchItemError, batches::BatchItemPage, batches::BatchPage,
+        facerec_core::Action, keys::CreateKey, keys::UpdateKey, keys::KeyView, keys::CreatedKey, keys::KeyPage
     )),
     modifiers(&KeyAuth),
     tags(
@@ -151,12 +153,14 @@ pub struct Accepted {
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // documentation only
 pub enum SubmitErrors {
-    /// `invalid_multipart`, `missing_image`, `duplicate_field`, `missing_subject`, `invalid_subject`,
-    /// `invalid_collection`, `invalid_top_k`, `invalid_threshold`, `invalid_max_faces`, `invalid_callback_url`,
-    /// `invalid_idempotency_key`, `invalid_consent`, `consent_required`, `invalid_verify_target`, `invalid_face_id`
+    /// `invalid_multipart`, `unknown_field`, `missing_image`, `duplicate_field`, `missing_subject`,
+    /// `invalid_subject`, `invalid_collection`, `invalid_top_k`, `invalid_threshold`, `invalid_max_faces`,
+    /// `invalid_callback_url`, `invalid_idempotency_key`, `invalid_consent`, `consent_required`, `invalid_verify_target`, `invalid_face_id`
     #[response(status = 400)]
     BadRequest(ErrorBody),
-    /// `face_not_found`: verify with the `face_id` of a face an API key cannot reach (or that does not exist)
+    /// `collection_not_found`: recognize, or verify naming a `collection`, in a collection that does not
+    /// exist; `face_not_found`: verify with the `face_id` of a face an API key cannot reach (or that does
+    /// not exist)
     #[response(status = 404)]
     NotFound(ErrorBody),
     /// `idempotency_key_reused`: the key names a job of another kind
@@ -172,6 +176,9 @@ pub enum SubmitErrors {
     #[response(status = 422)]
     Unprocessable(ErrorBody),
     /// `queue_full`: back-pressure; retry after `Retry-After` seconds
+    /// `request_timeout`: the body came in too slowly (the connection is closed)
+    #[response(status = 408)]
+    TooSlow(ErrorBody),
     #[response(status = 429)]
     QueueFull(ErrorBody),
     /// `internal_error`
@@ -199,7 +206,7 @@ pub struct Readiness {
     pub checks: std::collections::BTreeMap<String, String>,
 }
 
-/// `multipart/form-data` body of `POST /v1/register`. Unknown fields are ignored.
+/// `multipart/form-data` body of `POST /v1/register`. Any other field is refused (`unknown_field`).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct RegisterForm {
@@ -212,7 +219,8 @@ pub struct RegisterForm {
     /// Gallery namespace, `[A-Za-z0-9_-]{1,64}`; default `default`.
     #[schema(required = false, pattern = "^[A-Za-z0-9_-]{1,64}$")]
     collection: String,
-    /// Absolute http(s) URL, at most 2048 bytes; stored with the job.
+    /// Absolute http(s) URL, at most 2048 bytes, whose host is a name or a public
+    /// address (`invalid_callback_url` otherwise); stored with the job.
     #[schema(required = false, max_length = 2048)]
     callback_url: String,
     /// A reference to the person's consent (a signed form's id, a ticket URL), 1–512 characters;
@@ -221,7 +229,7 @@ pub struct RegisterForm {
     consent: String,
 }
 
-/// `multipart/form-data` body of `POST /v1/batches`. Unknown fields are ignored.
+/// `multipart/form-data` body of `POST /v1/batches`. Any other field is refused (`unknown_field`).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct BatchForm {
@@ -241,12 +249,14 @@ pub struct BatchForm {
     consent: String,
 }
 
-/// `multipart/form-data` body of `POST /v1/recognize`. Unknown fields are ignored.
+/// `multipart/form-data` body of `POST /v1/recognize`. Any other field is refused (`unknown_field`).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct RecognizeForm {
     #[schema(value_type = String, format = Binary)]
     image: Vec<u8>,
+    /// The collection searched; default `default`. It must exist: a misspelt name is
+    /// `404 collection_not_found`, never a search that finds nobody.
     #[schema(required = false, pattern = "^[A-Za-z0-9_-]{1,64}$")]
     collection: String,
     /// Matches per face, 1–100; default 5.
@@ -263,7 +273,7 @@ pub struct RecognizeForm {
     callback_url: String,
 }
 
-/// `multipart/form-data` body of `POST /v1/embed`. Unknown fields are ignored.
+/// `multipart/form-data` body of `POST /v1/embed`. Any other field is refused (`unknown_field`).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct EmbedForm {
@@ -277,7 +287,7 @@ pub struct EmbedForm {
 }
 
 /// `multipart/form-data` body of `POST /v1/verify`: `image` and exactly one
-/// of `image2`, `subject` (with `collection`) and `face_id`. Unknown fields are ignored.
+/// of `image2`, `subject` (with `collection`) and `face_id`. Any other field is refused (`unknown_field`).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct VerifyForm {
@@ -289,7 +299,8 @@ pub struct VerifyForm {
     /// A subject of `collection`: its most similar face counts.
     #[schema(required = false, min_length = 1, max_length = 128)]
     subject: String,
-    /// The subject's collection (and the default threshold's); default `default`.
+    /// The subject's collection (and the default threshold's); default `default`. It must
+    /// exist (`404 collection_not_found`).
     #[schema(required = false, pattern = "^[A-Za-z0-9_-]{1,64}$")]
     collection: String,
     /// A stored face.
@@ -330,6 +341,7 @@ mod tests {
         {
             assert!(doc["paths"][path].is_object(), "{path} missing");
         }
+        assert!(doc["paths"]["/v1/batches"]["get"].is_object(), "the list of batches is documented");
         assert_eq!(doc["components"]["securitySchemes"]["api_key"]["scheme"], "bearer");
         assert_eq!(doc["paths"]["/v1/jobs/{id}"]["get"]["security"][0]["api_key"], serde_json::json!([]));
         assert!(doc["paths"]["/v1/jobs/{id}"]["get"]["responses"]["401"].is_object());

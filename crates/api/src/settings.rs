@@ -11,6 +11,12 @@ pub struct Settings {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "FACEREC_API_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+    /// Serve `/metrics` on a listener of its own at this address, open to
+    /// whoever reaches it (keep it off the public network), and not on
+    /// `FACEREC_API_ADDR`. Unset: `/metrics` is on `FACEREC_API_ADDR`, and
+    /// needs the master key when one is set (the metrics count every tenant's traffic).
+    #[arg(long, env = "FACEREC_API_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     #[command(flatten)]
     pub database: facerec_store::DatabaseArgs,
     #[command(flatten)]
@@ -29,6 +35,27 @@ pub struct Settings {
     /// How long a submission may wait for room among the upload bytes in flight.
     #[arg(long, env = "FACEREC_UPLOAD_WAIT_MS", default_value_t = 2000)]
     pub upload_wait_ms: u64,
+    /// The most of the upload budget, and of the spool (archives and bytes),
+    /// one caller may hold at once, in percent: a caller is its API key, or its
+    /// address without one. A lone request of any allowed size always fits.
+    #[arg(long, env = "FACEREC_MAX_SHARE_PERCENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub max_share_percent: u8,
+    /// A client must send a request's whole header block within this many
+    /// seconds (one deadline for the block, not per line), else the connection
+    /// is closed; also how long an idle keep-alive connection stays open. 0: no limit.
+    #[arg(long, env = "FACEREC_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// A request body that sends nothing for this many seconds is cut off
+    /// (`408 request_timeout`); it is also the grace before
+    /// `FACEREC_MIN_UPLOAD_BYTES_PER_SEC` counts. 0: neither limit.
+    #[arg(long, env = "FACEREC_BODY_IDLE_TIMEOUT_SECS", default_value_t = 10)]
+    pub body_idle_timeout_secs: u64,
+    /// Bytes per second a request body must average, counted from its start
+    /// once the grace (`FACEREC_BODY_IDLE_TIMEOUT_SECS`) is over; slower ones are
+    /// cut off (`408 request_timeout`). 0: no minimum.
+    #[arg(long, env = "FACEREC_MIN_UPLOAD_BYTES_PER_SEC", default_value_t = 16 * 1024)]
+    pub min_upload_bytes_per_sec: u64,
     /// Largest archive `POST /v1/batches` accepts, in bytes.
     #[arg(long, env = "FACEREC_MAX_BATCH_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
     pub max_batch_bytes: u64,
@@ -39,6 +66,14 @@ pub struct Settings {
     /// Each file is removed as soon as its batch is recorded or refused.
     #[arg(long, env = "FACEREC_SPOOL_DIR")]
     pub spool_dir: Option<std::path::PathBuf>,
+    /// Archives spooled at once (being uploaded or read); more get `503 server_busy`.
+    #[arg(long, env = "FACEREC_MAX_SPOOLING_ARCHIVES", default_value_t = 4)]
+    pub max_spooling_archives: usize,
+    /// Bytes of archives spooled at once (each counts its `Content-Length`, or
+    /// `FACEREC_MAX_BATCH_BYTES` without one); past it, `503 server_busy`.
+    /// At least `FACEREC_MAX_BATCH_BYTES`.
+    #[arg(long, env = "FACEREC_MAX_SPOOL_BYTES", default_value_t = 4 * 1024 * 1024 * 1024)]
+    pub max_spool_bytes: u64,
     /// PostgreSQL connections the api keeps at most.
     #[arg(long, env = "FACEREC_API_DB_CONNECTIONS", default_value_t = 16)]
     pub db_connections: u32,
@@ -55,6 +90,11 @@ pub struct Settings {
     /// Images with more pixels (read from the header) are refused.
     #[arg(long, env = "FACEREC_MAX_PIXELS", default_value_t = 40_000_000)]
     pub max_pixels: u64,
+    /// Images over 4 megapixels with more pixels than this per byte of file
+    /// (16-bit ones counted twice) are refused (`image_too_large`): a small
+    /// file must not cost a worker seconds. 0: no limit.
+    #[arg(long, env = "FACEREC_MAX_PIXELS_PER_BYTE", default_value_t = facerec_core::DEFAULT_MAX_PIXELS_PER_BYTE)]
+    pub max_pixels_per_byte: u64,
     /// Default cosine-similarity threshold for a recognize match to count as `best`.
     /// Chosen from our measurements (docs/benchmarks.md, "Accuracy and the default threshold"): no
     /// errors on 1,770 labelled pairs, 0.046 above the most similar different people.
@@ -99,13 +139,31 @@ pub struct Settings {
     /// A live stream with no message for this many seconds is closed (`idle_timeout`).
     #[arg(long, env = "FACEREC_LIVE_IDLE_SECS", default_value_t = 30)]
     pub live_idle_secs: u64,
-    /// How often an open live stream's API key is looked up again, in seconds,
-    /// so that a deleted or expired key also ends its streams (`invalid_api_key`).
+    /// How often an open live stream's API key is looked up again, in seconds:
+    /// a deleted or expired key ends its streams (`invalid_api_key`), and so
+    /// does one no longer allowed to recognize in the stream's collection (`forbidden`).
     #[arg(long, env = "FACEREC_LIVE_KEY_RECHECK_SECS", default_value_t = 10)]
     pub live_key_recheck_secs: u64,
     /// How long a live frame waits for a worker's answer before `no_worker`.
     #[arg(long, env = "FACEREC_LIVE_TIMEOUT_MS", default_value_t = 3000)]
     pub live_timeout_ms: u64,
+    /// Live streams upgraded without a key, waiting for their first message to
+    /// authenticate them: they count here, not against `FACEREC_LIVE_MAX_STREAMS`,
+    /// until they have. More get `503 server_busy`.
+    #[arg(long, env = "FACEREC_LIVE_MAX_PENDING", default_value_t = 8)]
+    pub live_max_pending: usize,
+    /// Of those, how many one client address may hold (an IPv6 address counts
+    /// by its /64); more get `429 rate_limited`.
+    #[arg(long, env = "FACEREC_LIVE_MAX_PENDING_PER_ADDR", default_value_t = 2)]
+    pub live_max_pending_per_addr: usize,
+    /// Seconds a stream without a key has to send its auth message before it is closed (`missing_api_key`).
+    #[arg(long, env = "FACEREC_LIVE_AUTH_WAIT_SECS", default_value_t = 5)]
+    pub live_auth_wait_secs: u64,
+    /// Accept a `callback_url` whose host is a loopback address (tests; the
+    /// workers' setting of the same name lets them deliver there). Other
+    /// addresses that are not public are refused whatever this says.
+    #[arg(long, env = "FACEREC_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
+    pub webhook_allow_private: bool,
 }
 
 impl Settings {
@@ -126,6 +184,11 @@ impl Settings {
         }
         if !(self.live_max_fps >= 0.0 && self.live_max_fps.is_finite()) {
             anyhow::bail!("FACEREC_LIVE_MAX_FPS must be a number of at least 0");
+        }
+        if self.max_spool_bytes < self.max_batch_bytes {
+            anyhow::bail!(
+                "FACEREC_MAX_SPOOL_BYTES must be at least FACEREC_MAX_BATCH_BYTES, or no largest archive fits"
+            );
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
-//! Reading a multipart upload: one `image` file plus text fields, checked
-//! before anything is stored (size, type from the content, header dimensions).
+//! Reading a multipart upload: one `image` file plus the text fields the route
+//! takes, checked before anything is stored (field names, size, type from the
+//! content, header dimensions).
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -20,7 +21,8 @@ pub struct ImageUpload {
 }
 
 /// The fields of a submission form: the `image` file, for verify an optional
-/// `image2` file, and text fields. Unknown fields are ignored.
+/// `image2` file, and text fields. A field the route does not take is refused
+/// (a misspelt `treshold` must not run with the default threshold).
 #[derive(Debug)]
 pub struct Form {
     pub image: ImageUpload,
@@ -29,7 +31,12 @@ pub struct Form {
 }
 
 impl Form {
-    pub async fn read(multipart: Result<Multipart, MultipartRejection>, settings: &Settings) -> Result<Self, ApiError> {
+    /// Reads the form of a route that takes the fields `allowed` (files included).
+    pub async fn read(
+        multipart: Result<Multipart, MultipartRejection>,
+        settings: &Settings,
+        allowed: &[&str],
+    ) -> Result<Self, ApiError> {
         let mut multipart = multipart.map_err(|e| {
             ApiError::new(ErrorCode::InvalidMultipart, format!("expected a multipart/form-data body: {e}"))
         })?;
@@ -41,6 +48,8 @@ impl Form {
         let mut fields = HashMap::new();
         while let Some(field) = multipart.next_field().await.map_err(too_large)? {
             let name = field.name().unwrap_or_default().to_owned();
+            // Refused by its name, before its content is read.
+            known_field(&name, allowed)?;
             let file = match name.as_str() {
                 "image" => Some(&mut image),
                 "image2" => Some(&mut image2),
@@ -70,6 +79,19 @@ impl Form {
     }
 }
 
+/// `400 unknown_field` unless the route takes a field named `name`; the
+/// answer names the field and every field the route takes.
+pub fn known_field(name: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    if allowed.contains(&name) {
+        return Ok(());
+    }
+    let message = format!("the form has an unknown field {name:?}; this route takes {}", allowed.join(", "));
+    Err(ApiError::new(ErrorCode::UnknownField, message))
+}
+
+/// What a client is told about an image whose header cannot be read.
+pub const UNREADABLE_HEADER: &str = "the image is damaged or cut short: its header cannot be read";
+
 /// Checks the image's size, type (from its bytes, not the client's claim) and
 /// header dimensions, without decoding pixels. Returns its MIME type.
 pub fn check_image(bytes: &[u8], settings: &Settings) -> Result<&'static str, ApiError> {
@@ -86,9 +108,12 @@ pub fn check_image(bytes: &[u8], settings: &Settings) -> Result<&'static str, Ap
         ImageFormat::WebP => "image/webp",
         _ => return Err(ApiError::unsupported_media_type()),
     };
-    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
-        .into_dimensions()
-        .map_err(|e| ApiError::new(ErrorCode::CorruptImage, format!("the image header cannot be read: {e}")))?;
+    let decoder = ImageReader::with_format(Cursor::new(bytes), format).into_decoder().map_err(|e| {
+        // The decoder's words are for us, not the client (they name its internals).
+        tracing::warn!(error = %e, format = content_type, "image header unreadable");
+        ApiError::new(ErrorCode::CorruptImage, UNREADABLE_HEADER)
+    })?;
+    let (width, height) = image::ImageDecoder::dimensions(&decoder);
     if width == 0 || height == 0 {
         return Err(ApiError::new(
             ErrorCode::CorruptImage,
@@ -101,6 +126,11 @@ pub fn check_image(bytes: &[u8], settings: &Settings) -> Result<&'static str, Ap
             format!("the image is {width}x{height} pixels, over the limit of {} pixels", settings.max_pixels),
         ));
     }
+    // The worker applies the same rule before decoding (facerec_core::DecodeCost).
+    let color = image::ImageDecoder::color_type(&decoder);
+    let bytes_per_sample = color.bytes_per_pixel() / color.channel_count().max(1);
+    let cost = facerec_core::DecodeCost { width, height, bytes_per_sample, encoded_bytes: bytes.len() as u64 };
+    cost.check(settings.max_pixels_per_byte).map_err(|e| ApiError::new(ErrorCode::ImageTooLarge, e.to_string()))?;
     Ok(content_type)
 }
 
@@ -136,5 +166,31 @@ mod tests {
         let mut truncated = png(10, 10);
         truncated.truncate(12);
         assert_eq!(code(&truncated), "corrupt_image");
+    }
+
+    #[test]
+    fn a_broken_header_is_told_in_plain_words_not_the_decoders() {
+        let s = settings();
+        let mut truncated = png(10, 10);
+        truncated.truncate(20);
+        // A JPEG whose APP0 segment declares a length of 0 ("Found a marker with invalid length:0").
+        let bad_marker = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00];
+        for bytes in [&truncated[..], &bad_marker[..]] {
+            let error = check_image(bytes, &s).unwrap_err();
+            assert_eq!((error.code.as_str(), error.message.as_str()), ("corrupt_image", UNREADABLE_HEADER));
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_named_with_the_ones_the_route_takes() {
+        let allowed = ["image", "collection", "threshold", "top_k"];
+        assert!(known_field("threshold", &allowed).is_ok());
+        let error = known_field("treshold", &allowed).unwrap_err();
+        assert_eq!(error.code.as_str(), "unknown_field");
+        assert_eq!(
+            error.message,
+            "the form has an unknown field \"treshold\"; this route takes image, collection, threshold, top_k"
+        );
+        assert_eq!(known_field("", &allowed).unwrap_err().code.as_str(), "unknown_field");
     }
 }

@@ -1,6 +1,7 @@
 //! The api as the CLI uses it: find a job by idempotency key, submit a
-//! register, poll a job. Busy answers (`429`, `503`) wait for `Retry-After`
-//! and try again; a lost connection is retried until the connect timeout.
+//! register, poll a job, see whether a face still exists. Busy answers
+//! (`429`, `503`) wait for `Retry-After` and try again; a lost connection is
+//! retried until the connect timeout.
 
 use std::time::{Duration, Instant};
 
@@ -58,7 +59,17 @@ pub struct Register<'a> {
     pub subject: &'a str,
     pub collection: &'a str,
     pub consent: Option<&'a str>,
-    pub idempotency_key: &'a str,
+    pub idempotency_key: String,
+}
+
+/// Whether a face a job registered is still in the gallery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaceState {
+    Present,
+    /// Deleted since: the face itself, or its subject or collection.
+    Deleted,
+    /// The key may not read the gallery (no `gallery.read`), or the id is not one.
+    Unknown,
 }
 
 #[derive(Clone)]
@@ -152,6 +163,28 @@ impl ApiClient {
         expect_ok(response).await?.json().await.context("reading the job")
     }
 
+    /// Whether the face `id` still exists (`GET /v1/faces/{id}`): a resumed
+    /// file whose job succeeded is only registered if its face is still there.
+    pub async fn face_state(&self, id: &str) -> anyhow::Result<FaceState> {
+        // The id comes from a job's result; never let it shape the path otherwise.
+        let Ok(id) = uuid::Uuid::parse_str(id) else { return Ok(FaceState::Unknown) };
+        let url = format!("{}/v1/faces/{id}", self.base);
+        let response = self.send(|| self.http.get(&url)).await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => {
+                // Only the api's own answer counts, not a 404 from something in front of it.
+                let body: Value = response.json().await.unwrap_or_default();
+                let deleted = body["error"]["code"] == "face_not_found";
+                Ok(if deleted { FaceState::Deleted } else { FaceState::Unknown })
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Ok(FaceState::Unknown),
+            _ => {
+                expect_ok(response).await?;
+                Ok(FaceState::Present)
+            }
+        }
+    }
+
     pub async fn register(&self, r: &Register<'_>) -> anyhow::Result<Submission> {
         let url = format!("{}/v1/register", self.base);
         let form = || {
@@ -163,8 +196,9 @@ impl ApiClient {
             }
             form.part("image", part.expect("a valid MIME type"))
         };
-        let response =
-            self.send(|| self.http.post(&url).header("Idempotency-Key", r.idempotency_key).multipart(form())).await?;
+        let response = self
+            .send(|| self.http.post(&url).header("Idempotency-Key", r.idempotency_key.as_str()).multipart(form()))
+            .await?;
         let status = response.status();
         if status == StatusCode::ACCEPTED {
             let replayed = response.headers().get("idempotent-replayed").is_some_and(|v| v == "true");

@@ -1,11 +1,11 @@
 //! `facerec ingest`: every input file becomes one register job, at most
 //! `--concurrency` at a time, each under an idempotency key derived from its
 //! content, collection and subject, so a re-run finds what an earlier run did
-//! instead of registering it twice.
+//! instead of registering it twice. `--dry-run` takes the same path up to
+//! the upload: it asks the api for each file's earlier jobs as a real run
+//! does, so what it says a run would send is what a run sends.
 
-use std::collections::BTreeSet;
 use std::future::Future;
-use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -13,38 +13,31 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use facerec_core::{CollectionName, ConsentRef, SubjectName};
 use futures::StreamExt;
-use sha2::{Digest, Sha256};
+use futures::future::Either;
 
-use crate::client::{ApiClient, ApiUnreachable, Job, Register, Submission};
+use crate::client::{ApiClient, ApiUnreachable, FaceState, Job, Register, Submission};
 use crate::inputs::{self, Input, Skip, image_type};
 use crate::progress::Progress;
 use crate::report::{Outcome, ReportError, ReportWriter, Status, Tally};
+use crate::resume::{Ended, Keys, judge};
 use crate::{Exit, IngestArgs};
-
-/// Submissions per file when its job ends with an internal error (across
-/// runs: each try has its own key).
-const MAX_TRIES: u32 = 3;
 
 /// Files larger than this are not read (the api's own limit is far lower).
 const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 
-/// The `Idempotency-Key` of one image registered as `subject` in `collection`.
-pub fn idempotency_key(collection: &str, subject: &str, content: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(b"facerec-ingest-v1\0");
-    h.update(collection.as_bytes());
-    h.update(b"\0");
-    h.update(subject.as_bytes());
-    h.update(b"\0");
-    h.update(Sha256::digest(content));
-    format!("facerec-ingest-{}", hex::encode(h.finalize()))
-}
+/// Times one file may be registered again after its face was deleted; a
+/// bound on the lookups one file costs, far above any real use.
+const MAX_RESENDS: u32 = 16;
 
 struct Run<'a> {
     client: ApiClient,
     collection: &'a str,
     consent: Option<&'a str>,
     lookups: Lookups,
+    /// Look everything up, send nothing, wait for nothing.
+    dry_run: bool,
+    /// Register again a file whose earlier face was deleted.
+    resend_deleted: bool,
 }
 
 /// Lookups that find nothing, in a row, after which files are sent without one.
@@ -56,7 +49,8 @@ const MISSES_BEFORE_SENDING_STRAIGHT: u32 = 32;
 /// [`MISSES_BEFORE_SENDING_STRAIGHT`] lookups in a row have found nothing,
 /// files are sent straight away. Nothing is registered twice either way: the
 /// upload carries the idempotency key, and an api that answers with an
-/// earlier job (`Idempotent-Replayed`) turns the lookups back on.
+/// earlier job (`Idempotent-Replayed`) turns the lookups back on. A dry run
+/// always asks: it uploads nothing that could be answered with a job.
 #[derive(Default)]
 struct Lookups {
     misses_in_a_row: AtomicU32,
@@ -87,21 +81,33 @@ pub async fn ingest(args: IngestArgs, interrupt: impl Future<Output = ()>) -> an
         (Some(dir), None) => inputs::from_folder(dir)?,
         (None, None) => bail!("give a folder or --manifest"),
     };
-    if args.dry_run {
-        return Ok(dry_run(inputs, collection.as_str()));
-    }
     let connections = usize::from(args.concurrency);
     let client = ApiClient::new(&args.connection, connections, Duration::from_secs(args.connect_timeout))?;
     client.check().await?;
-    let run =
-        Run { client, collection: collection.as_str(), consent: args.consent.as_deref(), lookups: Lookups::default() };
+    let run = Run {
+        client,
+        collection: collection.as_str(),
+        consent: args.consent.as_deref(),
+        lookups: Lookups::default(),
+        dry_run: args.dry_run,
+        resend_deleted: args.resend_deleted,
+    };
 
     let total = inputs.len() as u64;
     let mut report = ReportWriter::create(args.report.as_deref())?;
     let mut tally = Tally::default();
-    let mut progress = Progress::new(total, args.quiet, Duration::from_secs(args.progress_interval.max(1)));
+    // A dry run lists every file on stdout instead.
+    let quiet = args.quiet || run.dry_run;
+    let mut progress = Progress::new(total, quiet, Duration::from_secs(args.progress_interval.max(1)));
     let started = Instant::now();
-    let mut outcomes = futures::stream::iter(inputs).map(|input| process(&run, input)).buffer_unordered(connections);
+    let each = futures::stream::iter(inputs).map(|input| process(&run, input));
+    // The dry run's listing keeps the input order; a run takes whichever file ends first.
+    let outcomes = if run.dry_run {
+        Either::Left(each.buffered(connections))
+    } else {
+        Either::Right(each.buffer_unordered(connections))
+    };
+    let mut outcomes = Box::pin(outcomes);
     let mut interrupt = std::pin::pin!(interrupt);
     let (mut interrupted, mut fatal) = (false, None);
     loop {
@@ -114,6 +120,9 @@ pub async fn ingest(args: IngestArgs, interrupt: impl Future<Output = ()>) -> an
             next = outcomes.next() => match next {
                 None => break,
                 Some(Ok(outcome)) => {
+                    if run.dry_run {
+                        println!("{}", outcome.dry_run_line());
+                    }
                     tally.add(&outcome);
                     report.write(&outcome)?;
                     progress.update(&tally);
@@ -129,7 +138,12 @@ pub async fn ingest(args: IngestArgs, interrupt: impl Future<Output = ()>) -> an
     drop(outcomes);
     progress.finish();
     report.finish()?;
-    print!("{}", tally.summary(total, run.collection, started.elapsed(), interrupted || fatal.is_some()));
+    let stopped = interrupted || fatal.is_some();
+    if run.dry_run {
+        print!("{}", tally.dry_run_summary(total, run.collection, stopped));
+    } else {
+        print!("{}", tally.summary(total, run.collection, started.elapsed(), stopped));
+    }
     if let Some(report) = &args.report {
         println!("report: {}", report.display());
     }
@@ -140,7 +154,9 @@ pub async fn ingest(args: IngestArgs, interrupt: impl Future<Output = ()>) -> an
         }
         return Err(e);
     }
-    let all = !interrupted && tally.succeeded == total;
+    // A dry run answers as the run it describes would, counting the files it
+    // would send (or wait for) as registered.
+    let all = !interrupted && tally.done() == total && tally.nothing_lost();
     Ok(if all { Exit::AllRegistered } else { Exit::SomeNotRegistered })
 }
 
@@ -151,7 +167,16 @@ async fn process(run: &Run<'_>, input: Input) -> anyhow::Result<Outcome> {
     match process_file(run, input).await {
         Err(e) if e.downcast_ref::<ApiUnreachable>().is_none() => {
             let error = Some(ReportError { code: "api_error".into(), message: format!("{e:#}") });
-            Ok(Outcome { path, subject, status: Status::Failed, job_id: None, face_id: None, error, resumed: false })
+            Ok(Outcome {
+                path,
+                subject,
+                status: Status::Failed,
+                job_id: None,
+                face_id: None,
+                error,
+                resumed: false,
+                dry_run: run.dry_run,
+            })
         }
         other => other,
     }
@@ -166,6 +191,7 @@ async fn process_file(run: &Run<'_>, input: Input) -> anyhow::Result<Outcome> {
         face_id: None,
         error: error.map(|(code, message)| ReportError { code: code.to_owned(), message }),
         resumed: false,
+        dry_run: run.dry_run,
     };
     let skipped = |skip: Skip| outcome(Status::Skipped, Some((skip.code(), skip.message().to_owned())));
     if let Some(skip) = input.skip {
@@ -174,6 +200,9 @@ async fn process_file(run: &Run<'_>, input: Input) -> anyhow::Result<Outcome> {
     let bytes = match read_image(&input.path).await {
         Ok(bytes) => bytes,
         Err(ReadError::Skip(skip)) => return Ok(skipped(skip)),
+        Err(ReadError::Failed(refusal)) => {
+            return Ok(outcome(Status::Failed, Some((refusal.code, refusal.message.to_owned()))));
+        }
         Err(ReadError::TooLarge(n)) => {
             let message = format!("the file is {n} bytes, over {MAX_FILE_BYTES}");
             return Ok(outcome(Status::Failed, Some(("payload_too_large", message))));
@@ -183,9 +212,7 @@ async fn process_file(run: &Run<'_>, input: Input) -> anyhow::Result<Outcome> {
     if let Err(e) = SubjectName::parse(&input.subject) {
         return Ok(outcome(Status::Failed, Some(("invalid_subject", e.to_string()))));
     }
-    let key = idempotency_key(run.collection, &input.subject, &bytes);
-    // Each try has its own key: a retried file never meets its earlier job's.
-    let keys: Vec<String> = (1..=MAX_TRIES).map(|n| if n == 1 { key.clone() } else { format!("{key}-r{n}") }).collect();
+    let keys = Keys::new(run.collection, &input.subject, &bytes);
     let file_name = input.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut register = Register {
         bytes,
@@ -194,49 +221,71 @@ async fn process_file(run: &Run<'_>, input: Input) -> anyhow::Result<Outcome> {
         subject: &input.subject,
         collection: run.collection,
         consent: run.consent,
-        idempotency_key: &keys[0],
+        idempotency_key: String::new(),
     };
-    for (attempt, key) in (1..).zip(&keys) {
-        register.idempotency_key = key;
-        let earlier = if run.lookups.worth_asking() { run.client.job_by_key(key).await? } else { None };
+    // The face this file's keys follow, once an earlier face of it was deleted.
+    let mut after: Option<String> = None;
+    // The job whose face was deleted, and that face, while no later job is found.
+    let mut deleted: Option<(String, String)> = None;
+    let (mut attempt, mut resends) = (1, 0);
+    loop {
+        register.idempotency_key = keys.key(after.as_deref(), attempt);
+        let first = after.is_none() && attempt == 1;
+        let ask = run.dry_run || !first || run.lookups.worth_asking();
+        let earlier = if ask { run.client.job_by_key(&register.idempotency_key).await? } else { None };
         let (job, resumed) = match earlier {
             Some(job) => (job, true),
-            None => match run.client.register(&register).await? {
-                Submission::Accepted { job, replayed: false } => (job, false),
-                // The answer names the earlier job, not its result: read it.
-                Submission::Accepted { job, replayed: true } => {
-                    (run.client.job_when_ended(&job.job_id, LONG_POLL).await?, true)
+            None => match (&deleted, run.resend_deleted, run.dry_run) {
+                (Some((job_id, face_id)), false, _) => {
+                    let (job_id, face_id) = (Some(job_id.clone()), Some(face_id.clone()));
+                    return Ok(Outcome { job_id, face_id, resumed: true, ..outcome(Status::Deleted, None) });
                 }
-                Submission::Refused(error) => {
-                    return Ok(Outcome { error: Some(error.into()), ..outcome(Status::Failed, None) });
-                }
+                (_, _, true) => return Ok(outcome(Status::WouldSend, None)),
+                _ => match run.client.register(&register).await? {
+                    Submission::Accepted { job, replayed: false } => (job, false),
+                    // The answer names the earlier job, not its result: read it.
+                    Submission::Accepted { job, replayed: true } => {
+                        (run.client.job_when_ended(&job.job_id, LONG_POLL).await?, true)
+                    }
+                    Submission::Refused(error) => {
+                        return Ok(Outcome { error: Some(error.into()), ..outcome(Status::Failed, None) });
+                    }
+                },
             },
         };
-        if attempt == 1 {
+        if first {
             run.lookups.found(resumed);
         }
-        let job = wait(&run.client, job).await?;
         let done = Outcome { job_id: Some(job.job_id.clone()), resumed, ..outcome(Status::Succeeded, None) };
-        let error = job.error.clone().map(ReportError::from);
-        match job.status.as_str() {
-            "succeeded" => return Ok(Outcome { face_id: job.face_id(), ..done }),
-            "failed" if attempt == MAX_TRIES || !retryable(error.as_ref()) => {
-                return Ok(Outcome { status: Status::Failed, error, ..done });
+        if run.dry_run && !job.is_terminal() {
+            return Ok(Outcome { status: Status::InProgress, ..done });
+        }
+        let job = wait(&run.client, job).await?;
+        let ended = judge(&job, attempt);
+        if let Ended::Registered { face_id: Some(face_id) } = &ended
+            && resumed
+            && run.client.face_state(face_id).await? == FaceState::Deleted
+        {
+            // Deleted on purpose since: follow the keys a resend of it would have used.
+            resends += 1;
+            if resends > MAX_RESENDS {
+                bail!("registered again more than {MAX_RESENDS} times after its face was deleted");
             }
-            // Canceled by a user, or by deleting the subject: never sent again.
-            "canceled" => {
+            deleted = Some((job.job_id.clone(), face_id.clone()));
+            after = Some(face_id.clone());
+            attempt = 1;
+            continue;
+        }
+        match ended {
+            Ended::Registered { face_id } => return Ok(Outcome { face_id, ..done }),
+            Ended::Failed(error) => return Ok(Outcome { status: Status::Failed, error, ..done }),
+            Ended::Canceled => {
                 let error = ReportError { code: "canceled".into(), message: "the job was canceled".into() };
                 return Ok(Outcome { status: Status::Failed, error: Some(error), ..done });
             }
-            _ => continue,
+            Ended::Retry => attempt += 1,
         }
     }
-    unreachable!("the last try always returns")
-}
-
-/// A job that failed for our side's reasons may succeed if sent again.
-fn retryable(error: Option<&ReportError>) -> bool {
-    error.is_none_or(|e| e.code == "internal_error")
 }
 
 /// How long one request waits for a job to end.
@@ -260,6 +309,7 @@ async fn wait(client: &ApiClient, mut job: Job) -> anyhow::Result<Job> {
 
 enum ReadError {
     Skip(Skip),
+    Failed(inputs::Refusal),
     TooLarge(u64),
 }
 
@@ -269,37 +319,11 @@ async fn read_image(path: &Path) -> Result<Vec<u8>, ReadError> {
         return Err(ReadError::TooLarge(len));
     }
     let bytes = tokio::fs::read(path).await.map_err(|_| ReadError::Skip(Skip::Unreadable))?;
-    image_type(&bytes).ok_or(ReadError::Skip(Skip::UnsupportedMediaType))?;
-    Ok(bytes)
-}
-
-/// Prints what a run would send and what it would skip; sends nothing.
-fn dry_run(inputs: Vec<Input>, collection: &str) -> Exit {
-    let mut subjects = BTreeSet::new();
-    let (mut images, mut skipped) = (0u64, Vec::new());
-    for input in inputs {
-        let skip = input.skip.or_else(|| {
-            let mut head = [0u8; 16];
-            let n = std::fs::File::open(&input.path).and_then(|mut f| f.read(&mut head));
-            match n {
-                Ok(n) => image_type(&head[..n]).is_none().then_some(Skip::UnsupportedMediaType),
-                Err(_) => Some(Skip::Unreadable),
-            }
-        });
-        match skip {
-            Some(skip) => skipped.push((input.path, skip)),
-            None => {
-                images += 1;
-                subjects.insert(input.subject);
-            }
-        }
+    match inputs::check_bytes(&bytes) {
+        Ok(_) => Ok(bytes),
+        Err(inputs::NotSent::Skipped(skip)) => Err(ReadError::Skip(skip)),
+        Err(inputs::NotSent::Failed(refusal)) => Err(ReadError::Failed(refusal)),
     }
-    println!("dry run: would register {images} images of {} subjects into collection {collection}", subjects.len());
-    println!("  would skip {} files", skipped.len());
-    for (path, skip) in &skipped {
-        println!("    {} ({})", path.display(), skip.code());
-    }
-    if skipped.is_empty() { Exit::AllRegistered } else { Exit::SomeNotRegistered }
 }
 
 #[cfg(test)]
@@ -321,17 +345,5 @@ mod tests {
         assert!(!lookups.worth_asking(), "a first run sends straight away");
         lookups.found(true);
         assert!(lookups.worth_asking(), "an upload answered with an earlier job turns lookups back on");
-    }
-
-    #[test]
-    fn keys_differ_by_collection_subject_and_content_and_are_stable() {
-        let k = idempotency_key("c", "Ann", b"x");
-        assert_eq!(k, idempotency_key("c", "Ann", b"x"));
-        assert_ne!(k, idempotency_key("d", "Ann", b"x"));
-        assert_ne!(k, idempotency_key("c", "Bo", b"x"));
-        assert_ne!(k, idempotency_key("c", "Ann", b"y"));
-        // A separator keeps ("ab", "c") and ("a", "bc") apart.
-        assert_ne!(idempotency_key("ab", "c", b"x"), idempotency_key("a", "bc", b"x"));
-        assert!(k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()));
     }
 }

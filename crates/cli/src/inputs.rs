@@ -45,6 +45,34 @@ impl Skip {
     }
 }
 
+/// A file that fails before it is sent, reported with the code and message
+/// the api gives the same bytes, so a run, a batch and an upload agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: &'static str,
+}
+
+/// An empty file is a broken image, not another type: the api answers an
+/// empty upload `422 corrupt_image` and fails an empty batch entry so.
+pub const EMPTY_FILE: Refusal = Refusal { code: "corrupt_image", message: "the image is empty" };
+
+/// Why a file's bytes are not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotSent {
+    Skipped(Skip),
+    Failed(Refusal),
+}
+
+/// A file's bytes as the api would judge them before decoding: the image
+/// type to send them as, or why they are not sent.
+pub fn check_bytes(bytes: &[u8]) -> Result<&'static str, NotSent> {
+    if bytes.is_empty() {
+        return Err(NotSent::Failed(EMPTY_FILE));
+    }
+    image_type(bytes).ok_or(NotSent::Skipped(Skip::UnsupportedMediaType))
+}
+
 /// The image type of a file's first bytes, if it is one the api accepts.
 pub fn image_type(head: &[u8]) -> Option<&'static str> {
     if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
@@ -178,5 +206,13 @@ mod tests {
         assert_eq!(image_type(b"RIFF\0\0\0\0WEBPVP8 "), Some("image/webp"));
         assert_eq!(image_type(b"GIF89a"), None);
         assert_eq!(image_type(b""), None);
+    }
+
+    #[test]
+    fn an_empty_file_fails_as_a_broken_image_like_on_the_api() {
+        assert_eq!(check_bytes(b""), Err(NotSent::Failed(EMPTY_FILE)));
+        assert_eq!((EMPTY_FILE.code, EMPTY_FILE.message), ("corrupt_image", "the image is empty"));
+        assert_eq!(check_bytes(b"not an image"), Err(NotSent::Skipped(Skip::UnsupportedMediaType)));
+        assert_eq!(check_bytes(&[0xFF, 0xD8, 0xFF, 0xE0]), Ok("image/jpeg"));
     }
 }

@@ -62,6 +62,10 @@ pub async fn run(mut args: KeysArgs) -> anyhow::Result<()> {
             let created = client.call(Method::POST, "/v1/keys", Some(&body)).await?.unwrap_or_default();
             println!("{}", serde_json::to_string_pretty(&created)?);
             eprintln!("the key is shown only now: keep it somewhere safe");
+            // The api says so when it runs open: the key made is then no protection.
+            if let Some(warning) = created["warning"].as_str() {
+                eprintln!("warning: {warning}");
+            }
         }
         KeysCommand::List => {
             let mut cursor: Option<String> = None;

@@ -15,6 +15,7 @@ mod keys;
 mod migrate;
 mod progress;
 mod report;
+mod resume;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -22,8 +23,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
-pub use ingest::idempotency_key;
 pub use report::{Outcome, Status};
+pub use resume::idempotency_key;
 
 /// facerec command line.
 #[derive(Debug, Parser)]
@@ -40,6 +41,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Register every photo of a folder (`DIR/<subject>/...`) or of a manifest.
+    #[command(after_help = INGEST_AFTER_HELP)]
     Ingest(IngestArgs),
     /// Create, list and delete API keys (needs the master key or a key with `keys.manage`).
     Keys(keys::KeysArgs),
@@ -51,7 +53,8 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
     /// The api's base URL.
-    #[arg(long, env = "FACEREC_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    // `hide_env_values`: help would print `[env: FACEREC_URL=]` when it is unset, as if set to nothing.
+    #[arg(long, env = "FACEREC_URL", default_value = "http://127.0.0.1:8080", global = true, hide_env_values = true)]
     pub api: String,
     /// The key sent as `Authorization: Bearer <key>`, when the api has a master key.
     #[arg(long, env = "FACEREC_API_KEY", value_parser = parse_secret, hide_env_values = true, global = true)]
@@ -79,12 +82,19 @@ pub struct IngestArgs {
     /// Images in flight at once (each over at most one connection).
     #[arg(long, short = 'j', default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
-    /// Write one JSON line per input file here.
+    /// Write one JSON line per input file here (also on a dry run).
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// List what would be registered and what would be skipped; send nothing.
+    /// List every file and what a run would do with it (send, skip: already
+    /// registered, skip: unsupported, ...), asking the api what earlier runs
+    /// did, as a run does; send nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Register again the files whose face was deleted since an earlier run
+    /// registered it (by deleting the face, its subject or its collection);
+    /// without it they are reported as `deleted` and not sent.
+    #[arg(long)]
+    pub resend_deleted: bool,
     /// Consent reference sent with every register (collections that require consent).
     #[arg(long)]
     pub consent: Option<String>,
@@ -99,12 +109,27 @@ pub struct IngestArgs {
     pub connect_timeout: u64,
 }
 
+/// The end of `facerec ingest --help`: how a run ends and how it resumes.
+const INGEST_AFTER_HELP: &str = "\
+Exit codes:
+  0  every image is registered (a dry run: every file would be sent or is registered already)
+  1  some images failed, were skipped, were deleted since, or were not reached (Ctrl-C)
+  2  bad usage, or the api could not be reached
+
+Resume: run the same command again after Ctrl-C, a crash or failures. Each image
+is sent with an idempotency key made of its bytes, the collection and the
+subject; before sending, the api is asked for a job with that key, so an image
+an earlier run sent is reported from its job (\"resumed\": true) and never
+registered twice. An image whose face was deleted since is reported as
+\"deleted\" and not sent again; --resend-deleted registers it again.
+--dry-run asks the same questions and sends nothing.";
+
 /// How the command ended, as a process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Every image registered.
     AllRegistered = 0,
-    /// Some images failed, were skipped or were not reached (interrupted).
+    /// Some images failed, were skipped, were deleted since or were not reached (interrupted).
     SomeNotRegistered = 1,
     /// Bad usage, or the api could not be reached.
     UsageOrConnection = 2,

@@ -35,7 +35,10 @@ impl Progress {
         match self {
             Self::Bar(bar) => {
                 bar.set_position(tally.done());
-                bar.set_message(format!("ok {} failed {} skipped {}", tally.succeeded, tally.failed, tally.skipped));
+                bar.set_message(format!(
+                    "ok {} failed {} skipped {} deleted {}",
+                    tally.succeeded, tally.failed, tally.skipped, tally.deleted
+                ));
             }
             Self::Lines { every, last, started, total } => {
                 if last.elapsed() >= *every {
@@ -59,10 +62,11 @@ fn line(tally: &Tally, total: u64, elapsed: Duration) -> String {
     let rate = done as f64 / elapsed.as_secs_f64().max(1e-9);
     let eta = if rate > 0.0 { format!("{:.0} s", (total - done) as f64 / rate) } else { "?".to_owned() };
     format!(
-        "progress: {done}/{total} ({:.1} %), {rate:.1} images/s, ok {}, failed {}, skipped {}, eta {eta}",
+        "progress: {done}/{total} ({:.1} %), {rate:.1} images/s, ok {}, failed {}, skipped {}, deleted {}, eta {eta}",
         100.0 * done as f64 / total.max(1) as f64,
         tally.succeeded,
         tally.failed,
-        tally.skipped
+        tally.skipped,
+        tally.deleted
     )
 }

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{CollectionName, JobParams, VerifyTarget};
@@ -201,6 +202,44 @@ impl Grant {
     }
 }
 
+/// A key's rights and lifetime: what the grant rules compare.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyScope<'a> {
+    pub grant: &'a Grant,
+    /// `None`: it never expires.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Why a key may not make or change a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    #[error("a key cannot grant actions or collections beyond its own")]
+    BeyondOwnRights,
+    #[error(
+        "a key that expires cannot make or change a key that outlives it: the key must expire no later than the one \
+         making the change"
+    )]
+    OutlivesGranter,
+}
+
+/// The grant rules, one function for `POST /v1/keys` (the key to be made)
+/// and `PATCH /v1/keys/{id}` (the key as it will be after the change): a key
+/// never ends up holding more than its granter, nor outliving it (else an
+/// expiring key could hand its rights to one that survives it). `granter` is
+/// `None` for callers that hold every right for ever (the master key, an open api).
+pub fn check_grant(granter: Option<KeyScope<'_>>, resulting: KeyScope<'_>) -> Result<(), GrantError> {
+    let Some(granter) = granter else { return Ok(()) };
+    if !granter.grant.includes(resulting.grant) {
+        return Err(GrantError::BeyondOwnRights);
+    }
+    if let Some(end) = granter.expires_at
+        && resulting.expires_at.is_none_or(|t| t > end)
+    {
+        return Err(GrantError::OutlivesGranter);
+    }
+    Ok(())
+}
+
 impl JobParams {
     /// The collection a job acts on, when its parameters name one (a verify
     /// against a stored face or a second photo names none; nor does embed).
@@ -273,5 +312,31 @@ mod tests {
         let exact = grant(&["*"], &["team"]);
         assert!(exact.includes(&grant(&["*"], &["team"])) && !exact.includes(&grant(&["*"], &["team*"])));
         assert!(grant(&["*"], &["*"]).includes(&grant(&["*"], &["*"])));
+    }
+
+    #[test]
+    fn a_granter_neither_widens_nor_outlives() {
+        fn scope(grant: &Grant, expires_at: Option<DateTime<Utc>>) -> KeyScope<'_> {
+            KeyScope { grant, expires_at }
+        }
+        let now = chrono::Utc::now();
+        let (soon, later) = (Some(now + chrono::Duration::hours(1)), Some(now + chrono::Duration::hours(2)));
+        let manager = grant(&["keys.manage", "recognize"], &["a-*"]);
+        let lesser = grant(&["recognize"], &["a-1"]);
+        let wider = grant(&["keys.manage", "register"], &["a-*"]);
+        // The master key (no granter scope) may do anything.
+        assert_eq!(check_grant(None, scope(&wider, None)), Ok(()));
+        // A key without expiry: rights within its own, any lifetime.
+        let forever = Some(scope(&manager, None));
+        assert_eq!(check_grant(forever, scope(&lesser, None)), Ok(()));
+        assert_eq!(check_grant(forever, scope(&manager, None)), Ok(()));
+        assert_eq!(check_grant(forever, scope(&wider, None)), Err(GrantError::BeyondOwnRights));
+        // An expiring key: the result must end no later than it does.
+        let expiring = Some(scope(&manager, soon));
+        assert_eq!(check_grant(expiring, scope(&lesser, soon)), Ok(()));
+        assert_eq!(check_grant(expiring, scope(&lesser, Some(now))), Ok(()));
+        assert_eq!(check_grant(expiring, scope(&lesser, None)), Err(GrantError::OutlivesGranter));
+        assert_eq!(check_grant(expiring, scope(&manager, later)), Err(GrantError::OutlivesGranter));
+        assert_eq!(check_grant(expiring, scope(&wider, soon)), Err(GrantError::BeyondOwnRights));
     }
 }

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::WebhookView;
+
 /// `running` until every item has ended; then `completed`, or `canceled` when canceled first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -52,6 +54,9 @@ pub struct BatchView {
     pub counts: BatchCounts,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Delivery of the batch's outcome to its `callback_url`, once it has
+    /// ended (`null` before, and without one).
+    pub webhook: Option<WebhookView>,
 }
 
 /// What became of an item: a job's status, or `skipped`.

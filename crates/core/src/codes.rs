@@ -32,6 +32,9 @@ pub enum JobErrorCode {
     SubjectHasNoFaces,
     /// Verify: the face to compare with does not exist.
     FaceNotFound,
+    /// Recognize, verify against a subject: the collection was deleted after
+    /// the job was submitted (a search there would answer "nobody").
+    CollectionNotFound,
     /// The job failed for a reason on our side, after all retries.
     #[serde(rename = "internal_error")]
     Internal,
@@ -53,6 +56,7 @@ impl JobErrorCode {
             Self::SubjectNotFound => "subject_not_found",
             Self::SubjectHasNoFaces => "subject_has_no_faces",
             Self::FaceNotFound => "face_not_found",
+            Self::CollectionNotFound => "collection_not_found",
             Self::Internal => "internal_error",
         }
     }
@@ -84,6 +88,7 @@ mod tests {
             JobErrorCode::SubjectNotFound,
             JobErrorCode::SubjectHasNoFaces,
             JobErrorCode::FaceNotFound,
+            JobErrorCode::CollectionNotFound,
             JobErrorCode::Internal,
         ] {
             assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{code}\""));

@@ -5,8 +5,10 @@
 //! plain data, parsed once at the edge ("parse, don't validate") and trusted inside.
 
 mod access;
+mod address;
 mod batch;
 mod codes;
+mod decode_cost;
 mod float;
 mod gallery;
 mod job;
@@ -17,12 +19,17 @@ mod result;
 mod secret_url;
 mod view;
 
-pub use access::{AccessError, Action, CollectionPattern, Grant};
+pub use access::{AccessError, Action, CollectionPattern, Grant, GrantError, KeyScope, check_grant};
+pub use address::{is_global, may_deliver_to};
 pub use batch::{BatchCounts, BatchItemError, BatchItemStatus, BatchItemView, BatchStatus, BatchView};
 pub use codes::JobErrorCode;
+pub use decode_cost::{DEFAULT_MAX_PIXELS_PER_BYTE, DecodeCost, FREE_PIXELS, TooCostly};
 pub use gallery::{AuditEntry, CollectionView, ConsentView, FaceView, SubjectSummary, SubjectView};
 pub use job::{JobId, JobKind, JobStatus, ParseEnumError};
-pub use live::{LiveErrorCode, LiveFace, LiveTrack, TrackPolicy, TrackStep, carry_tracks, face_score, plan_tracks};
+pub use live::{
+    ChangeBounds, LiveErrorCode, LiveFace, LiveTrack, Sighting, THUMBNAIL_SIDE, TrackMeasurement, TrackPolicy,
+    TrackStep, carry_tracks, face_score, looks_changed, plan_tracks, same_person,
+};
 pub use params::{
     CollectionName, ConsentRef, EmbedParams, JobParams, MaxFaces, ParamError, RecognizeParams, RegisterParams,
     SubjectName, Threshold, TopK, VerifyParams, VerifyTarget,

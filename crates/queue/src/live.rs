@@ -20,7 +20,8 @@ use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 
 /// Version of the live wire format; bump when it changes incompatibly.
-pub const LIVE_VERSION: u16 = 1;
+/// 2: tracks carry what their result was measured on, frames their receipt time.
+pub const LIVE_VERSION: u16 = 2;
 
 /// Frames the request list keeps at most (the newest); older ones are
 /// dropped. Each stream has at most one frame there, so this is how many
@@ -41,6 +42,9 @@ pub struct LiveRequest {
     /// Key the answer goes to.
     pub reply_to: String,
     pub frame: u64,
+    /// When the api received the frame (Unix milliseconds, the api's clock):
+    /// what the age of a carried result is counted against.
+    pub received_at_ms: u64,
     pub collection: CollectionName,
     pub threshold: f32,
     pub top_k: u32,
@@ -222,6 +226,7 @@ mod tests {
             version: LIVE_VERSION,
             reply_to: "q:live:reply:1".into(),
             frame: 7,
+            received_at_ms: 5,
             collection: CollectionName::parse("staff").unwrap(),
             threshold: 0.4,
             top_k: 3,

@@ -1,13 +1,13 @@
-//! Archive batches: reading their counts and items, and canceling one
-//! (recording one is `batch_record`).
+//! Archive batches: reading their counts and items, listing them, and
+//! canceling one (recording one is `batch_record`).
 
 use chrono::{DateTime, Utc};
-use facerec_core::{BatchCounts, BatchItemError, BatchItemStatus, BatchItemView, BatchStatus, BatchView};
-use sqlx::{FromRow, Postgres, Transaction};
+use facerec_core::{BatchCounts, BatchItemError, BatchItemStatus, BatchItemView, BatchStatus, BatchView, WebhookView};
+use sqlx::{FromRow, Postgres, QueryBuilder, Transaction};
 use uuid::Uuid;
 
 use crate::error::QueryContext;
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, Visibility};
 
 /// What a cancel request found.
 #[derive(Debug)]
@@ -32,10 +32,26 @@ struct BatchRow {
     canceled: i64,
     skipped: i64,
     expired: i64,
+    webhook_status: Option<String>,
+    webhook_attempts: i32,
+    webhook_last_status: Option<i32>,
+    webhook_last_error: Option<String>,
 }
 
-/// The batch row with its item counts (an item's state, else its job's).
-const BATCH_VIEW_SQL: &str = "SELECT b.id, b.collection, b.status, b.total, b.created_at, b.finished_at, \
+/// Which batches to list; every field narrows the set. Newest first.
+#[derive(Debug, Clone, Default)]
+pub struct BatchFilter {
+    pub status: Option<BatchStatus>,
+    /// Only batches older than this one (the cursor of the previous page).
+    pub before: Option<Uuid>,
+    /// Only batches on collections the caller reaches.
+    pub visible: Visibility,
+}
+
+/// Batch rows with their item counts (an item's state, else its job's); the
+/// caller adds which batches (`WHERE`) and `GROUP BY b.id`.
+const BATCH_VIEW_SELECT: &str = "SELECT b.id, b.collection, b.status, b.total, b.created_at, b.finished_at, \
+         b.webhook_status, b.webhook_attempts, b.webhook_last_status, b.webhook_last_error, \
          count(*) FILTER (WHERE i.state = 'pending' OR j.status = 'queued') AS queued, \
          count(*) FILTER (WHERE j.status = 'processing') AS processing, \
          count(*) FILTER (WHERE j.status = 'succeeded') AS succeeded, \
@@ -43,8 +59,7 @@ const BATCH_VIEW_SQL: &str = "SELECT b.id, b.collection, b.status, b.total, b.cr
          count(*) FILTER (WHERE i.state = 'canceled' OR j.status = 'canceled') AS canceled, \
          count(*) FILTER (WHERE i.state = 'skipped') AS skipped, \
          count(*) FILTER (WHERE i.state = 'submitted' AND j.id IS NULL) AS expired \
-     FROM batches b LEFT JOIN batch_items i ON i.batch_id = b.id LEFT JOIN jobs j ON j.id = i.job_id \
-     WHERE b.id = $1 GROUP BY b.id";
+     FROM batches b LEFT JOIN batch_items i ON i.batch_id = b.id LEFT JOIN jobs j ON j.id = i.job_id";
 
 impl TryFrom<BatchRow> for BatchView {
     type Error = StoreError;
@@ -70,6 +85,12 @@ impl TryFrom<BatchRow> for BatchView {
             },
             created_at: r.created_at,
             finished_at: r.finished_at,
+            webhook: r.webhook_status.map(|status| WebhookView {
+                status,
+                attempts: r.webhook_attempts,
+                last_status: r.webhook_last_status,
+                last_error: r.webhook_last_error,
+            }),
         })
     }
 }
@@ -87,12 +108,28 @@ struct ItemRow {
 
 impl Store {
     pub async fn get_batch(&self, id: Uuid) -> Result<Option<BatchView>, StoreError> {
-        let row: Option<BatchRow> = sqlx::query_as(sqlx::AssertSqlSafe(BATCH_VIEW_SQL))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .context("read batch")?;
+        let sql = format!("{BATCH_VIEW_SELECT} WHERE b.id = $1 GROUP BY b.id");
+        let row: Option<BatchRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await.context("read batch")?;
         row.map(BatchView::try_from).transpose()
+    }
+
+    /// At most `limit` batches matching `filter`, newest first. The page is
+    /// chosen first, so only its batches' items are counted.
+    pub async fn list_batches(&self, filter: &BatchFilter, limit: u32) -> Result<Vec<BatchView>, StoreError> {
+        let mut q: QueryBuilder<Postgres> =
+            QueryBuilder::new(format!("{BATCH_VIEW_SELECT} WHERE b.id IN (SELECT id FROM batches WHERE true"));
+        if let Some(status) = filter.status {
+            q.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(before) = filter.before {
+            q.push(" AND id < ").push_bind(before);
+        }
+        filter.visible.push_collection(&mut q, "collection");
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+        q.push(") GROUP BY b.id ORDER BY b.id DESC");
+        let rows: Vec<BatchRow> = q.build_query_as().fetch_all(&self.pool).await.context("list batches")?;
+        rows.into_iter().map(BatchView::try_from).collect()
     }
 
     /// The batch's collection; `None` when there is no such batch.

@@ -82,6 +82,15 @@ impl Store {
         Ok(row.map(CollectionView::from))
     }
 
+    /// Whether the collection exists (what a search checks before it answers "nobody").
+    pub async fn collection_exists(&self, name: &CollectionName) -> Result<bool, StoreError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM collections WHERE name = $1)")
+            .bind(name.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .context("find collection")
+    }
+
     /// At most `limit` collections the caller may see named after `after`, by name (byte order).
     pub async fn list_collections(
         &self,

@@ -164,19 +164,37 @@ impl Store {
         Ok(Some(entry))
     }
 
-    /// At most `limit` audit records the caller may see older than `before`, newest first.
+    /// At most `limit` audit records the caller may see older than `before`,
+    /// newest first; only those of `collection`, when one is named.
     pub async fn list_audit(
         &self,
+        collection: Option<&CollectionName>,
         before: Option<Uuid>,
         limit: u32,
         visible: &Visibility,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE ("));
         q.push_bind(before).push("::uuid IS NULL OR id < ").push_bind(before).push(")");
+        if let Some(collection) = collection {
+            q.push(" AND collection = ").push_bind(collection.as_str().to_owned());
+        }
         visible.push_collection(&mut q, "collection");
         q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
         let rows: Vec<AuditRow> = q.build_query_as().fetch_all(&self.pool).await.context("list audit")?;
         Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+
+    /// Whether the collection exists, or did: the audit log names it (a
+    /// deleted collection's record stays readable; a name never used is not found).
+    pub async fn collection_known(&self, name: &CollectionName) -> Result<bool, StoreError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM collections WHERE name = $1) \
+                 OR EXISTS (SELECT 1 FROM audit_log WHERE collection = $1)",
+        )
+        .bind(name.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .context("find collection in the audit log")
     }
 }
 

@@ -28,7 +28,7 @@ mod webhooks;
 
 pub use batch_feed::{BatchListener, BatchesEnded, DueBatchWebhook, FeedRound};
 pub use batch_record::{BatchWriter, ItemContent, NewBatch, NewBatchItem};
-pub use batches::BatchCancel;
+pub use batches::{BatchCancel, BatchFilter};
 pub use collections::{CollectionPatch, NewCollection};
 pub use error::StoreError;
 pub use gallery::{NewFace, RegisterOutcome};

@@ -1,5 +1,6 @@
 use std::io::Cursor;
 
+use facerec_core::DecodeCost;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::VisionError;
@@ -9,11 +10,18 @@ use crate::VisionError;
 pub struct DecodeLimits {
     pub max_pixels: u64,
     pub max_alloc_bytes: u64,
+    /// Above [`facerec_core::FREE_PIXELS`], most pixels per byte of the file
+    /// (16-bit ones counted twice); 0: no limit. See [`DecodeCost`].
+    pub max_pixels_per_byte: u64,
 }
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        Self { max_pixels: 40_000_000, max_alloc_bytes: 512 * 1024 * 1024 }
+        Self {
+            max_pixels: 40_000_000,
+            max_alloc_bytes: 512 * 1024 * 1024,
+            max_pixels_per_byte: facerec_core::DEFAULT_MAX_PIXELS_PER_BYTE,
+        }
     }
 }
 
@@ -31,6 +39,12 @@ pub fn decode_image(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, Visi
     if u64::from(width) * u64::from(height) > limits.max_pixels {
         return Err(VisionError::TooManyPixels { width, height, max_pixels: limits.max_pixels });
     }
+    // Checked from the header like the api does, before a pixel is inflated:
+    // a few hundred kilobytes must not buy seconds of decoding and detection.
+    let color = decoder.color_type();
+    let bytes_per_sample = color.bytes_per_pixel() / color.channel_count().max(1);
+    let cost = DecodeCost { width, height, bytes_per_sample, encoded_bytes: bytes.len() as u64 };
+    cost.check(limits.max_pixels_per_byte)?;
     // `into_decoder` skips the reservation `ImageReader::decode` makes for the
     // output buffer, so the allocation limit is checked here.
     if decoder.total_bytes() > limits.max_alloc_bytes {
@@ -99,5 +113,29 @@ mod tests {
         let err = decode_image(&png, limits).unwrap_err();
         assert!(matches!(err, VisionError::OverMemoryLimit(_)), "{err:?}");
         assert!(err.is_bad_input());
+    }
+
+    /// The two cheap images of issue 29 are refused from the header, before
+    /// a pixel is decoded, whatever the time or memory decoding them would take.
+    #[test]
+    fn refuses_images_far_larger_than_their_bytes() {
+        let zeros = encode(DynamicImage::new_luma8(6000, 6000), ImageFormat::Png);
+        let err = decode_image(&zeros, DecodeLimits::default()).unwrap_err();
+        assert!(matches!(err, VisionError::TooCostly(_)), "{err:?}");
+        assert!(err.is_bad_input());
+
+        // 40 megapixels of 16-bit samples: not over `max_pixels`, but over the per-byte cost.
+        let deep = encode(DynamicImage::new_luma16(8000, 5000), ImageFormat::Png);
+        let err = decode_image(&deep, DecodeLimits::default()).unwrap_err();
+        assert!(matches!(err, VisionError::TooCostly(c) if c.cost.bytes_per_sample == 2), "{err:?}");
+
+        // Up to 4 megapixels any file is decoded; above, the check can be turned off.
+        let small = encode(DynamicImage::new_rgb8(2000, 2000), ImageFormat::Png);
+        assert!(decode_image(&small, DecodeLimits::default()).is_ok());
+        let plain = encode(DynamicImage::new_luma8(3000, 2000), ImageFormat::Png);
+        let err = decode_image(&plain, DecodeLimits::default()).unwrap_err();
+        assert!(matches!(err, VisionError::TooCostly(_)), "{err:?}");
+        let unchecked = DecodeLimits { max_pixels_per_byte: 0, ..DecodeLimits::default() };
+        assert_eq!(decode_image(&plain, unchecked).unwrap().dimensions(), (3000, 2000));
     }
 }

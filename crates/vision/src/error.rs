@@ -8,6 +8,9 @@ pub enum VisionError {
     Decode(#[source] image::ImageError),
     #[error("image is {width}x{height} pixels, over the limit of {max_pixels} pixels")]
     TooManyPixels { width: u32, height: u32, max_pixels: u64 },
+    /// Far more pixels than the file's size allows (`FACEREC_MAX_PIXELS_PER_BYTE`).
+    #[error(transparent)]
+    TooCostly(#[from] facerec_core::TooCostly),
     /// Decoding would need more memory than the decoder may allocate.
     #[error("decoding the image would exceed the decoder's memory limit")]
     OverMemoryLimit(#[source] image::ImageError),
@@ -40,6 +43,6 @@ pub enum VisionError {
 impl VisionError {
     /// True when the input itself is at fault, so retrying cannot help.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Self::Decode(_) | Self::TooManyPixels { .. } | Self::OverMemoryLimit(_))
+        matches!(self, Self::Decode(_) | Self::TooManyPixels { .. } | Self::TooCostly(_) | Self::OverMemoryLimit(_))
     }
 }

@@ -39,20 +39,24 @@ impl From<facerec_store::StoreError> for Failure {
     }
 }
 
+/// What a client is told about an image that does not decode (a job's, a
+/// batch item's or a live frame's error message).
+pub(crate) const UNDECODABLE: &str = "the image cannot be decoded: it is damaged or cut short";
+
 impl From<VisionError> for Failure {
     fn from(e: VisionError) -> Self {
         match &e {
-            VisionError::Decode(_) => Self::Permanent(JobErrorCode::CorruptImage, format!("{e}: {}", source_text(&e))),
-            VisionError::TooManyPixels { .. } | VisionError::OverMemoryLimit(_) => {
+            VisionError::Decode(source) => {
+                // The decoder's own words name its internals: they go to the log, not to the client.
+                warn!(error = %source, "the image does not decode");
+                Self::Permanent(JobErrorCode::CorruptImage, UNDECODABLE.to_owned())
+            }
+            VisionError::TooManyPixels { .. } | VisionError::TooCostly(_) | VisionError::OverMemoryLimit(_) => {
                 Self::Permanent(JobErrorCode::ImageTooLarge, e.to_string())
             }
             _ => Self::Transient(Box::new(e)),
         }
     }
-}
-
-fn source_text(e: &dyn std::error::Error) -> String {
-    e.source().map_or_else(String::new, |s| s.to_string())
 }
 
 /// The apalis handler: one call per job message.
@@ -215,5 +219,18 @@ async fn keep_lease(store: Store, claim: facerec_store::Claim, lease: Duration) 
             }
             Err(e) => warn!(error = %e, "could not renew the lease; retrying"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_undecodable_image_fails_in_plain_words_not_the_decoders() {
+        let internals = std::io::Error::other("Found a marker with invalid length:0\n");
+        let failure = Failure::from(VisionError::Decode(image::ImageError::IoError(internals)));
+        let Failure::Permanent(code, message) = failure else { panic!("bad input is permanent") };
+        assert_eq!((code, message.as_str()), (JobErrorCode::CorruptImage, UNDECODABLE));
     }
 }

@@ -196,6 +196,15 @@ pub(crate) async fn recognize(
         Stage::Search.record(search_started);
     }
     drop(searching);
+    // Checked after the search: a collection deleted since the submission (or
+    // while searching) fails the job rather than answer "nobody known". A
+    // search that matched someone read faces, so the collection was there.
+    let found_someone = faces.iter().any(|f| !f.matches.is_empty());
+    if !found_someone && !ctx.store.collection_exists(&params.collection).await? {
+        let name = params.collection.as_str();
+        let message = format!("no collection is named {name}: it was deleted after the job was submitted");
+        return Err(Failure::Permanent(JobErrorCode::CollectionNotFound, message));
+    }
     let result = RecognizeResult { faces, skipped, threshold, model: ctx.pool.model_id().to_owned() };
     Ok(Stage::Store.time(ctx.store.succeed_job(claim, &to_json(&result)?)).await?)
 }

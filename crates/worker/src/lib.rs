@@ -30,4 +30,4 @@ mod webhook;
 pub use app::Worker;
 pub use probe::SERVICE;
 pub use settings::{DetectorKind, Settings};
-pub use webhook::{is_private, signature};
+pub use webhook::signature;

@@ -1,21 +1,24 @@
 //! Live frames: taken from Redis beside the jobs, recognized on the same
 //! pipelines, answered straight back to the api that waits for them.
 //!
-//! A frame costs a decode and a detection. Only faces that start a track, or
-//! whose track is due again (every `FACEREC_LIVE_REEMBED_FRAMES` frames, or
-//! when the view is clearly better), are aligned, embedded and searched;
-//! the others carry their track's last result over.
+//! A frame costs a decode, a detection and an alignment per face. Only faces
+//! that start a track, that may be someone else (they look different from the
+//! view their track measured, jumped, or touch another face), or whose track
+//! is due again (every `FACEREC_LIVE_REEMBED_FRAMES` frames, or when the view
+//! is clearly better) are embedded and searched; the others carry their
+//! track's last result over, with its age.
 
 use std::time::{Duration, Instant};
 
 use facerec_core::{
-    BBox, BestMatch, FaceMatch, JobErrorCode, LiveErrorCode, LiveFace, LiveTrack, TrackPolicy, TrackStep, carry_tracks,
-    face_score, plan_tracks,
+    BBox, BestMatch, FaceMatch, JobErrorCode, LiveErrorCode, LiveFace, LiveTrack, Sighting, THUMBNAIL_SIDE,
+    TrackMeasurement, TrackPolicy, TrackStep, carry_tracks, face_score, plan_tracks, same_person,
 };
 use facerec_queue::{LiveLink, LiveOutcome, LiveReply, LiveRequest};
 use facerec_telemetry::Stage;
 use facerec_telemetry::metrics::names;
 use facerec_vision::{Detection, decode_image, inter_eye_distance, pose_offset};
+use image::RgbImage;
 use tokio::sync::watch;
 use tracing::{Instrument, warn};
 
@@ -100,10 +103,10 @@ async fn serve_frame(ctx: &JobContext, policy: &TrackPolicy, request: LiveReques
     LiveReply { frame, outcome }
 }
 
-/// A face of the frame: what the detector saw, and the search result if it was embedded.
+/// A face of the frame: what the detector saw, how it looks, and its embedding if it was due one.
 struct Seen {
     detection: Detection,
-    score: f32,
+    sighting: Sighting,
     step: TrackStep,
     embedding: Option<Vec<f32>>,
 }
@@ -113,7 +116,18 @@ async fn recognize_frame(
     policy: &TrackPolicy,
     request: LiveRequest,
 ) -> Result<(Vec<LiveFace>, Vec<LiveTrack>, u64), Failure> {
-    let LiveRequest { collection, threshold, top_k, max_faces, tracks, mut next_track_id, image, .. } = request;
+    let LiveRequest {
+        frame,
+        received_at_ms,
+        collection,
+        threshold,
+        top_k,
+        max_faces,
+        tracks,
+        mut next_track_id,
+        image,
+        ..
+    } = request;
     let limits = ctx.settings.decode_limits();
     let min_eyes = ctx.settings.recognize_gates().min_inter_eye_distance;
     let plan_policy = *policy;
@@ -123,21 +137,33 @@ async fn recognize_frame(
             let image = Stage::Decode.run(|| decode_image(&image, limits))?;
             let mut faces = Stage::Detect.run(|| pipeline.detect(&image))?;
             faces.truncate(max_faces as usize);
-            let scored: Vec<(BBox, f32)> = faces.iter().map(|d| (d.bbox, score(d))).collect();
-            let steps = plan_tracks(&tracks, &scored, &plan_policy);
+            // Every face is aligned (cheap beside embedding): its thumbnail tells whether it still looks like the
+            // view its track measured.
+            let crops: Vec<RgbImage> = Stage::Align.run(|| faces.iter().map(|d| pipeline.align(&image, d)).collect());
+            let sightings: Vec<Sighting> = faces
+                .iter()
+                .zip(&crops)
+                .map(|(d, crop)| Sighting {
+                    bbox: d.bbox,
+                    landmarks: d.landmarks,
+                    score: score(d),
+                    thumbnail: thumbnail(crop),
+                })
+                .collect();
+            let steps = plan_tracks(&tracks, &sightings, &plan_policy);
             let mut seen: Vec<Seen> = faces
                 .into_iter()
-                .zip(scored)
+                .zip(sightings)
                 .zip(steps)
-                .map(|((detection, (_, score)), step)| Seen { detection, score, step, embedding: None })
+                .map(|((detection, sighting), step)| Seen { detection, sighting, step, embedding: None })
                 .collect();
             // Faces too small to recognize are tracked, never searched.
             let due: Vec<usize> = (0..seen.len())
                 .filter(|&i| seen[i].step.embeds() && inter_eye_distance(&seen[i].detection.landmarks) >= min_eyes)
                 .collect();
             if !due.is_empty() {
-                let crops: Vec<_> =
-                    Stage::Align.run(|| due.iter().map(|&i| pipeline.align(&image, &seen[i].detection)).collect());
+                let crops: Vec<RgbImage> =
+                    crops.into_iter().enumerate().filter(|(i, _)| due.contains(i)).map(|(_, crop)| crop).collect();
                 metrics::histogram!(names::EMBED_BATCH_SIZE).record(crops.len() as f64);
                 let embeddings = Stage::Embed.run(|| pipeline.embed_aligned_batch(&crops))?;
                 for (i, embedding) in due.into_iter().zip(embeddings) {
@@ -152,62 +178,71 @@ async fn recognize_frame(
     let search = ctx.settings.search();
     let (mut faces, mut continued, mut kept) = (Vec::with_capacity(seen.len()), Vec::new(), Vec::new());
     for face in seen {
-        let previous = match face.step {
-            TrackStep::Refresh(t) | TrackStep::Keep(t) => {
-                continued.push(t);
-                Some(&tracks[t])
-            }
-            TrackStep::New => None,
-        };
-        let (track, embedded) = match face.embedding {
+        let previous = face.step.track().map(|t| (t, &tracks[t]));
+        let Seen { detection, sighting, step, embedding } = face;
+        let track = match embedding {
             Some(embedding) => {
+                // Someone else where the track's person stood: a new track; the old one is not continued.
+                let previous =
+                    previous.filter(|(_, p)| p.measured.as_ref().is_none_or(|m| same_person(m, &embedding, policy)));
+                if let Some((t, _)) = previous {
+                    continued.push(t);
+                }
                 let hits = Stage::Search
                     .time(ctx.store.search_subjects(&collection, ctx.pool.embedder_id(), &embedding, top_k, search))
                     .await?;
                 let mut matches: Vec<FaceMatch> = hits.into_iter().map(FaceMatch::from).collect();
                 let best = BestMatch::mark(&mut matches, threshold);
-                let id = previous.map_or_else(|| take_id(&mut next_track_id), |p| p.id);
-                let track = LiveTrack {
-                    id,
-                    bbox: face.detection.bbox,
+                LiveTrack {
+                    id: previous.map_or_else(|| take_id(&mut next_track_id), |(_, p)| p.id),
+                    bbox: detection.bbox,
                     best,
                     matches,
-                    embedded_score: face.score,
                     since_embed: 0,
                     missed: 0,
-                };
-                (track, true)
+                    measured: Some(TrackMeasurement { embedding, view: sighting, frame, received_at_ms }),
+                }
             }
-            None => {
-                let track = match previous {
-                    Some(p) => {
-                        LiveTrack { bbox: face.detection.bbox, since_embed: p.since_embed + 1, missed: 0, ..p.clone() }
-                    }
-                    None => LiveTrack {
-                        id: take_id(&mut next_track_id),
-                        bbox: face.detection.bbox,
-                        best: None,
-                        matches: Vec::new(),
-                        embedded_score: 0.0,
-                        since_embed: 0,
-                        missed: 0,
-                    },
-                };
-                (track, false)
-            }
+            None => match (step, previous) {
+                // Still the face that was measured: its result is carried over, and says so.
+                (TrackStep::Keep(_) | TrackStep::Refresh(_), Some((t, p))) => {
+                    continued.push(t);
+                    LiveTrack { bbox: detection.bbox, since_embed: p.since_embed + 1, missed: 0, ..p.clone() }
+                }
+                // Maybe someone else, and too small to tell: nobody is named.
+                (_, Some((t, p))) => {
+                    continued.push(t);
+                    unmeasured(p.id, detection.bbox)
+                }
+                (_, None) => unmeasured(take_id(&mut next_track_id), detection.bbox),
+            },
         };
-        faces.push(LiveFace {
-            bbox: face.detection.bbox,
-            landmarks: face.detection.landmarks,
-            detection_score: face.detection.score,
-            best: track.best.clone(),
-            matches: track.matches.clone(),
-            track_id: track.id,
-            embedded,
-        });
+        faces.push(live_face(detection, &track, frame, received_at_ms));
         kept.push(track);
     }
     Ok((faces, carry_tracks(tracks, &continued, kept, policy), next_track_id))
+}
+
+/// A face's answer: its track's result, with how old the measurement is
+/// (a carried result is never presented as measured on this frame).
+fn live_face(detection: Detection, track: &LiveTrack, frame: u64, received_at_ms: u64) -> LiveFace {
+    let age = track.measured.as_ref().map(|m| m.age(frame, received_at_ms));
+    LiveFace {
+        bbox: detection.bbox,
+        landmarks: detection.landmarks,
+        detection_score: detection.score,
+        best: track.best.clone(),
+        matches: track.matches.clone(),
+        track_id: track.id,
+        embedded: track.measured.as_ref().is_some_and(|m| m.frame == frame),
+        measured_frames_ago: age.map(|(frames, _)| frames),
+        measured_ms_ago: age.map(|(_, ms)| ms),
+    }
+}
+
+/// A track with no result: a face too small to search.
+fn unmeasured(id: u64, bbox: BBox) -> LiveTrack {
+    LiveTrack { id, bbox, best: None, matches: Vec::new(), since_embed: 0, missed: 0, measured: None }
 }
 
 fn take_id(next: &mut u64) -> u64 {
@@ -218,4 +253,54 @@ fn take_id(next: &mut u64) -> u64 {
 
 fn score(d: &Detection) -> f32 {
     face_score(d.score, inter_eye_distance(&d.landmarks), pose_offset(&d.landmarks))
+}
+
+/// The aligned face shrunk to [`THUMBNAIL_SIDE`]² RGB pixels, each the mean of its block.
+fn thumbnail(crop: &RgbImage) -> Vec<u8> {
+    let (width, height) = (crop.width() as usize, crop.height() as usize);
+    let mut out = Vec::with_capacity(THUMBNAIL_SIDE * THUMBNAIL_SIDE * 3);
+    for row in 0..THUMBNAIL_SIDE {
+        let (y0, y1) = (
+            row * height / THUMBNAIL_SIDE,
+            ((row + 1) * height / THUMBNAIL_SIDE).max(row * height / THUMBNAIL_SIDE + 1),
+        );
+        for col in 0..THUMBNAIL_SIDE {
+            let (x0, x1) = (
+                col * width / THUMBNAIL_SIDE,
+                ((col + 1) * width / THUMBNAIL_SIDE).max(col * width / THUMBNAIL_SIDE + 1),
+            );
+            let mut sum = [0u32; 3];
+            let mut count = 0u32;
+            for y in y0..y1.min(height) {
+                for x in x0..x1.min(width) {
+                    let pixel = crop.get_pixel(x as u32, y as u32);
+                    for (s, &c) in sum.iter_mut().zip(&pixel.0) {
+                        *s += u32::from(c);
+                    }
+                    count += 1;
+                }
+            }
+            out.extend(sum.map(|s| (s / count.max(1)) as u8));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thumbnail_averages_blocks_of_the_crop() {
+        let crop = RgbImage::from_fn(112, 112, |x, _| image::Rgb([if x < 56 { 0 } else { 200 }, 10, 20]));
+        let thumb = thumbnail(&crop);
+        assert_eq!(thumb.len(), THUMBNAIL_SIDE * THUMBNAIL_SIDE * 3);
+        assert_eq!(&thumb[..3], &[0, 10, 20]);
+        assert_eq!(&thumb[(THUMBNAIL_SIDE - 1) * 3..THUMBNAIL_SIDE * 3], &[200, 10, 20]);
+        assert_eq!(
+            thumbnail(&RgbImage::new(0, 0)).len(),
+            THUMBNAIL_SIDE * THUMBNAIL_SIDE * 3,
+            "an empty crop still has a thumbnail"
+        );
+    }
 }

@@ -99,6 +99,10 @@ pub struct Settings {
     /// Images with more pixels are refused before decoding.
     #[arg(long, env = "FACEREC_MAX_PIXELS", default_value_t = 40_000_000)]
     pub max_pixels: u64,
+    /// Images over 4 megapixels with more pixels than this per byte of file
+    /// (16-bit ones counted twice) are refused before decoding; 0: no limit.
+    #[arg(long, env = "FACEREC_MAX_PIXELS_PER_BYTE", default_value_t = facerec_core::DEFAULT_MAX_PIXELS_PER_BYTE)]
+    pub max_pixels_per_byte: u64,
     /// How long a claimed job stays ours before another worker may take it
     /// over. Jobs take well under a second; a redelivered message waits this long
     /// for a crashed worker's lease to run out.
@@ -132,7 +136,8 @@ pub struct Settings {
     /// HMAC-SHA256 key signing webhook deliveries (`X-Facerec-Signature`).
     #[arg(long, env = "FACEREC_WEBHOOK_SECRET", hide_env_values = true, value_parser = parse_secret)]
     pub webhook_secret: Option<secrecy::SecretString>,
-    /// Allow webhooks to loopback, private, link-local and metadata addresses (tests, private networks).
+    /// Deliver webhooks to loopback addresses (tests, whose receivers listen on
+    /// this machine); every other address that is not public is refused always.
     #[arg(long, env = "FACEREC_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
     pub webhook_allow_private: bool,
     /// Delivery attempts before a webhook is given up (with the default backoff, about an hour).
@@ -291,7 +296,11 @@ impl Settings {
     }
 
     pub fn decode_limits(&self) -> DecodeLimits {
-        DecodeLimits { max_pixels: self.max_pixels, ..DecodeLimits::default() }
+        DecodeLimits {
+            max_pixels: self.max_pixels,
+            max_pixels_per_byte: self.max_pixels_per_byte,
+            ..DecodeLimits::default()
+        }
     }
 }
 

@@ -32,6 +32,13 @@ pub(crate) async fn verify(
                 .await?
             {
                 SubjectMatch::NotFound => {
+                    // The collection itself may have been deleted since the submission checked it.
+                    if !ctx.store.collection_exists(&collection).await? {
+                        let name = collection.as_str();
+                        let message =
+                            format!("no collection is named {name}: it was deleted after the job was submitted");
+                        return Err(Failure::Permanent(JobErrorCode::CollectionNotFound, message));
+                    }
                     let message = format!("collection {} has no subject {:?}", collection.as_str(), subject.as_str());
                     return Err(Failure::Permanent(JobErrorCode::SubjectNotFound, message));
                 }

@@ -2,15 +2,18 @@
 //! `callback_url` ends, its outcome (the same JSON as `GET /v1/jobs/{id}`, or
 //! `GET /v1/batches/{id}`) is POSTed there,
 //! signed with HMAC-SHA256, retried with exponential backoff and jitter for
-//! about an hour, every attempt recorded. Targets that resolve to loopback,
-//! private, link-local or metadata addresses are refused unless allowed.
+//! about an hour, every attempt recorded. Targets that resolve to any address
+//! that is not public ([`facerec_core::is_global`]) are refused before
+//! connecting; loopback only where allowed (tests).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use facerec_core::may_deliver_to;
 use facerec_store::{DueBatchWebhook, DueWebhook, Store, WebhookAttempt};
 use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
 use sha2::Sha256;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
@@ -121,18 +124,20 @@ impl From<DueBatchWebhook> for Delivery {
 }
 
 async fn send_and_record(store: &Store, settings: &Settings, d: &Delivery) {
-    let outcome = deliver(d, settings).await;
+    let started = Instant::now();
+    let sent = deliver(d, settings).await;
+    let outcome = attempt(d, settings, &sent, started.elapsed());
     let label = match (outcome.delivered, outcome.retry_after) {
         (true, _) => "delivered",
         (false, Some(_)) => "retried",
         (false, None) => "gave_up",
     };
     metrics::counter!(facerec_telemetry::metrics::names::WEBHOOK_DELIVERIES, "outcome" => label).increment(1);
-    if outcome.delivered {
-        info!(target = ?d.target, attempt = d.attempt, "webhook delivered");
-    } else {
-        warn!(target = ?d.target, attempt = d.attempt, status = ?outcome.http_status, error = ?outcome.error,
-              retry_in = ?outcome.retry_after, "webhook not delivered");
+    match &sent {
+        Ok(_) => info!(target = ?d.target, attempt = d.attempt, "webhook delivered"),
+        // The details are for us: the tenant's record gets the plain message.
+        Err(e) => warn!(target = ?d.target, attempt = d.attempt, error = %with_causes(e),
+                        retry_in = ?outcome.retry_after, "webhook not delivered"),
     }
     let recorded = match d.target {
         Target::Job(id) => store.record_webhook_attempt(id, d.attempt, &outcome).await,
@@ -140,6 +145,33 @@ async fn send_and_record(store: &Store, settings: &Settings, d: &Delivery) {
     };
     if let Err(e) = recorded {
         warn!(target = ?d.target, error = %e, "could not record a webhook attempt");
+    }
+}
+
+/// What an attempt did, as recorded (and shown to the tenant).
+fn attempt(
+    d: &Delivery,
+    settings: &Settings,
+    sent: &Result<StatusCode, Undelivered>,
+    duration: Duration,
+) -> WebhookAttempt {
+    match sent {
+        Ok(status) => WebhookAttempt {
+            http_status: Some(i32::from(status.as_u16())),
+            error: None,
+            duration,
+            retry_after: None,
+            delivered: true,
+        },
+        Err(e) => WebhookAttempt {
+            http_status: e.http_status(),
+            error: Some(e.public_message()),
+            duration,
+            retry_after: (!e.permanent() && d.attempt < settings.webhook_max_attempts).then(|| {
+                Backoff { base: Duration::from_millis(settings.webhook_backoff_ms), max: MAX_BACKOFF }.delay(d.attempt)
+            }),
+            delivered: false,
+        },
     }
 }
 
@@ -151,68 +183,97 @@ pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Addresses a webhook must not reach unless private targets are allowed:
-/// loopback, private, link-local (incl. cloud metadata), shared, unspecified, multicast.
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
+/// Why a delivery did not happen. Its `Display` (with its causes) is for the
+/// log; the tenant's `webhook.last_error` is [`Undelivered::public_message`],
+/// since what our resolver finds and what our network answers are not theirs to learn.
+#[derive(Debug, thiserror::Error)]
+enum Undelivered {
+    #[error("the callback_url is not a URL")]
+    InvalidUrl(#[source] url::ParseError),
+    #[error("the callback_url has no host")]
+    NoHost,
+    #[error("cannot resolve {host}")]
+    Unresolvable {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{host} has no address")]
+    NoAddress { host: String },
+    #[error("resolving {host} timed out")]
+    ResolveTimeout { host: String },
+    #[error("{host} resolves to {ip}, not a public address (FACEREC_WEBHOOK_ALLOW_PRIVATE lets loopback through)")]
+    NotPublic { host: String, ip: IpAddr },
+    #[error("cannot encode the body: {0}")]
+    Encode(String),
+    #[error("cannot build an HTTP client")]
+    Client(#[source] reqwest::Error),
+    #[error("the request failed")]
+    Request(#[source] reqwest::Error),
+    #[error("the receiver answered {0}")]
+    Answered(StatusCode),
+}
+
+impl Undelivered {
+    /// The sentence the tenant sees: their receiver's own answer, else only
+    /// whether we refused the target or could not reach it.
+    fn public_message(&self) -> String {
+        match self {
+            Self::InvalidUrl(_) | Self::NoHost => "refused: not a valid callback_url".to_owned(),
+            Self::NotPublic { .. } => "refused: not a public address".to_owned(),
+            Self::Answered(status) => format!("the receiver answered {status}"),
+            Self::Unresolvable { .. }
+            | Self::NoAddress { .. }
+            | Self::ResolveTimeout { .. }
+            | Self::Encode(_)
+            | Self::Client(_)
+            | Self::Request(_) => "could not be delivered".to_owned(),
         }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
+    }
+
+    /// Whether another attempt cannot do better (a refused target is not retried).
+    fn permanent(&self) -> bool {
+        matches!(self, Self::InvalidUrl(_) | Self::NoHost | Self::NotPublic { .. } | Self::Encode(_))
+    }
+
+    fn http_status(&self) -> Option<i32> {
+        match self {
+            Self::Answered(status) => Some(i32::from(status.as_u16())),
+            _ => None,
         }
     }
 }
 
-async fn deliver(d: &Delivery, settings: &Settings) -> WebhookAttempt {
-    let started = Instant::now();
-    let retry = |error: Option<String>, http_status: Option<i32>, permanent: bool| WebhookAttempt {
-        http_status,
-        error,
-        duration: started.elapsed(),
-        retry_after: (!permanent && d.attempt < settings.webhook_max_attempts).then(|| {
-            Backoff { base: Duration::from_millis(settings.webhook_backoff_ms), max: MAX_BACKOFF }.delay(d.attempt)
-        }),
-        delivered: false,
-    };
+/// The error and its causes on one line, for the log.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
+}
+
+async fn deliver(d: &Delivery, settings: &Settings) -> Result<StatusCode, Undelivered> {
+    let (host, port) = host_and_port(&d.url)?;
     // Resolving gets the receiver's timeout too, so that an attempt ends within
     // the hold (2 × timeout + 10 s) and is never sent again while it runs.
     let timeout = Duration::from_secs(settings.webhook_timeout_secs);
-    let target = match tokio::time::timeout(timeout, resolve(&d.url, settings.webhook_allow_private)).await {
-        Ok(Ok(target)) => target,
-        Ok(Err((message, permanent))) => return retry(Some(message), None, permanent),
-        Err(_) => return retry(Some("resolving the host timed out".to_owned()), None, false),
-    };
-    let body = match &d.body {
-        Ok(body) => body.clone(),
-        Err(e) => return retry(Some(format!("cannot encode the body: {e}")), None, true),
-    };
+    let address = tokio::time::timeout(timeout, resolve(&host, port, settings.webhook_allow_private))
+        .await
+        .map_err(|_| Undelivered::ResolveTimeout { host: host.clone() })??;
+    let body = d.body.as_ref().map_err(|e| Undelivered::Encode(e.to_string()))?.clone();
     let timestamp = chrono::Utc::now().timestamp().max(0) as u64;
-    let client = match reqwest::Client::builder()
+    let client = reqwest::Client::builder()
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .resolve(&target.0, target.1)
+        // A proxy would resolve the host itself, past the check below.
+        .no_proxy()
+        .resolve(&host, address)
         .build()
-    {
-        Ok(client) => client,
-        Err(e) => return retry(Some(format!("cannot build an HTTP client: {e}")), None, false),
-    };
+        .map_err(Undelivered::Client)?;
     let (id_header, id) = match d.target {
         Target::Job(id) => ("x-facerec-job-id", id),
         Target::Batch(id) => ("x-facerec-batch-id", id),
@@ -226,41 +287,34 @@ async fn deliver(d: &Delivery, settings: &Settings) -> WebhookAttempt {
     if let Some(secret) = settings.webhook_key() {
         request = request.header("x-facerec-signature", signature(secret, timestamp, &body));
     }
-    match request.body(body).send().await {
-        Ok(resp) if resp.status().is_success() => WebhookAttempt {
-            http_status: Some(i32::from(resp.status().as_u16())),
-            error: None,
-            duration: started.elapsed(),
-            retry_after: None,
-            delivered: true,
-        },
-        Ok(resp) => {
-            let status = resp.status();
-            debug!(%status, "webhook receiver refused");
-            retry(Some(format!("the receiver answered {status}")), Some(i32::from(status.as_u16())), false)
-        }
-        Err(e) => retry(Some(format!("request failed: {e}")), None, false),
+    let status = request.body(body).send().await.map_err(Undelivered::Request)?.status();
+    if status.is_success() {
+        Ok(status)
+    } else {
+        debug!(%status, "webhook receiver refused");
+        Err(Undelivered::Answered(status))
     }
 }
 
-/// The host and the address to connect to (pinned, so a DNS answer cannot
-/// change between the check and the request). Err: message and whether it is permanent.
-async fn resolve(url: &str, allow_private: bool) -> Result<(String, SocketAddr), (String, bool)> {
-    let parsed = url::Url::parse(url).map_err(|e| (format!("invalid callback_url: {e}"), true))?;
-    let host = parsed.host_str().ok_or_else(|| ("callback_url has no host".to_owned(), true))?.to_owned();
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let lookup = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((lookup.as_str(), port))
+fn host_and_port(url: &str) -> Result<(String, u16), Undelivered> {
+    let parsed = url::Url::parse(url).map_err(Undelivered::InvalidUrl)?;
+    let host = parsed.host_str().ok_or(Undelivered::NoHost)?.to_owned();
+    Ok((host, parsed.port_or_known_default().unwrap_or(80)))
+}
+
+/// The address to connect to, pinned so that a DNS answer cannot change
+/// between the check and the request. Refused when any address of the host is
+/// not public (see [`facerec_core::is_global`]), loopback aside where allowed.
+async fn resolve(host: &str, port: u16, allow_loopback: bool) -> Result<SocketAddr, Undelivered> {
+    let lookup = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((lookup, port))
         .await
-        .map_err(|e| (format!("cannot resolve {host}: {e}"), false))?
+        .map_err(|source| Undelivered::Unresolvable { host: host.to_owned(), source })?
         .collect();
-    let first = *addrs.first().ok_or_else(|| (format!("{host} has no address"), false))?;
-    if !allow_private && let Some(bad) = addrs.iter().find(|a| is_private(a.ip())) {
-        let message =
-            format!("refused: {host} resolves to a private address {} (FACEREC_WEBHOOK_ALLOW_PRIVATE)", bad.ip());
-        return Err((message, true));
+    if let Some(refused) = addrs.iter().find(|a| !may_deliver_to(a.ip(), allow_loopback)) {
+        return Err(Undelivered::NotPublic { host: host.to_owned(), ip: refused.ip() });
     }
-    Ok((host, first))
+    addrs.first().copied().ok_or_else(|| Undelivered::NoAddress { host: host.to_owned() })
 }
 
 #[cfg(test)]
@@ -274,25 +328,40 @@ mod tests {
         assert_eq!(signature("secret", 1_700_000_000, b"{}"), expected);
     }
 
-    #[test]
-    fn private_and_metadata_addresses_are_refused() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00:ec2::254",
-            "fe80::1",
-            "::ffff:127.0.0.1",
+    #[tokio::test]
+    async fn a_target_that_is_not_public_is_refused_before_connecting_and_the_tenant_is_not_told_why() {
+        // Literal addresses: lookup_host answers them without any DNS query.
+        for (host, allow_loopback) in [
+            ("[::127.0.0.1]", true),
+            ("[64:ff9b::7f00:1]", true),
+            ("[fec0::1]", true),
+            ("240.0.0.1", true),
+            ("198.18.0.1", true),
+            ("10.0.0.1", true),
+            ("127.0.0.1", false),
+            ("[::1]", false),
         ] {
-            assert!(is_private(ip.parse().unwrap()), "{ip}");
+            let refused = resolve(host, 80, allow_loopback).await.expect_err(host);
+            assert!(matches!(refused, Undelivered::NotPublic { .. }), "{host}: {refused:?}");
+            assert!(refused.permanent(), "{host}");
+            assert_eq!(refused.public_message(), "refused: not a public address");
+            assert!(with_causes(&refused).contains(host), "the log keeps the details: {refused}");
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
-            assert!(!is_private(ip.parse().unwrap()), "{ip}");
-        }
+        assert_eq!(resolve("127.0.0.1", 8080, true).await.unwrap(), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(resolve("[::1]", 8080, true).await.unwrap(), "[::1]:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn failures_on_our_side_show_the_tenant_one_plain_sentence() {
+        let unresolvable = Undelivered::Unresolvable {
+            host: "db.internal.corp".to_owned(),
+            source: std::io::Error::other("failed to lookup address information"),
+        };
+        assert_eq!(unresolvable.public_message(), "could not be delivered");
+        assert!(!unresolvable.permanent(), "DNS may answer later");
+        assert_eq!(with_causes(&unresolvable), "cannot resolve db.internal.corp: failed to lookup address information");
+        let answered = Undelivered::Answered(StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answered.public_message(), "the receiver answered 503 Service Unavailable");
+        assert_eq!(answered.http_status(), Some(503));
     }
 }

@@ -48,6 +48,10 @@ pub enum ArchiveError {
     TooManyEntries(usize),
     #[error("the archive expands to more than {0} bytes (a compression bomb?)")]
     Bomb(u64),
+    #[error("the archive's manifest.csv is larger than {0} bytes")]
+    ManifestTooLarge(u64),
+    #[error("the archive's manifest.csv has more than {0} rows (one per entry at most)")]
+    ManifestTooManyRows(usize),
     #[error("reading the spooled archive failed")]
     Io(#[source] io::Error),
 }
@@ -72,8 +76,9 @@ pub enum Content {
 
 /// Bytes at which the ratio check starts (small archives may compress well).
 const RATIO_GRACE: u64 = 64 * 1024 * 1024;
-/// `manifest.csv` is read whole; it may not be larger than this.
-const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
+/// `manifest.csv` is read into memory, so it may not be larger than this
+/// (8 MiB holds well over 100,000 rows of `path,subject`).
+pub const MAX_MANIFEST_BYTES: u64 = 8 * 1024 * 1024;
 pub const MANIFEST: &str = "manifest.csv";
 
 pub fn detect(path: &Path) -> Result<Format, ArchiveError> {
@@ -158,39 +163,61 @@ impl std::fmt::Display for BombSignal {
 impl std::error::Error for BombSignal {}
 
 /// The archive's `manifest.csv` (`path,subject`), if it has one at its root.
-/// Only that entry is read; the others are passed over.
+/// Only that entry is read (at most [`MAX_MANIFEST_BYTES`]); the others are
+/// passed over. It may have at most one row per entry the archive may have.
 pub fn manifest(path: &Path, format: Format, limits: Limits) -> Result<Option<HashMap<String, String>>, ArchiveError> {
     let mut found = None;
+    let max_rows = limits.max_entries;
     let limits = Limits { max_entry_bytes: MAX_MANIFEST_BYTES, ..limits };
     read_filtered(path, format, limits, Some(MANIFEST), &mut |entry| {
         found = Some(entry.content);
         false
     })?;
-    let Some(content) = found else { return Ok(None) };
-    let Content::Bytes(bytes) = content else {
-        return Err(ArchiveError::Corrupt(format!("{MANIFEST} is not a readable file under 64 MiB")));
-    };
-    parse_manifest(&bytes).map(Some)
+    match found {
+        None => Ok(None),
+        Some(Content::Bytes(bytes)) => parse_manifest(&bytes, max_rows).map(Some),
+        Some(Content::TooLarge) => Err(ArchiveError::ManifestTooLarge(MAX_MANIFEST_BYTES)),
+        Some(Content::NotRegular | Content::Unreadable(_)) => {
+            Err(ArchiveError::Corrupt(format!("{MANIFEST} is not a readable file")))
+        }
+    }
 }
 
-fn parse_manifest(bytes: &[u8]) -> Result<HashMap<String, String>, ArchiveError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| ArchiveError::Corrupt(format!("{MANIFEST} is not UTF-8")))?;
+/// Parses the manifest row by row (as CSV: quoted fields, an optional
+/// `path,subject` header), refusing it past `max_rows` rows.
+fn parse_manifest(bytes: &[u8], max_rows: usize) -> Result<HashMap<String, String>, ArchiveError> {
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(bytes);
     let mut rows = HashMap::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || (i == 0 && line.replace(' ', "") == "path,subject") {
+    let mut record = csv::StringRecord::new();
+    let (mut first, mut count) = (true, 0usize);
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                let why = if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) { "is not UTF-8" } else { "is not CSV" };
+                return Err(ArchiveError::Corrupt(format!("{MANIFEST} line {line} {why}")));
+            }
+        }
+        if record.iter().all(str::is_empty) {
             continue;
         }
-        let (path, subject) = line
-            .split_once(',')
-            .ok_or_else(|| ArchiveError::Corrupt(format!("{MANIFEST} line {} is not path,subject", i + 1)))?;
-        rows.insert(path.trim().trim_start_matches("./").to_owned(), unquote(subject.trim()).to_owned());
+        let line = record.position().map_or(0, |p| p.line());
+        let (Some(path), Some(subject), 2) = (record.get(0), record.get(1), record.len()) else {
+            return Err(ArchiveError::Corrupt(format!("{MANIFEST} line {line} is not path,subject")));
+        };
+        if std::mem::take(&mut first) && path == "path" && subject == "subject" {
+            continue;
+        }
+        count += 1;
+        if count > max_rows {
+            return Err(ArchiveError::ManifestTooManyRows(max_rows));
+        }
+        rows.insert(path.trim_start_matches("./").to_owned(), subject.to_owned());
     }
     Ok(rows)
-}
-
-fn unquote(s: &str) -> &str {
-    s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(s)
 }
 
 /// Calls `emit` with every entry in archive order until it returns `false`.
@@ -266,10 +293,20 @@ mod tests {
 
     #[test]
     fn manifest_rows_with_or_without_header() {
-        let rows = parse_manifest(b"path,subject\nann/1.jpg,Ann\n./bo.jpg,\"Bo\"\n\n").unwrap();
+        let rows = parse_manifest(b"path, subject\nann/1.jpg,Ann\n./bo.jpg,\"Smith, Bo\"\n\n", 10).unwrap();
         assert_eq!(rows["ann/1.jpg"], "Ann");
-        assert_eq!(rows["bo.jpg"], "Bo");
-        assert!(parse_manifest(b"no comma here\n").is_err());
+        assert_eq!(rows["bo.jpg"], "Smith, Bo");
+        assert_eq!(parse_manifest(b"x.jpg,Ann\n", 10).unwrap()["x.jpg"], "Ann");
+        assert!(matches!(parse_manifest(b"no comma here\n", 10), Err(ArchiveError::Corrupt(_))));
+        assert!(matches!(parse_manifest(b"a,b,c\n", 10), Err(ArchiveError::Corrupt(_))));
+        assert!(matches!(parse_manifest(b"a.jpg,\xff\n", 10), Err(ArchiveError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_manifest_has_at_most_one_row_per_entry_allowed() {
+        let rows: String = (0..3).map(|i| format!("{i}.jpg,Ann\n")).collect();
+        assert_eq!(parse_manifest(format!("path,subject\n{rows}").as_bytes(), 3).unwrap().len(), 3);
+        assert!(matches!(parse_manifest(rows.as_bytes(), 2), Err(ArchiveError::ManifestTooManyRows(2))));
     }
 
     #[test]

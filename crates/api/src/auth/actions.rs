@@ -17,7 +17,7 @@ pub fn action_for(method: &Method, path: &str) -> Option<Action> {
         ("GET", "/v1/jobs" | "/v1/jobs/{id}" | "/v1/stats") => JobsRead,
         ("POST", "/v1/jobs/{id}/cancel") => JobsCancel,
         ("POST", "/v1/batches" | "/v1/batches/{id}/cancel") => BatchesCreate,
-        ("GET", "/v1/batches/{id}" | "/v1/batches/{id}/items") => BatchesRead,
+        ("GET", "/v1/batches" | "/v1/batches/{id}" | "/v1/batches/{id}/items") => BatchesRead,
         (
             _,
             "/v1/collections"

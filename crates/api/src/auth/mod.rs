@@ -234,18 +234,32 @@ pub async fn authorize_live(
     if let Caller::Key(key) = &caller {
         tracing::Span::current().record("key_id", tracing::field::display(key.id));
         state.auth.take_rate(key)?;
-        if !key.grant.allows(facerec_core::Action::Recognize) {
-            let message = format!("this key may not recognize (it has: {})", actions_of(&key.grant));
-            return Err(ApiError::new(ErrorCode::Forbidden, message));
-        }
     }
-    caller.may_use(collection)?;
+    may_recognize_in(&caller, collection)?;
     Ok(caller)
 }
 
-/// Whether the key still names a live caller (not deleted, not expired).
-pub async fn key_still_valid(state: &AppState, token: &str) -> Result<(), ApiError> {
-    caller_for_token(state, token).await.map(|_| ())
+/// Whether an open live stream's key may still recognize in `collection`,
+/// read again from the store: `invalid_api_key` once deleted or expired,
+/// `forbidden` once a `PATCH` took `recognize` or the collection from it.
+pub async fn live_key_still_allowed(
+    state: &AppState,
+    token: &str,
+    collection: &CollectionName,
+) -> Result<(), ApiError> {
+    let caller = caller_for_token(state, token).await?;
+    may_recognize_in(&caller, collection)
+}
+
+/// The grant a live stream needs, the same when it opens and while it runs.
+fn may_recognize_in(caller: &Caller, collection: &CollectionName) -> Result<(), ApiError> {
+    if let Some(grant) = caller.grant()
+        && !grant.allows(facerec_core::Action::Recognize)
+    {
+        let message = format!("this key may not recognize (it has: {})", actions_of(grant));
+        return Err(ApiError::new(ErrorCode::Forbidden, message));
+    }
+    caller.may_use(collection)
 }
 
 /// The bearer token of an `Authorization` header, if it has one.

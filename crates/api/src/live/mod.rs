@@ -9,47 +9,38 @@
 //!
 //! Authentication: the `Authorization` header, a `facerec.key.<key>`
 //! subprotocol (browsers cannot set headers on a WebSocket), or a first text
-//! message `{"type": "auth", "api_key": "<key>"}`; never the URL.
+//! message `{"type": "auth", "api_key": "<key>"}`; never the URL. A key in
+//! the header or subprotocol is checked before the upgrade; a stream that
+//! will send it by message waits in a budget of its own ([`admit`]).
 
+mod admit;
 mod messages;
 mod page;
 mod session;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::net::SocketAddr;
 
+use axum::Extension;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use facerec_core::{CollectionName, MaxFaces, Threshold, TopK};
 use secrecy::SecretString;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
+pub use admit::LiveStreams;
 pub use page::live_page;
 
 use crate::auth::{Caller, authorize_live, bearer_token};
 use crate::routes::gallery::{collection_field, collection_threshold};
-use crate::{ApiError, AppState, ErrorCode, Settings};
+use crate::{ApiError, AppState, ErrorCode};
 
 /// The subprotocol a stream speaks; the server selects it whenever the client offers it.
 pub const PROTOCOL: &str = "facerec.live";
 /// Prefix of the subprotocol that carries a key.
 pub const KEY_PROTOCOL_PREFIX: &str = "facerec.key.";
-
-/// Streams open at once on this api.
-pub struct LiveStreams(Arc<Semaphore>);
-
-impl LiveStreams {
-    pub fn new(settings: &Settings) -> Self {
-        Self(Arc::new(Semaphore::new(settings.live_max_streams)))
-    }
-
-    fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        self.0.clone().try_acquire_owned().map_err(|_| ApiError::busy("the api is at its limit of live streams", 5))
-    }
-}
 
 /// What a stream recognizes against, fixed when it opens.
 #[derive(Debug, Clone)]
@@ -83,6 +74,7 @@ impl StreamParams {
 /// Opens a live stream (a WebSocket).
 pub async fn live(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
@@ -91,22 +83,28 @@ pub async fn live(
         ApiError::new(ErrorCode::WebsocketRequired, format!("/v1/live is a WebSocket: send an upgrade request ({e})"))
     })?;
     let params = StreamParams::parse(&query)?;
-    let permit = state.live.admit()?;
     let offered = offered_protocols(&headers);
     let key = bearer_token(&headers)
         .or_else(|| offered.iter().find_map(|p| p.strip_prefix(KEY_PROTOCOL_PREFIX)))
         .map(str::to_owned);
-    // With a key in hand, refuse over HTTP before upgrading; else the first message must carry one.
-    let opened = match key.as_deref() {
-        Some(key) => Some(open(&state, Some(key), params.clone()).await?),
-        None if !state.auth.enabled() => Some(open(&state, None, params.clone()).await?),
-        None => None,
+    // With a key in hand, refuse over HTTP before upgrading, and take a slot
+    // only once authenticated; else the first message must carry one.
+    let admitted = match key.as_deref() {
+        Some(key) => {
+            let opened = open(&state, Some(key), params.clone()).await?;
+            session::Admitted::Open(opened, state.live.admit()?)
+        }
+        None if !state.auth.enabled() => {
+            let opened = open(&state, None, params.clone()).await?;
+            session::Admitted::Open(opened, state.live.admit()?)
+        }
+        None => session::Admitted::Pending(state.live.admit_pending(peer.map(|Extension(ConnectInfo(a))| a.ip()))?),
     };
     let limits = &state.settings;
     let hard_limit = limits.live_max_frame_bytes.saturating_mul(4).max(64 * 1024);
     let upgrade = upgrade.max_message_size(hard_limit).max_frame_size(hard_limit);
     let upgrade = if offered.iter().any(|p| p == PROTOCOL) { upgrade.protocols([PROTOCOL]) } else { upgrade };
-    let stream = session::Stream::new(state.clone(), opened, params, permit);
+    let stream = session::Stream::new(state.clone(), admitted, params);
     // The stream's logs keep the request's span (request id, trace, key id).
     let span = tracing::Span::current();
     Ok(upgrade.on_upgrade(move |socket| stream.run(socket).instrument(span)).into_response())

@@ -11,23 +11,27 @@ use facerec_core::{LiveErrorCode, LiveTrack};
 use facerec_queue::{LIVE_VERSION, LiveError, LiveLink, LiveOutcome, LiveReply, LiveRequest, now_ms};
 use facerec_telemetry::metrics::names;
 use secrecy::ExposeSecret;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::timeout_at;
 use tracing::{info, warn};
 
+use super::admit::{OpenSlot, PendingSlot};
 use super::messages::{Answer, ControlMessage, FrameRate, Gone, Ready, close_with, round, send_error, send_text};
 use super::{Opened, StreamParams, open};
 use crate::{ApiError, AppState, ErrorCode};
 
-/// How long a stream that must authenticate by message may take to send it.
-const AUTH_WAIT: Duration = Duration::from_secs(10);
-
 /// A stream accepted over HTTP, not yet upgraded.
 pub(super) struct Stream {
     state: AppState,
-    opened: Option<Opened>,
+    admitted: Admitted,
     params: StreamParams,
-    _permit: OwnedSemaphorePermit,
+}
+
+/// How far a stream got before its upgrade.
+pub(super) enum Admitted {
+    /// Authenticated (or the api is open), holding a stream slot.
+    Open(Opened, OpenSlot),
+    /// Waiting for its auth message, holding no stream slot yet.
+    Pending(PendingSlot),
 }
 
 /// A frame received and checked, waiting for a worker.
@@ -35,33 +39,46 @@ struct Frame {
     number: u64,
     image: Bytes,
     received: Instant,
+    /// The same moment on the api's clock (Unix ms), against which a carried result's age is counted.
+    received_at_ms: u64,
 }
 
 type Asking = Pin<Box<dyn Future<Output = (Frame, Result<Option<LiveReply>, LiveError>, Option<LiveLink>)> + Send>>;
 
 impl Stream {
-    pub(super) fn new(
-        state: AppState,
-        opened: Option<Opened>,
-        params: StreamParams,
-        permit: OwnedSemaphorePermit,
-    ) -> Self {
-        Self { state, opened, params, _permit: permit }
+    pub(super) fn new(state: AppState, admitted: Admitted, params: StreamParams) -> Self {
+        Self { state, admitted, params }
     }
 
     pub(super) async fn run(self, mut socket: WebSocket) {
-        metrics::gauge!(names::LIVE_STREAMS).increment(1.0);
-        let opened = match self.opened.clone() {
-            Some(opened) => Ok(opened),
-            None => authenticate_by_message(&self.state, &mut socket, self.params.clone()).await,
+        let Self { state, admitted, params } = self;
+        let (opened, _slot) = match admitted {
+            Admitted::Open(opened, slot) => (opened, slot),
+            Admitted::Pending(waiting) => {
+                let opened = match authenticate_by_message(&state, &mut socket, params).await {
+                    Ok(opened) => opened,
+                    Err((code, message)) => return close_with(&mut socket, code, &message).await,
+                };
+                // Authenticated: it waits no more, and now needs a stream slot like any other.
+                drop(waiting);
+                match state.live.admit() {
+                    Ok(slot) => (opened, slot),
+                    Err(e) => return close_with(&mut socket, LiveErrorCode::ServerBusy, &e.message).await,
+                }
+            }
         };
-        match opened {
-            Ok(opened) => self.serve(socket, opened).await,
-            Err((code, message)) => close_with(&mut socket, code, &message).await,
-        }
+        metrics::gauge!(names::LIVE_STREAMS).increment(1.0);
+        Serving { state }.serve(socket, opened).await;
         metrics::gauge!(names::LIVE_STREAMS).decrement(1.0);
     }
+}
 
+/// An open stream, serving frames.
+struct Serving {
+    state: AppState,
+}
+
+impl Serving {
     async fn serve(&self, mut socket: WebSocket, opened: Opened) {
         let settings = &self.state.settings;
         let ready = Ready {
@@ -110,7 +127,13 @@ impl Stream {
                                 && key_checked.elapsed() >= Duration::from_secs(settings.live_key_recheck_secs)
                             {
                                 key_checked = Instant::now();
-                                if let Err(e) = crate::auth::key_still_valid(&self.state, key.expose_secret()).await {
+                                // The grant is read again: a PATCH may have taken `recognize` or the collection.
+                                let allowed = crate::auth::live_key_still_allowed(
+                                    &self.state,
+                                    key.expose_secret(),
+                                    &opened.collection,
+                                );
+                                if let Err(e) = allowed.await {
                                     close_with(&mut socket, live_code(&e), &e.message).await;
                                     break;
                                 }
@@ -119,7 +142,8 @@ impl Stream {
                             let number = state.frames;
                             match self.check_frame(&image, &mut rate) {
                                 Ok(()) => {
-                                    let frame = Frame { number, image, received: Instant::now() };
+                                    let (received, received_at_ms) = (Instant::now(), now_ms());
+                                    let frame = Frame { number, image, received, received_at_ms };
                                     if pending.replace(frame).is_some() {
                                         state.dropped += 1;
                                         metrics::counter!(names::LIVE_FRAMES, "outcome" => "dropped").increment(1);
@@ -195,6 +219,7 @@ impl Stream {
             version: LIVE_VERSION,
             reply_to: String::new(),
             frame: frame.number,
+            received_at_ms: frame.received_at_ms,
             collection: opened.collection.clone(),
             threshold: opened.threshold.get(),
             top_k: opened.top_k.get(),
@@ -272,7 +297,7 @@ async fn authenticate_by_message(
                        `facerec.key.<key>` subprotocol, or an Authorization header)";
         (LiveErrorCode::MissingApiKey, message.to_owned())
     };
-    let deadline = tokio::time::Instant::now() + AUTH_WAIT;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(state.settings.live_auth_wait_secs.max(1));
     let first = loop {
         match timeout_at(deadline, socket.recv()).await {
             Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,

@@ -1,6 +1,6 @@
 //! `POST /v1/batches` (an archive of labelled photos becomes one register job
-//! per image, fed to the queue as room frees), `GET /v1/batches/{id}`, its
-//! items, and cancel.
+//! per image, fed to the queue as room frees), `GET /v1/batches` (the list),
+//! `GET /v1/batches/{id}`, its items, and cancel.
 
 use std::collections::HashMap;
 
@@ -9,18 +9,30 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use facerec_core::{BatchItemStatus, BatchItemView, BatchView};
-use facerec_store::{BatchCancel, NewBatch};
+use facerec_core::{BatchItemStatus, BatchItemView, BatchStatus, BatchView};
+use facerec_store::{BatchCancel, BatchFilter, NewBatch};
 use serde::Serialize;
 use tracing::info;
 use uuid::Uuid;
 
 use crate::auth::Caller;
+use crate::callback_url::callback_url_field;
 use crate::intake::{self, Spooled};
 use crate::routes::gallery::{collection_field, consent_field, consent_rule, limit, request_id};
 use crate::routes::listing::parse;
-use crate::routes::submit::callback_url_field;
+use crate::upload::known_field;
 use crate::{ApiError, AppState, ErrorCode};
+
+/// The fields a batch form takes; any other is refused (`unknown_field`).
+const BATCH_FIELDS: &[&str] = &["archive", "collection", "callback_url", "consent"];
+
+/// A page of batches, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchPage {
+    pub batches: Vec<BatchView>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
 
 /// A page of a batch's items, in archive order.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -38,11 +50,12 @@ pub struct BatchItemPage {
     responses(
         (status = 202, description = "Recorded; its items are fed to the queue as room frees", body = BatchView,
          headers(("Location" = String, description = "`/v1/batches/{batch_id}`"))),
-        (status = 400, description = "`invalid_multipart`, `missing_archive`, `invalid_collection`, `invalid_consent`, `consent_required`, `invalid_callback_url`, `corrupt_archive`, `unsafe_archive_path`, `archive_too_many_entries`, `archive_bomb`, `empty_archive`", body = crate::ErrorBody),
+        (status = 400, description = "`invalid_multipart`, `unknown_field`, `duplicate_field`, `missing_archive`, `invalid_collection`, `invalid_consent`, `consent_required`, `invalid_callback_url`, `corrupt_archive`, `unsafe_archive_path`, `archive_too_many_entries`, `archive_bomb`, `manifest_too_large`, `empty_archive`", body = crate::ErrorBody),
+        (status = 408, description = "`request_timeout`: the archive came in too slowly", body = crate::ErrorBody),
         (status = 413, description = "`archive_too_large`", body = crate::ErrorBody),
         (status = 415, description = "`unsupported_archive`", body = crate::ErrorBody),
         (status = 500, description = "`internal_error`", body = crate::ErrorBody),
-        (status = 503, description = "`server_busy`, `database_unavailable` (with `Retry-After`)", body = crate::ErrorBody)
+        (status = 503, description = "`server_busy` (no room to spool the archive, or every database connection busy), `database_unavailable` (with `Retry-After`)", body = crate::ErrorBody)
     )
 )]
 pub async fn create_batch(
@@ -58,6 +71,9 @@ pub async fn create_batch(
     let mut fields = HashMap::new();
     while let Some(field) = multipart.next_field().await.map_err(|e| intake::multipart_error(e, settings))? {
         let name = field.name().unwrap_or_default().to_owned();
+        // Refused by its name, before its content is read: a misnamed archive
+        // (`-F file=@photos.zip`) is told so, not that it is over a text field's size.
+        known_field(&name, BATCH_FIELDS)?;
         if name == "archive" {
             if spooled.is_some() {
                 return Err(ApiError::new(ErrorCode::DuplicateField, "the form has more than one archive"));
@@ -79,7 +95,10 @@ pub async fn create_batch(
         id: Uuid::now_v7(),
         collection,
         consent,
-        callback_url: callback_url_field(fields.get("callback_url").map(String::as_str))?,
+        callback_url: callback_url_field(
+            fields.get("callback_url").map(String::as_str),
+            settings.webhook_allow_private,
+        )?,
         request_id: request_id(&headers).map(str::to_owned),
         create_collection,
         api_key_id: caller.key_id(),
@@ -98,6 +117,39 @@ pub async fn create_batch(
     info!(batch_id = %batch.id, items, archive_bytes, collection = %view.collection, "batch recorded");
     let location = HeaderValue::from_str(&format!("/v1/batches/{}", batch.id)).expect("a UUID path is a valid header");
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(view)).into_response())
+}
+
+/// The batches the caller may see, newest first, optionally only those in one state.
+#[utoipa::path(
+    get,
+    path = "/v1/batches",
+    tag = "batches",
+    params(
+        ("status" = Option<BatchStatus>, Query, description = "Only batches in this state"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, default 20"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")
+    ),
+    responses(
+        (status = 200, description = "A page of batches", body = BatchPage),
+        (status = 400, description = "`invalid_status`, `invalid_limit`, `invalid_cursor`", body = crate::ErrorBody),
+        (status = 500, description = "`internal_error`", body = crate::ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
+    )
+)]
+pub async fn list_batches(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<BatchPage>, ApiError> {
+    let filter = BatchFilter {
+        status: parse(&query, "status", ErrorCode::InvalidStatus, BatchStatus::parse)?,
+        before: parse(&query, "cursor", ErrorCode::InvalidCursor, |v| v.parse::<Uuid>().ok())?,
+        visible: caller.visibility(),
+    };
+    let limit = limit(&query)?;
+    let batches = state.store.list_batches(&filter, limit).await?;
+    let next_cursor = (batches.len() == limit as usize).then(|| batches.last().map(|b| b.batch_id.to_string()));
+    Ok(Json(BatchPage { batches, next_cursor: next_cursor.flatten() }))
 }
 
 /// The batch with its counts.

@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use facerec_core::{AccessError, Action, Grant};
+use facerec_core::{AccessError, Action, Grant, KeyScope, check_grant};
 use facerec_store::{ApiKeyRecord, NewApiKey};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -76,7 +76,15 @@ pub struct CreatedKey {
     pub collections: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// Present when the api runs open (no master key): the key then limits nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
+
+/// Why a key made on an open api is no protection (a client may show it; the CLI does).
+const OPEN_MODE_WARNING: &str = "this api runs open (no FACEREC_MASTER_KEY): every request is allowed with or \
+                                 without a key, so this key limits nothing; once a master key is set it works only \
+                                 if FACEREC_KEY_PEPPER was set when it was made and still is";
 
 /// A page of keys, oldest first.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -130,14 +138,15 @@ fn not_found() -> ApiError {
     ApiError::new(ErrorCode::KeyNotFound, "no key has this id")
 }
 
-/// Refuses rights beyond the caller's own: a key never hands out more than it holds.
-fn within_caller(caller: &Caller, grant: &Grant) -> Result<(), ApiError> {
-    match caller.grant() {
-        Some(own) if !own.includes(grant) => {
-            Err(ApiError::new(ErrorCode::Forbidden, "a key cannot grant actions or collections beyond its own"))
-        }
-        _ => Ok(()),
-    }
+/// The grant rules ([`check_grant`]) for a key as it will be once made or
+/// changed: the same for `POST` and `PATCH`, so neither can widen a key
+/// beyond the caller's rights or lifetime.
+fn may_grant(caller: &Caller, resulting: KeyScope<'_>) -> Result<(), ApiError> {
+    let granter = match caller {
+        Caller::Key(own) => Some(KeyScope { grant: &own.grant, expires_at: own.expires_at }),
+        Caller::Open | Caller::Master => None,
+    };
+    check_grant(granter, resulting).map_err(|e| ApiError::new(ErrorCode::Forbidden, e.to_string()))
 }
 
 /// Whether the caller may see (and so manage) this key.
@@ -152,9 +161,10 @@ fn manages(caller: &Caller, key: &ApiKeyRecord) -> bool {
     tag = "keys",
     request_body = CreateKey,
     responses(
-        (status = 201, description = "Created; `key` is shown only now", body = CreatedKey,
-         headers(("Location" = String, description = "`/v1/keys/{id}`"))),
+        (status = 201, description = "Created; `key` is shown only now (`Cache-Control: no-store`)", body = CreatedKey,
+         headers(("Location" = String, description = "`/v1/keys/{id}`"), ("Cache-Control" = String, description = "`no-store`"))),
         (status = 400, description = "`invalid_body`, `invalid_key_name`, `invalid_actions`, `invalid_collection_patterns`, `invalid_expires_at`", body = crate::ErrorBody),
+        (status = 403, description = "`forbidden`: the key would hold rights beyond the caller's, or (caller expiring) outlive it", body = crate::ErrorBody),
         (status = 500, description = "`internal_error`", body = crate::ErrorBody),
         (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
     )
@@ -179,14 +189,7 @@ pub async fn create_key(
                 })
         })
         .transpose()?;
-    within_caller(&caller, &grant)?;
-    if let Caller::Key(own) = &caller
-        && let Some(own_end) = own.expires_at
-        && expires_at.is_none_or(|end| end > own_end)
-    {
-        let message = "a key that expires cannot make a key that outlives it: set expires_at no later than its own";
-        return Err(ApiError::new(ErrorCode::Forbidden, message));
-    }
+    may_grant(&caller, KeyScope { grant: &grant, expires_at })?;
     let issued = state.auth.keyring.issue().map_err(|e| ApiError::internal(&e))?;
     let new = NewApiKey {
         id: Uuid::now_v7(),
@@ -208,9 +211,12 @@ pub async fn create_key(
         collections: view.collections,
         expires_at: view.expires_at,
         created_at: view.created_at,
+        warning: matches!(caller, Caller::Open).then(|| OPEN_MODE_WARNING.to_owned()),
     };
     let location = HeaderValue::from_str(&format!("/v1/keys/{}", created.id)).expect("a UUID path is a valid header");
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(created)).into_response())
+    // The only answer that carries a key: no cache (a proxy's, a browser's) may keep it.
+    let no_store = (header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok((StatusCode::CREATED, [(header::LOCATION, location), no_store], Json(created)).into_response())
 }
 
 /// Lists the keys the caller may manage, oldest first.
@@ -275,6 +281,8 @@ pub async fn get_key(
 }
 
 /// Renames a key or changes its rights; takes effect on its next request.
+/// The key as changed must pass the same grant rules as a new one: within
+/// the caller's rights, and, when the caller expires, not outliving it.
 #[utoipa::path(
     patch,
     path = "/v1/keys/{id}",
@@ -284,6 +292,7 @@ pub async fn get_key(
     responses(
         (status = 200, description = "The key as changed", body = KeyView),
         (status = 400, description = "`invalid_key_id`, `invalid_body`, `invalid_key_name`, `invalid_actions`, `invalid_collection_patterns`", body = crate::ErrorBody),
+        (status = 403, description = "`forbidden`: the key as changed would hold rights beyond the caller's, or (caller expiring) outlive it", body = crate::ErrorBody),
         (status = 404, description = "`key_not_found`", body = crate::ErrorBody),
         (status = 500, description = "`internal_error`", body = crate::ErrorBody),
         (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
@@ -305,9 +314,8 @@ pub async fn update_key(
             Some(grant(actions.as_ref().unwrap_or(&own_actions), collections.as_ref().unwrap_or(&own_collections))?)
         }
     };
-    if let Some(changed) = &changed {
-        within_caller(&caller, changed)?;
-    }
+    // Judged on the whole key after the change (a PATCH cannot move `expires_at`).
+    may_grant(&caller, KeyScope { grant: changed.as_ref().unwrap_or(&key.grant), expires_at: key.expires_at })?;
     let updated = state.store.update_api_key(key.id, name.as_deref(), changed.as_ref()).await?;
     tracing::info!(key_id = %key.id, by = ?caller.key_id(), "api key changed");
     updated.map(|k| Json(k.into())).ok_or_else(not_found)

@@ -291,18 +291,21 @@ pub async fn delete_face(
     state.store.delete_face(id, request_id(&headers)).await?.map(Json).ok_or_else(|| face_not_found(id))
 }
 
-/// The record of every deletion from the gallery, newest first.
+/// The record of every deletion from the gallery, newest first, optionally
+/// of one collection only.
 #[utoipa::path(
     get,
     path = "/v1/audit",
     tag = "gallery",
     params(
+        ("collection" = Option<String>, Query, description = "Only this collection's records (also once it is deleted)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, default 20"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")
     ),
     responses(
         (status = 200, description = "A page of audit records", body = AuditPage),
-        (status = 400, description = "`invalid_limit`, `invalid_cursor`", body = crate::ErrorBody),
+        (status = 400, description = "`invalid_collection`, `invalid_limit`, `invalid_cursor`", body = crate::ErrorBody),
+        (status = 404, description = "`collection_not_found`: no collection of this name exists or ever had a record", body = crate::ErrorBody),
         (status = 500, description = "`internal_error`", body = crate::ErrorBody),
         (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
     )
@@ -312,8 +315,16 @@ pub async fn list_audit(
     caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<AuditPage>, ApiError> {
+    let collection = query.get("collection").map(|name| reachable(&caller, name)).transpose()?;
     let (limit, before) = (limit(&query)?, id_cursor(&query)?);
-    let entries = state.store.list_audit(before, limit, &caller.visibility()).await?;
+    // A misspelt name must not read as "nothing was deleted there"; a deleted
+    // collection's records stay readable.
+    if let Some(collection) = &collection
+        && !state.store.collection_known(collection).await?
+    {
+        return Err(collection_not_found(collection));
+    }
+    let entries = state.store.list_audit(collection.as_ref(), before, limit, &caller.visibility()).await?;
     let next_cursor = next_id_cursor(&entries, limit, |e| e.id);
     Ok(Json(AuditPage { entries, next_cursor }))
 }

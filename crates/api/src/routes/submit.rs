@@ -7,18 +7,25 @@ use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use facerec_core::{
-    CollectionName, EmbedParams, JobId, JobKind, JobParams, JobStatus, MaxFaces, ParamError, RecognizeParams,
-    RegisterParams, Threshold, TopK, VerifyParams, VerifyTarget,
+    CollectionName, CollectionView, EmbedParams, JobId, JobKind, JobParams, JobStatus, MaxFaces, ParamError,
+    RecognizeParams, RegisterParams, Threshold, TopK, VerifyParams, VerifyTarget,
 };
 use facerec_queue::JobMessage;
 use facerec_store::{NewJob, Submitted};
 use tracing::{Instrument, error, info};
 
 use crate::auth::Caller;
+use crate::callback_url::callback_url_field;
 use crate::openapi::{Accepted, EmbedForm, RecognizeForm, RegisterForm, SubmitErrors, VerifyForm};
-use crate::routes::gallery::{self, collection_field, consent_field, consent_rule, subject_name};
+use crate::routes::gallery::{self, collection_field, collection_not_found, consent_field, consent_rule, subject_name};
 use crate::upload::Form;
 use crate::{ApiError, AppState, ErrorCode};
+
+/// The fields each form takes; any other is refused (`unknown_field`).
+const REGISTER_FIELDS: &[&str] = &["image", "subject", "collection", "consent", "callback_url"];
+const RECOGNIZE_FIELDS: &[&str] = &["image", "collection", "top_k", "threshold", "max_faces", "callback_url"];
+const EMBED_FIELDS: &[&str] = &["image", "max_faces", "callback_url"];
+const VERIFY_FIELDS: &[&str] = &["image", "image2", "subject", "collection", "face_id", "threshold", "callback_url"];
 
 /// Registers the one face in the photo as `subject` (a job).
 #[utoipa::path(
@@ -38,7 +45,7 @@ pub async fn register(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let form = Form::read(multipart, &state.settings).await?;
+    let form = Form::read(multipart, &state.settings, REGISTER_FIELDS).await?;
     let subject =
         form.text("subject").ok_or_else(|| ApiError::new(ErrorCode::MissingSubject, "the form has no subject"))?;
     let subject = subject_name(subject)?;
@@ -68,15 +75,18 @@ pub async fn recognize(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let form = Form::read(multipart, &state.settings).await?;
+    let form = Form::read(multipart, &state.settings, RECOGNIZE_FIELDS).await?;
     let top_k = match form.text("top_k") {
         Some(v) => TopK::parse(v).map_err(|e| invalid_param(ErrorCode::InvalidTopK, e))?,
         None => TopK::DEFAULT,
     };
+    let (asked, max_faces) = (asked_threshold(&form)?, max_faces(&form)?);
     let collection = collection(&form)?;
     caller.may_use(&collection)?;
-    let threshold = threshold(&state, &form, Some(&collection)).await?;
-    let params = RecognizeParams { collection, top_k, threshold, max_faces: max_faces(&form)? };
+    // A misspelt collection must not look like "nobody known" (see `existing_collection`).
+    let own = existing_collection(&state, &collection).await?;
+    let threshold = threshold(asked, Some(&own), &state);
+    let params = RecognizeParams { collection, top_k, threshold, max_faces };
     submit(&state, &caller, &headers, form, JobParams::Recognize(params), None).await
 }
 
@@ -98,7 +108,7 @@ pub async fn embed(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let form = Form::read(multipart, &state.settings).await?;
+    let form = Form::read(multipart, &state.settings, EMBED_FIELDS).await?;
     let params = EmbedParams { max_faces: max_faces(&form)? };
     submit(&state, &caller, &headers, form, JobParams::Embed(params), None).await
 }
@@ -122,17 +132,19 @@ pub async fn verify(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let form = Form::read(multipart, &state.settings).await?;
+    let form = Form::read(multipart, &state.settings, VERIFY_FIELDS).await?;
     let targets = [form.image2.is_some(), form.text("subject").is_some(), form.text("face_id").is_some()];
     if targets.iter().filter(|&&t| t).count() != 1 {
         let message = "give exactly one of image2 (a second photo), subject (with collection) and face_id";
         return Err(ApiError::new(ErrorCode::InvalidVerifyTarget, message));
     }
-    let (target, threshold_collection) = if let Some(subject) = form.text("subject") {
+    let asked = asked_threshold(&form)?;
+    let (target, own) = if let Some(subject) = form.text("subject") {
         let subject = subject_name(subject)?;
         let collection = collection(&form)?;
         caller.may_use(&collection)?;
-        (VerifyTarget::Subject { collection: collection.clone(), subject }, Some(collection))
+        let own = existing_collection(&state, &collection).await?;
+        (VerifyTarget::Subject { collection, subject }, Some(own))
     } else if let Some(face_id) = form.text("face_id") {
         let face_id = gallery::face_id(face_id)?;
         // The face's collection sets the default threshold; a face that does
@@ -143,28 +155,43 @@ pub async fn verify(
         if caller.grant().is_some() && !face.as_ref().is_some_and(|f| caller.reaches(&f.collection)) {
             return Err(gallery::face_not_found(face_id));
         }
-        (VerifyTarget::Face { face_id }, face.and_then(|f| CollectionName::parse(&f.collection).ok()))
+        let own = match face.and_then(|f| CollectionName::parse(&f.collection).ok()) {
+            Some(collection) if asked.is_none() => state.store.get_collection(&collection).await?,
+            _ => None,
+        };
+        (VerifyTarget::Face { face_id }, own)
     } else {
-        let collection = form.text("collection").map(|_| collection(&form)).transpose()?;
-        if let Some(collection) = &collection {
-            caller.may_use(collection)?;
-        }
-        (VerifyTarget::Image, collection)
+        // Two photos: a `collection`, if given, only sets the default threshold; it must exist.
+        let own = match form.text("collection") {
+            Some(_) => {
+                let collection = collection(&form)?;
+                caller.may_use(&collection)?;
+                Some(existing_collection(&state, &collection).await?)
+            }
+            None => None,
+        };
+        (VerifyTarget::Image, own)
     };
-    let threshold = threshold(&state, &form, threshold_collection.as_ref()).await?;
+    let threshold = threshold(asked, own.as_ref(), &state);
     submit(&state, &caller, &headers, form, JobParams::Verify(VerifyParams { target, threshold }), None).await
 }
 
+/// The request's own `threshold`, if it names one.
+fn asked_threshold(form: &Form) -> Result<Option<Threshold>, ApiError> {
+    let asked = form.text("threshold").map(Threshold::parse).transpose();
+    asked.map_err(|e| invalid_param(ErrorCode::InvalidThreshold, e))
+}
+
 /// The request's `threshold`, else the collection's, else the server's default.
-async fn threshold(state: &AppState, form: &Form, collection: Option<&CollectionName>) -> Result<Threshold, ApiError> {
-    if let Some(v) = form.text("threshold") {
-        return Threshold::parse(v).map_err(|e| invalid_param(ErrorCode::InvalidThreshold, e));
-    }
-    let own = match collection {
-        Some(c) => state.store.get_collection(c).await?,
-        None => None,
-    };
-    Ok(gallery::collection_threshold(own.as_ref(), &state.settings))
+fn threshold(asked: Option<Threshold>, own: Option<&CollectionView>, state: &AppState) -> Threshold {
+    asked.unwrap_or_else(|| gallery::collection_threshold(own, &state.settings))
+}
+
+/// The collection a search reads, or `404 collection_not_found`: searching a
+/// collection that does not exist would answer "nobody known", which a typo
+/// must never look like (`/v1/live` refuses it the same way).
+async fn existing_collection(state: &AppState, name: &CollectionName) -> Result<CollectionView, ApiError> {
+    state.store.get_collection(name).await?.ok_or_else(|| collection_not_found(name))
 }
 
 fn max_faces(form: &Form) -> Result<MaxFaces, ApiError> {
@@ -182,19 +209,8 @@ fn collection(form: &Form) -> Result<CollectionName, ApiError> {
     collection_field(form.text("collection"))
 }
 
-fn callback_url(form: &Form) -> Result<Option<String>, ApiError> {
-    callback_url_field(form.text("callback_url"))
-}
-
-/// A `callback_url` form field: an absolute http(s) URL of at most 2048 bytes.
-pub(crate) fn callback_url_field(raw: Option<&str>) -> Result<Option<String>, ApiError> {
-    let Some(raw) = raw else { return Ok(None) };
-    let bad = || ApiError::new(ErrorCode::InvalidCallbackUrl, "callback_url must be an absolute http(s) URL");
-    let url = url::Url::parse(raw).map_err(|_| bad())?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || raw.len() > 2048 {
-        return Err(bad());
-    }
-    Ok(Some(url.into()))
+fn callback_url(state: &AppState, form: &Form) -> Result<Option<String>, ApiError> {
+    callback_url_field(form.text("callback_url"), state.settings.webhook_allow_private)
 }
 
 /// Records the job and its input, then enqueues it. If the enqueue fails the
@@ -215,7 +231,7 @@ async fn submit(
         let error = ApiError::new(ErrorCode::QueueFull, format!("{queued} jobs are waiting; try again later"));
         return Err(ApiError { retry_after: Some(state.settings.retry_after_secs), ..error });
     }
-    let callback_url = callback_url(&form)?;
+    let callback_url = callback_url(state, &form)?;
     let Form { image, image2, .. } = form;
     let job = NewJob {
         id: JobId::new(),

@@ -1,0 +1,155 @@
+//! How many archives may be on disk at once, and how many bytes: each
+//! `POST /v1/batches` reserves a slot and its declared size (its
+//! `Content-Length`, else the largest archive allowed) before its body is
+//! read, and holds them until it is answered (its spool file is removed by
+//! then). No room means `503 server_busy` with `Retry-After` at once: a
+//! spooling upload takes minutes, so waiting for one would not help. One
+//! caller may hold at most its fair share (`shares`) of either.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Request, State};
+use axum::http::header::CONTENT_LENGTH;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::shares::{CallerId, share_of};
+use crate::{ApiError, AppState, Settings};
+
+/// The limits, and what is held of them.
+pub struct Spool {
+    max_archives: usize,
+    max_bytes: u64,
+    caller_archives: usize,
+    caller_bytes: u64,
+    held: Mutex<Held>,
+}
+
+#[derive(Default)]
+struct Held {
+    archives: usize,
+    bytes: u64,
+    by_caller: HashMap<CallerId, (usize, u64)>,
+}
+
+/// Why an archive found no room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SpoolFull {
+    #[error("the api is spooling as many archives as it may; try again later")]
+    Archives,
+    #[error("the archives being spooled take all the disk space the api may use; try again later")]
+    Bytes,
+    #[error("this caller is already spooling its share of archives; try again when one is recorded")]
+    CallerShare,
+}
+
+/// A slot and its bytes, given back when dropped.
+pub struct SpoolSlot {
+    spool: Arc<Spool>,
+    who: CallerId,
+    bytes: u64,
+}
+
+impl Spool {
+    pub fn new(settings: &Settings) -> Arc<Self> {
+        let max_archives = settings.max_spooling_archives.max(1);
+        let max_bytes = settings.max_spool_bytes;
+        let percent = settings.max_share_percent;
+        Arc::new(Self {
+            max_archives,
+            max_bytes,
+            caller_archives: share_of(max_archives as u64, percent, 1) as usize,
+            caller_bytes: share_of(max_bytes, percent, crate::app::batch_body_limit(settings).min(max_bytes)),
+            held: Mutex::new(Held::default()),
+        })
+    }
+
+    /// Reserves a slot and `bytes` for `who`, or says why there is no room.
+    pub fn reserve(self: &Arc<Self>, who: CallerId, bytes: u64) -> Result<SpoolSlot, SpoolFull> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let (caller_archives, caller_bytes) = held.by_caller.get(&who).copied().unwrap_or_default();
+        if caller_archives >= self.caller_archives || caller_bytes + bytes > self.caller_bytes {
+            return Err(SpoolFull::CallerShare);
+        }
+        if held.archives >= self.max_archives {
+            return Err(SpoolFull::Archives);
+        }
+        if held.bytes + bytes > self.max_bytes {
+            return Err(SpoolFull::Bytes);
+        }
+        held.archives += 1;
+        held.bytes += bytes;
+        held.by_caller.insert(who.clone(), (caller_archives + 1, caller_bytes + bytes));
+        Ok(SpoolSlot { spool: Arc::clone(self), who, bytes })
+    }
+}
+
+impl Drop for SpoolSlot {
+    fn drop(&mut self) {
+        let mut held = self.spool.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.archives -= 1;
+        held.bytes -= self.bytes;
+        if let Some((archives, bytes)) = held.by_caller.get_mut(&self.who) {
+            *archives -= 1;
+            *bytes -= self.bytes;
+            if *archives == 0 {
+                held.by_caller.remove(&self.who);
+            }
+        }
+    }
+}
+
+/// Middleware for `POST /v1/batches`: reserves the archive's room on disk
+/// until the answer is ready, or answers `503 server_busy` without reading it.
+pub async fn limit_spooling(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let most = crate::app::batch_body_limit(&state.settings);
+    let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let bytes = declared.unwrap_or(most).min(most);
+    match state.admission.spool.reserve(CallerId::of(&request), bytes) {
+        Ok(slot) => {
+            let response = next.run(request).await;
+            drop(slot);
+            response
+        }
+        Err(full) => {
+            tracing::warn!(bytes, reason = ?full, "archive refused: no room to spool it");
+            metrics::counter!(facerec_telemetry::metrics::names::UPLOADS_REFUSED).increment(1);
+            // A small body is read to its end so the client hears the answer;
+            // a larger one is not, and the connection closes.
+            let small = crate::app::submission_body_limit(&state.settings);
+            if declared.is_some_and(|n| n <= small as u64) {
+                crate::admission::discard_refused_body(request, small).await;
+            }
+            ApiError::busy(full.to_string(), state.settings.retry_after_secs).into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+
+    fn spool(max_archives: usize, max_bytes: u64, caller_archives: usize, caller_bytes: u64) -> Arc<Spool> {
+        Arc::new(Spool { max_archives, max_bytes, caller_archives, caller_bytes, held: Mutex::new(Held::default()) })
+    }
+
+    #[test]
+    fn archives_bytes_and_shares_are_each_limited_and_given_back() {
+        let spool = spool(3, 100, 2, 60);
+        let (a, b, c) =
+            (CallerId::Unknown, CallerId::Address(IpAddr::from([127, 0, 0, 1])), CallerId::Key(uuid::Uuid::nil()));
+        let a1 = spool.reserve(a.clone(), 30).unwrap();
+        let _a2 = spool.reserve(a.clone(), 30).unwrap();
+        assert_eq!(spool.reserve(a.clone(), 1).err(), Some(SpoolFull::CallerShare));
+        assert_eq!(spool.reserve(b.clone(), 41).err(), Some(SpoolFull::Bytes));
+        let _b1 = spool.reserve(b.clone(), 40).unwrap();
+        assert_eq!(spool.reserve(c.clone(), 0).err(), Some(SpoolFull::Archives));
+        drop(a1);
+        let _c1 = spool.reserve(c, 30).unwrap();
+        let held = spool.held.lock().unwrap();
+        assert_eq!((held.archives, held.bytes, held.by_caller[&a]), (3, 100, (1, 30)));
+    }
+}
