@@ -258,3 +258,40 @@ async fn the_job_message_carries_the_clients_trace_to_the_worker() {
     assert!(own["traceparent"].as_str().is_some_and(|t| !t.contains(trace)), "{own}");
     app.stop().await.unwrap();
 }
+
+/// A misspelt query parameter is refused, naming it and the ones the route
+/// takes, instead of answering as if it were absent (`stauts=failed` would
+/// list every job; `treshold=0.9` would stream with the default threshold).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misspelt_query_parameters_are_refused_on_every_route_that_reads_a_query() {
+    let app = TestApp::spawn().await.unwrap();
+    app.create_collection("people").await;
+    let job = "00000000-0000-7000-8000-000000000000";
+    let batch = "00000000-0000-7000-8000-000000000001";
+    for (path, known) in [
+        ("/v1/jobs?stauts=failed", "status"),
+        (&format!("/v1/jobs/{job}?wait=5000") as &str, "wait_ms"),
+        ("/v1/batches?state=running", "status"),
+        (&format!("/v1/batches/{batch}/items?stat=failed"), "status"),
+        ("/v1/collections?limt=5", "limit"),
+        ("/v1/collections/people/subjects?prefx=a", "prefix"),
+        ("/v1/collections/people/faces?subjet=a", "subject"),
+        ("/v1/audit?colection=people", "collection"),
+        ("/v1/keys?curser=x", "cursor"),
+    ] {
+        let resp = app.client.get(app.url(path)).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("unknown_field")), "{path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        let misspelt = path.split('?').nth(1).unwrap().split('=').next().unwrap();
+        assert!(message.contains(misspelt) && message.contains(known), "{path}: {message}");
+    }
+    // The same on the live stream, before any upgrade.
+    let refused = app.live("collection=people&treshold=0.9", &[], &[]).await.err().unwrap().to_string();
+    assert!(refused.contains("400") && refused.contains("unknown_field") && refused.contains("treshold"), "{refused}");
+    // Spelt right, they work.
+    assert_eq!(app.client.get(app.url("/v1/jobs?status=failed")).send().await.unwrap().status(), 200);
+    app.live("collection=people&threshold=0.9", &[], &[]).await.unwrap();
+    app.stop().await.unwrap();
+}

@@ -15,10 +15,14 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// Opens a submission that declares `declared` bytes and sends only its
-/// headers: it holds its share of the upload budget until dropped.
+/// headers: it holds its share of the upload budget until dropped. It comes
+/// from 127.0.0.2, another client than the test's own requests (in open mode
+/// an address is a caller, with its own share of the budget).
 async fn stalled_upload(app: &TestApp, declared: usize) -> tokio::net::TcpStream {
     let addr = app.base_url.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut stream = socket.connect(addr.parse().unwrap()).await.unwrap();
     let head = format!(
         "POST /v1/register HTTP/1.1\r\nHost: {addr}\r\nContent-Type: multipart/form-data; boundary=x\r\n\
          Content-Length: {declared}\r\n\r\n--x\r\n"
@@ -244,8 +248,8 @@ async fn one_key_filling_its_share_of_the_upload_budget_leaves_room_for_another(
     first_writer.write_all(IMAGE_PART_HEAD).await.unwrap();
     let (mut second, _second_writer) = raw_register(&app, &greedy.key, 2 * 1024 * 1024).await;
     let refused = second.next(Duration::from_secs(10)).await;
-    assert!(refused.starts_with("HTTP/1.1 503"), "the key's second upload is over its share: {refused}");
-    assert!(refused.contains("\"server_busy\""), "{refused}");
+    assert!(refused.starts_with("HTTP/1.1 429"), "the key's second upload is over its share: {refused}");
+    assert!(refused.contains("\"rate_limited\""), "{refused}");
     let (status, accepted) =
         app.form_as(&other.client, "/v1/register", Some(photo("obama.jpg")), &[("subject", "obama")]).await;
     assert_eq!(status, 202, "another key still finds room: {accepted}");

@@ -158,25 +158,27 @@ async fn reserved(state: &AppState, bytes: usize, request: Request, next: Next) 
     // The caller's own share first: a caller over it waits for its own uploads, not for everyone's.
     let Ok(share) = tokio::time::timeout_at(deadline, admission.shares.take(who, units)).await else {
         let message = "this caller already has its share of the api's uploads in flight; try again shortly";
-        return refuse(request, bytes, "over the caller's share of upload bytes in flight", message).await;
+        let error = ApiError::over_share(message, BUSY_RETRY_AFTER_SECS);
+        return refuse(request, bytes, "over the caller's share of upload bytes in flight", error).await;
     };
     let budget = tokio::time::timeout_at(deadline, admission.upload_budget.clone().acquire_many_owned(units));
     let Ok(Ok(permit)) = budget.await else {
         drop(share);
-        let message = "the api holds as many uploads as it may; try again shortly";
-        return refuse(request, bytes, "too many upload bytes in flight", message).await;
+        let error = ApiError::busy("the api holds as many uploads as it may; try again shortly", BUSY_RETRY_AFTER_SECS);
+        return refuse(request, bytes, "too many upload bytes in flight", error).await;
     };
     let response = next.run(request).await;
     drop((permit, share));
     response
 }
 
-/// `503 server_busy` for an upload that found no room, after reading what the client still sends.
-async fn refuse(request: Request, bytes: usize, reason: &'static str, message: &str) -> Response {
+/// Refuses an upload that found no room (`503 server_busy`, or `429
+/// rate_limited` over the caller's own share), after reading what the client still sends.
+async fn refuse(request: Request, bytes: usize, reason: &'static str, error: ApiError) -> Response {
     tracing::warn!(bytes, reason, "upload refused");
     metrics::counter!(facerec_telemetry::metrics::names::UPLOADS_REFUSED).increment(1);
     discard_refused_body(request, bytes).await;
-    ApiError::busy(message, BUSY_RETRY_AFTER_SECS).into_response()
+    error.into_response()
 }
 
 /// Before refusing a request without reading it: a client that did not ask

@@ -13,9 +13,9 @@ use crate::{ApiError, ErrorCode};
 /// Longest `callback_url` accepted, in bytes.
 const MAX_LEN: usize = 2048;
 
-/// Parses a `callback_url` field; `allow_loopback` lets loopback addresses
-/// through (`FACEREC_WEBHOOK_ALLOW_PRIVATE`, for tests).
-pub(crate) fn callback_url_field(raw: Option<&str>, allow_loopback: bool) -> Result<Option<String>, ApiError> {
+/// Parses a `callback_url` field; `allow_private` lets loopback and private
+/// addresses through (`FACEREC_WEBHOOK_ALLOW_PRIVATE`; see [`may_deliver_to`]).
+pub(crate) fn callback_url_field(raw: Option<&str>, allow_private: bool) -> Result<Option<String>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
     let bad = || ApiError::new(ErrorCode::InvalidCallbackUrl, "callback_url must be an absolute http(s) URL");
     let url = Url::parse(raw).map_err(|_| bad())?;
@@ -23,7 +23,7 @@ pub(crate) fn callback_url_field(raw: Option<&str>, allow_loopback: bool) -> Res
         return Err(bad());
     }
     if let Some(ip) = literal_address(&url)
-        && !may_deliver_to(ip, allow_loopback)
+        && !may_deliver_to(ip, allow_private)
     {
         return Err(ApiError::new(ErrorCode::InvalidCallbackUrl, "callback_url must name a public address"));
     }
@@ -44,8 +44,8 @@ fn literal_address(url: &Url) -> Option<IpAddr> {
 mod tests {
     use super::*;
 
-    fn code(raw: &str, allow_loopback: bool) -> Option<&'static str> {
-        callback_url_field(Some(raw), allow_loopback).err().map(|e| e.code.as_str())
+    fn code(raw: &str, allow_private: bool) -> Option<&'static str> {
+        callback_url_field(Some(raw), allow_private).err().map(|e| e.code.as_str())
     }
 
     #[test]
@@ -56,11 +56,8 @@ mod tests {
             "http://[fec0::1]/",
             "http://240.0.0.1/",
             "http://198.18.0.1/",
-            "http://10.0.0.1:8080/hook",
             "https://169.254.169.254/latest/meta-data",
-            "http://0xa.1/",
-            "http://167772161/",
-            "http://[::ffff:192.168.0.1]/",
+            "http://100.64.0.1/",
         ] {
             assert_eq!(code(raw, true), Some("invalid_callback_url"), "{raw}");
             assert_eq!(code(raw, false), Some("invalid_callback_url"), "{raw}");
@@ -68,9 +65,19 @@ mod tests {
     }
 
     #[test]
-    fn loopback_only_where_allowed_and_names_are_left_to_the_worker() {
-        // Loopback however it is spelled.
-        for raw in ["http://127.0.0.1:9/hook", "http://[::1]:9/", "http://0x7f.1/", "http://2130706433/"] {
+    fn loopback_and_private_only_where_allowed_and_names_are_left_to_the_worker() {
+        // Loopback and private ranges however they are spelled.
+        for raw in [
+            "http://127.0.0.1:9/hook",
+            "http://[::1]:9/",
+            "http://0x7f.1/",
+            "http://2130706433/",
+            "http://10.0.0.1:8080/hook",
+            "http://0xa.1/",
+            "http://167772161/",
+            "http://[::ffff:192.168.0.1]/",
+            "http://[fd00::1]/",
+        ] {
             assert_eq!(code(raw, false), Some("invalid_callback_url"), "{raw}");
             assert_eq!(code(raw, true), None, "{raw}");
         }

@@ -88,7 +88,7 @@ error_codes! {
     BatchNotCancelable => "batch_not_cancelable", CONFLICT, "The batch has already ended (completed or canceled).";
     JobNotCancelable => "job_not_cancelable", CONFLICT, "Only a queued job can be canceled; this one is processing or has ended.";
     QueueFull => "queue_full", TOO_MANY_REQUESTS, "Too many jobs are waiting; retry after `Retry-After` seconds.";
-    RateLimited => "rate_limited", TOO_MANY_REQUESTS, "The key is over its request rate (`FACEREC_KEY_RATE_PER_SEC`); retry after `Retry-After` seconds.";
+    RateLimited => "rate_limited", TOO_MANY_REQUESTS, "The caller is over its own share: its key's request rate (`FACEREC_KEY_RATE_PER_SEC`), its share of the upload budget or the spool (`FACEREC_MAX_SHARE_PERCENT`), or its address's live streams waiting for a key; retry after `Retry-After` seconds.";
     JobNotFound => "job_not_found", NOT_FOUND, "No job has this id.";
     KeyNotFound => "key_not_found", NOT_FOUND, "No key has this id.";
     BatchNotFound => "batch_not_found", NOT_FOUND, "No batch has this id.";
@@ -153,6 +153,14 @@ impl ApiError {
     /// `503 server_busy`: come back after `retry_after` seconds.
     pub fn busy(message: impl Into<String>, retry_after: u64) -> Self {
         Self { retry_after: Some(retry_after), ..Self::new(ErrorCode::ServerBusy, message) }
+    }
+
+    /// `429 rate_limited`: this caller holds its own share of a limit that
+    /// others share too (its request rate, its part of the upload budget, of
+    /// the spool, of the streams waiting for a key); `503 server_busy` is for
+    /// the shared limit itself. Come back after `retry_after` seconds.
+    pub fn over_share(message: impl Into<String>, retry_after: u64) -> Self {
+        Self { retry_after: Some(retry_after), ..Self::new(ErrorCode::RateLimited, message) }
     }
 
     pub fn payload_too_large(limit: usize) -> Self {

@@ -139,9 +139,10 @@ pub struct Settings {
     /// A live stream with no message for this many seconds is closed (`idle_timeout`).
     #[arg(long, env = "FACEREC_LIVE_IDLE_SECS", default_value_t = 30)]
     pub live_idle_secs: u64,
-    /// How often an open live stream's API key is looked up again, in seconds:
-    /// a deleted or expired key ends its streams (`invalid_api_key`), and so
-    /// does one no longer allowed to recognize in the stream's collection (`forbidden`).
+    /// How often an open live stream's API key and collection are looked up
+    /// again, in seconds: a deleted or expired key ends its streams
+    /// (`invalid_api_key`), and so does one no longer allowed to recognize in
+    /// the stream's collection (`forbidden`) or a deleted collection (`collection_not_found`).
     #[arg(long, env = "FACEREC_LIVE_KEY_RECHECK_SECS", default_value_t = 10)]
     pub live_key_recheck_secs: u64,
     /// How long a live frame waits for a worker's answer before `no_worker`.
@@ -159,9 +160,9 @@ pub struct Settings {
     /// Seconds a stream without a key has to send its auth message before it is closed (`missing_api_key`).
     #[arg(long, env = "FACEREC_LIVE_AUTH_WAIT_SECS", default_value_t = 5)]
     pub live_auth_wait_secs: u64,
-    /// Accept a `callback_url` whose host is a loopback address (tests; the
-    /// workers' setting of the same name lets them deliver there). Other
-    /// addresses that are not public are refused whatever this says.
+    /// Accept a `callback_url` whose host is a loopback or private-range
+    /// address (the workers' setting of the same name lets them deliver
+    /// there). Link-local, reserved and embedded addresses are refused always.
     #[arg(long, env = "FACEREC_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
     pub webhook_allow_private: bool,
 }

@@ -69,14 +69,15 @@ impl Spool {
     pub fn reserve(self: &Arc<Self>, who: CallerId, bytes: u64) -> Result<SpoolSlot, SpoolFull> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let (caller_archives, caller_bytes) = held.by_caller.get(&who).copied().unwrap_or_default();
-        if caller_archives >= self.caller_archives || caller_bytes + bytes > self.caller_bytes {
-            return Err(SpoolFull::CallerShare);
-        }
+        // The shared limits first: when they are reached, no caller's share would help.
         if held.archives >= self.max_archives {
             return Err(SpoolFull::Archives);
         }
         if held.bytes + bytes > self.max_bytes {
             return Err(SpoolFull::Bytes);
+        }
+        if caller_archives >= self.caller_archives || caller_bytes + bytes > self.caller_bytes {
+            return Err(SpoolFull::CallerShare);
         }
         held.archives += 1;
         held.bytes += bytes;
@@ -121,7 +122,11 @@ pub async fn limit_spooling(State(state): State<AppState>, request: Request, nex
             if declared.is_some_and(|n| n <= small as u64) {
                 crate::admission::discard_refused_body(request, small).await;
             }
-            ApiError::busy(full.to_string(), state.settings.retry_after_secs).into_response()
+            let retry_after = state.settings.retry_after_secs;
+            match full {
+                SpoolFull::CallerShare => ApiError::over_share(full.to_string(), retry_after).into_response(),
+                SpoolFull::Archives | SpoolFull::Bytes => ApiError::busy(full.to_string(), retry_after).into_response(),
+            }
         }
     }
 }

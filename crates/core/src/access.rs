@@ -240,6 +240,17 @@ pub fn check_grant(granter: Option<KeyScope<'_>>, resulting: KeyScope<'_>) -> Re
     Ok(())
 }
 
+/// The grant rules for `PATCH /v1/keys/{id}`: a change that gives the key
+/// nothing it did not hold (a rename, a narrowing) cannot escalate anything and
+/// is always allowed to a caller that manages the key; any other change is
+/// judged by [`check_grant`] on the key as it will be, exactly as `POST` is.
+pub fn check_change(granter: Option<KeyScope<'_>>, before: &Grant, after: KeyScope<'_>) -> Result<(), GrantError> {
+    if before.includes(after.grant) {
+        return Ok(());
+    }
+    check_grant(granter, after)
+}
+
 impl JobParams {
     /// The collection a job acts on, when its parameters name one (a verify
     /// against a stored face or a second photo names none; nor does embed).
@@ -338,5 +349,29 @@ mod tests {
         assert_eq!(check_grant(expiring, scope(&lesser, None)), Err(GrantError::OutlivesGranter));
         assert_eq!(check_grant(expiring, scope(&manager, later)), Err(GrantError::OutlivesGranter));
         assert_eq!(check_grant(expiring, scope(&wider, soon)), Err(GrantError::BeyondOwnRights));
+    }
+
+    #[test]
+    fn a_change_that_gives_nothing_new_is_allowed_and_any_other_obeys_the_grant_rules() {
+        let now = chrono::Utc::now();
+        let expiring = KeyScope { grant: &grant(&["keys.manage", "recognize"], &["a-*"]), expires_at: Some(now) };
+        let old = grant(&["recognize", "register"], &["a-1"]);
+        // Renaming or narrowing a key that never expires: nothing is handed out.
+        assert_eq!(check_change(Some(expiring), &old, KeyScope { grant: &old, expires_at: None }), Ok(()));
+        let narrower = grant(&["recognize"], &["a-1"]);
+        assert_eq!(check_change(Some(expiring), &old, KeyScope { grant: &narrower, expires_at: None }), Ok(()));
+        // Handing out keys.manage to it, even within the caller's rights, would outlive the caller.
+        let manage = grant(&["keys.manage"], &["a-1"]);
+        assert_eq!(
+            check_change(Some(expiring), &old, KeyScope { grant: &manage, expires_at: None }),
+            Err(GrantError::OutlivesGranter)
+        );
+        // And beyond the caller's rights, never.
+        let wider = grant(&["recognize"], &["b-1"]);
+        let forever = KeyScope { grant: expiring.grant, expires_at: None };
+        assert_eq!(
+            check_change(Some(forever), &old, KeyScope { grant: &wider, expires_at: None }),
+            Err(GrantError::BeyondOwnRights)
+        );
     }
 }

@@ -19,9 +19,20 @@ pub fn is_global(ip: IpAddr) -> bool {
 }
 
 /// Whether a webhook may be sent to `ip`: a global address, or, where
-/// `allow_loopback` (tests, whose receivers listen on this machine), loopback.
-pub fn may_deliver_to(ip: IpAddr, allow_loopback: bool) -> bool {
-    is_global(ip) || (allow_loopback && ip.to_canonical().is_loopback())
+/// `allow_private` (`FACEREC_WEBHOOK_ALLOW_PRIVATE`: tests, receivers inside
+/// a private network), loopback and the private ranges (`10/8`,
+/// `172.16/12`, `192.168/16`, unique-local `fc00::/7`), written plainly.
+/// Link-local (cloud metadata at `169.254.169.254`), reserved ranges and
+/// addresses that embed another (`::127.0.0.1`, NAT64) stay refused even then.
+pub fn may_deliver_to(ip: IpAddr, allow_private: bool) -> bool {
+    is_global(ip) || (allow_private && is_plainly_private(ip.to_canonical()))
+}
+
+fn is_plainly_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
 }
 
 fn is_global_v4(ip: Ipv4Addr) -> bool {
@@ -222,14 +233,26 @@ mod tests {
     }
 
     #[test]
-    fn allowing_loopback_lets_only_loopback_through() {
-        for loopback in ["127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"] {
-            assert!(may_deliver_to(ip(loopback), true), "{loopback}");
-            assert!(!may_deliver_to(ip(loopback), false), "{loopback}");
-        }
-        for other in
-            ["10.0.0.1", "169.254.169.254", "240.0.0.1", "198.18.0.1", "::127.0.0.1", "64:ff9b::7f00:1", "fec0::1"]
+    fn allowing_private_lets_only_loopback_and_private_ranges_through() {
+        for private in
+            ["127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "fd12::1"]
         {
+            assert!(may_deliver_to(ip(private), true), "{private}");
+            assert!(!may_deliver_to(ip(private), false), "{private}");
+        }
+        for other in [
+            "169.254.169.254",
+            "100.64.0.1",
+            "240.0.0.1",
+            "198.18.0.1",
+            "0.0.0.0",
+            "::127.0.0.1",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::",
+            "fec0::1",
+            "fe80::1",
+            "ff02::1",
+        ] {
             assert!(!may_deliver_to(ip(other), true), "{other}");
         }
         assert!(may_deliver_to(ip("8.8.8.8"), false));

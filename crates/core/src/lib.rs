@@ -19,7 +19,7 @@ mod result;
 mod secret_url;
 mod view;
 
-pub use access::{AccessError, Action, CollectionPattern, Grant, GrantError, KeyScope, check_grant};
+pub use access::{AccessError, Action, CollectionPattern, Grant, GrantError, KeyScope, check_change, check_grant};
 pub use address::{is_global, may_deliver_to};
 pub use batch::{BatchCounts, BatchItemError, BatchItemStatus, BatchItemView, BatchStatus, BatchView};
 pub use codes::JobErrorCode;

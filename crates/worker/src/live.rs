@@ -203,19 +203,11 @@ async fn recognize_frame(
                     measured: Some(TrackMeasurement { embedding, view: sighting, frame, received_at_ms }),
                 }
             }
-            None => match (step, previous) {
-                // Still the face that was measured: its result is carried over, and says so.
-                (TrackStep::Keep(_) | TrackStep::Refresh(_), Some((t, p))) => {
-                    continued.push(t);
-                    LiveTrack { bbox: detection.bbox, since_embed: p.since_embed + 1, missed: 0, ..p.clone() }
-                }
-                // Maybe someone else, and too small to tell: nobody is named.
-                (_, Some((t, p))) => {
-                    continued.push(t);
-                    unmeasured(p.id, detection.bbox)
-                }
-                (_, None) => unmeasured(take_id(&mut next_track_id), detection.bbox),
-            },
+            None => {
+                let (track, continues) = unembedded(step, previous, detection.bbox, &mut next_track_id);
+                continued.extend(continues);
+                track
+            }
         };
         faces.push(live_face(detection, &track, frame, received_at_ms));
         kept.push(track);
@@ -237,6 +229,27 @@ fn live_face(detection: Detection, track: &LiveTrack, frame: u64, received_at_ms
         embedded: track.measured.as_ref().is_some_and(|m| m.frame == frame),
         measured_frames_ago: age.map(|(frames, _)| frames),
         measured_ms_ago: age.map(|(_, ms)| ms),
+    }
+}
+
+/// The track of a face not embedded on this frame, and the previous track it
+/// continues, if any.
+fn unembedded(
+    step: TrackStep,
+    previous: Option<(usize, &LiveTrack)>,
+    bbox: BBox,
+    next_track_id: &mut u64,
+) -> (LiveTrack, Option<usize>) {
+    match (step, previous) {
+        // Still the face that was measured: its result is carried over, and says so.
+        (TrackStep::Keep(_) | TrackStep::Refresh(_), Some((t, p))) => {
+            (LiveTrack { bbox, since_embed: p.since_embed + 1, missed: 0, ..p.clone() }, Some(t))
+        }
+        // A track never measured (always too small): nothing to carry or to lose.
+        (_, Some((t, p))) if p.measured.is_none() => (unmeasured(p.id, bbox), Some(t)),
+        // Maybe someone else, and too small to tell: nobody is named, and the track's
+        // id (which says "the same person") is not handed on; the old track ages as missed.
+        _ => (unmeasured(take_id(next_track_id), bbox), None),
     }
 }
 
@@ -289,6 +302,33 @@ fn thumbnail(crop: &RgbImage) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_face_in_doubt_too_small_to_measure_gets_no_name_and_not_the_tracks_id() {
+        let bbox = BBox { x: 10.0, y: 10.0, width: 20.0, height: 24.0 };
+        let sighting = Sighting { bbox, landmarks: [[0.0; 2]; 5], score: 0.5, thumbnail: vec![0; 768] };
+        let measured = LiveTrack {
+            id: 7,
+            bbox,
+            best: None,
+            matches: Vec::new(),
+            since_embed: 2,
+            missed: 0,
+            measured: Some(TrackMeasurement { embedding: vec![1.0; 128], view: sighting, frame: 3, received_at_ms: 0 }),
+        };
+        let mut next = 9;
+        // Looks the same: carried, same id.
+        let (kept, continues) = unembedded(TrackStep::Keep(0), Some((0, &measured)), bbox, &mut next);
+        assert_eq!((kept.id, continues, kept.since_embed, kept.measured.is_some()), (7, Some(0), 3, true));
+        // In doubt and not measurable: a new id, no result, the old track not continued.
+        let (doubt, continues) = unembedded(TrackStep::Recheck(0), Some((0, &measured)), bbox, &mut next);
+        assert_eq!((doubt.id, continues, doubt.measured.is_none(), doubt.best.is_none()), (9, None, true, true));
+        assert_eq!(next, 10);
+        // A track that never had a result keeps its id: there is no identity to hand on.
+        let never = unmeasured(4, bbox);
+        let (small, continues) = unembedded(TrackStep::Recheck(0), Some((0, &never)), bbox, &mut next);
+        assert_eq!((small.id, continues), (4, Some(0)));
+    }
 
     #[test]
     fn a_thumbnail_averages_blocks_of_the_crop() {

@@ -136,8 +136,9 @@ pub struct Settings {
     /// HMAC-SHA256 key signing webhook deliveries (`X-Facerec-Signature`).
     #[arg(long, env = "FACEREC_WEBHOOK_SECRET", hide_env_values = true, value_parser = parse_secret)]
     pub webhook_secret: Option<secrecy::SecretString>,
-    /// Deliver webhooks to loopback addresses (tests, whose receivers listen on
-    /// this machine); every other address that is not public is refused always.
+    /// Deliver webhooks to loopback and private-range addresses (tests,
+    /// receivers inside a private network); link-local (cloud metadata),
+    /// reserved and embedded addresses are refused always.
     #[arg(long, env = "FACEREC_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
     pub webhook_allow_private: bool,
     /// Delivery attempts before a webhook is given up (with the default backoff, about an hour).

@@ -4,7 +4,7 @@
 //! signed with HMAC-SHA256, retried with exponential backoff and jitter for
 //! about an hour, every attempt recorded. Targets that resolve to any address
 //! that is not public ([`facerec_core::is_global`]) are refused before
-//! connecting; loopback only where allowed (tests).
+//! connecting; loopback and private ranges only where allowed.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -202,7 +202,9 @@ enum Undelivered {
     NoAddress { host: String },
     #[error("resolving {host} timed out")]
     ResolveTimeout { host: String },
-    #[error("{host} resolves to {ip}, not a public address (FACEREC_WEBHOOK_ALLOW_PRIVATE lets loopback through)")]
+    #[error(
+        "{host} resolves to {ip}, not a public address (FACEREC_WEBHOOK_ALLOW_PRIVATE lets loopback and private ranges through)"
+    )]
     NotPublic { host: String, ip: IpAddr },
     #[error("cannot encode the body: {0}")]
     Encode(String),
@@ -304,14 +306,14 @@ fn host_and_port(url: &str) -> Result<(String, u16), Undelivered> {
 
 /// The address to connect to, pinned so that a DNS answer cannot change
 /// between the check and the request. Refused when any address of the host is
-/// not public (see [`facerec_core::is_global`]), loopback aside where allowed.
-async fn resolve(host: &str, port: u16, allow_loopback: bool) -> Result<SocketAddr, Undelivered> {
+/// not public (see [`facerec_core::may_deliver_to`]), loopback and private ranges aside where allowed.
+async fn resolve(host: &str, port: u16, allow_private: bool) -> Result<SocketAddr, Undelivered> {
     let lookup = host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((lookup, port))
         .await
         .map_err(|source| Undelivered::Unresolvable { host: host.to_owned(), source })?
         .collect();
-    if let Some(refused) = addrs.iter().find(|a| !may_deliver_to(a.ip(), allow_loopback)) {
+    if let Some(refused) = addrs.iter().find(|a| !may_deliver_to(a.ip(), allow_private)) {
         return Err(Undelivered::NotPublic { host: host.to_owned(), ip: refused.ip() });
     }
     addrs.first().copied().ok_or_else(|| Undelivered::NoAddress { host: host.to_owned() })
@@ -331,17 +333,18 @@ mod tests {
     #[tokio::test]
     async fn a_target_that_is_not_public_is_refused_before_connecting_and_the_tenant_is_not_told_why() {
         // Literal addresses: lookup_host answers them without any DNS query.
-        for (host, allow_loopback) in [
+        for (host, allow_private) in [
             ("[::127.0.0.1]", true),
             ("[64:ff9b::7f00:1]", true),
             ("[fec0::1]", true),
             ("240.0.0.1", true),
             ("198.18.0.1", true),
-            ("10.0.0.1", true),
+            ("169.254.169.254", true),
+            ("10.0.0.1", false),
             ("127.0.0.1", false),
             ("[::1]", false),
         ] {
-            let refused = resolve(host, 80, allow_loopback).await.expect_err(host);
+            let refused = resolve(host, 80, allow_private).await.expect_err(host);
             assert!(matches!(refused, Undelivered::NotPublic { .. }), "{host}: {refused:?}");
             assert!(refused.permanent(), "{host}");
             assert_eq!(refused.public_message(), "refused: not a public address");

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::{ApiError, ErrorCode, Settings};
+use crate::{ApiError, Settings};
 
 /// The live streams of this api: open ones and those waiting to authenticate.
 pub struct LiveStreams {
@@ -69,8 +69,7 @@ impl LiveStreams {
             let held = by_addr.entry(addr).or_insert(0);
             if *held >= self.pending_per_addr {
                 let message = "this address holds its share of live streams waiting for a key";
-                let error = ApiError::new(ErrorCode::RateLimited, message);
-                return Err(ApiError { retry_after: Some(self.retry_after_secs), ..error });
+                return Err(ApiError::over_share(message, self.retry_after_secs));
             }
             *held += 1;
         }
@@ -106,6 +105,7 @@ fn address_group(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorCode;
 
     fn streams(pending: usize, per_addr: usize) -> LiveStreams {
         LiveStreams {

@@ -35,6 +35,7 @@ pub use page::live_page;
 
 use crate::auth::{Caller, authorize_live, bearer_token};
 use crate::routes::gallery::{collection_field, collection_threshold};
+use crate::routes::listing::known_params;
 use crate::{ApiError, AppState, ErrorCode};
 
 /// The subprotocol a stream speaks; the server selects it whenever the client offers it.
@@ -53,6 +54,7 @@ struct StreamParams {
 
 impl StreamParams {
     fn parse(query: &HashMap<String, String>) -> Result<Self, ApiError> {
+        known_params(query, &["collection", "threshold", "top_k", "max_faces"])?;
         let text = |name: &str| query.get(name).map(String::as_str);
         let invalid = |code, e: facerec_core::ParamError| ApiError::new(code, e.to_string());
         Ok(Self {

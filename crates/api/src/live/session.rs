@@ -79,6 +79,20 @@ struct Serving {
 }
 
 impl Serving {
+    /// What was checked when the stream opened, read again: the key's grant (a
+    /// `PATCH` may have taken `recognize` or the collection), and the
+    /// collection itself (once deleted, "nobody" would be a wrong answer).
+    async fn still_allowed(&self, opened: &Opened) -> Result<(), ApiError> {
+        if let Some(key) = &opened.key {
+            crate::auth::live_key_still_allowed(&self.state, key.expose_secret(), &opened.collection).await?;
+        }
+        if self.state.store.get_collection(&opened.collection).await?.is_none() {
+            let message = format!("the collection {} was deleted", opened.collection.as_str());
+            return Err(ApiError::new(ErrorCode::CollectionNotFound, message));
+        }
+        Ok(())
+    }
+
     async fn serve(&self, mut socket: WebSocket, opened: Opened) {
         let settings = &self.state.settings;
         let ready = Ready {
@@ -123,19 +137,19 @@ impl Serving {
                     idle_deadline = tokio::time::Instant::now() + idle;
                     let refusal = match message {
                         Message::Binary(image) => {
-                            if let Some(key) = &opened.key
-                                && key_checked.elapsed() >= Duration::from_secs(settings.live_key_recheck_secs)
-                            {
+                            if key_checked.elapsed() >= Duration::from_secs(settings.live_key_recheck_secs) {
                                 key_checked = Instant::now();
-                                // The grant is read again: a PATCH may have taken `recognize` or the collection.
-                                let allowed = crate::auth::live_key_still_allowed(
-                                    &self.state,
-                                    key.expose_secret(),
-                                    &opened.collection,
-                                );
-                                if let Err(e) = allowed.await {
-                                    close_with(&mut socket, live_code(&e), &e.message).await;
-                                    break;
+                                match self.still_allowed(&opened).await {
+                                    Ok(()) => {}
+                                    // A database that does not answer says nothing about the key
+                                    // or the collection: look again next time.
+                                    Err(e) if matches!(e.code, ErrorCode::DatabaseUnavailable | ErrorCode::InternalError) => {
+                                        warn!(code = e.code.as_str(), "live stream: could not check its key and collection again");
+                                    }
+                                    Err(e) => {
+                                        close_with(&mut socket, live_code(&e), &e.message).await;
+                                        break;
+                                    }
                                 }
                             }
                             state.frames += 1;

@@ -19,7 +19,7 @@ use crate::auth::Caller;
 use crate::callback_url::callback_url_field;
 use crate::intake::{self, Spooled};
 use crate::routes::gallery::{collection_field, consent_field, consent_rule, limit, request_id};
-use crate::routes::listing::parse;
+use crate::routes::listing::{known_params, parse};
 use crate::upload::known_field;
 use crate::{ApiError, AppState, ErrorCode};
 
@@ -141,6 +141,7 @@ pub async fn list_batches(
     caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<BatchPage>, ApiError> {
+    known_params(&query, &["status", "cursor", "limit"])?;
     let filter = BatchFilter {
         status: parse(&query, "status", ErrorCode::InvalidStatus, BatchStatus::parse)?,
         before: parse(&query, "cursor", ErrorCode::InvalidCursor, |v| v.parse::<Uuid>().ok())?,
@@ -207,6 +208,7 @@ pub async fn list_batch_items(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<BatchItemPage>, ApiError> {
+    known_params(&query, &["status", "cursor", "limit"])?;
     let id = batch_id(&id)?;
     let status = parse(&query, "status", ErrorCode::InvalidStatus, BatchItemStatus::parse)?;
     let after = parse(&query, "cursor", ErrorCode::InvalidCursor, |v| v.parse::<i32>().ok().filter(|n| *n >= 0))?;

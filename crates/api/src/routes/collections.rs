@@ -14,6 +14,7 @@ use crate::auth::Caller;
 use crate::routes::gallery::{
     body, collection_name, collection_not_found, limit, name_cursor, next_name_cursor, nullable, request_id,
 };
+use crate::routes::listing::known_params;
 use crate::{ApiError, AppState, ErrorCode};
 
 /// Body of `POST /v1/collections`.
@@ -134,6 +135,7 @@ pub async fn list_collections(
     caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<CollectionPage>, ApiError> {
+    known_params(&query, &["cursor", "limit"])?;
     let (limit, after) = (limit(&query)?, name_cursor(&query)?);
     let collections = state.store.list_collections(after.as_deref(), limit, &caller.visibility()).await?;
     let next_cursor = next_name_cursor(&collections, limit, |c| &c.name);

@@ -8,7 +8,7 @@ use facerec_store::CancelOutcome;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
-use super::listing::parse;
+use super::listing::{known_params, parse};
 use crate::auth::Caller;
 use crate::{ApiError, AppState, ErrorCode};
 
@@ -47,6 +47,7 @@ pub async fn get_job(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<JobView>, ApiError> {
+    known_params(&query, &["wait_ms"])?;
     let id = job_id(&id)?;
     let wait = parse(&query, "wait_ms", ErrorCode::InvalidWait, |v| v.parse().ok().filter(|ms| *ms <= MAX_WAIT_MS))?
         .unwrap_or(0);

@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use facerec_core::{AccessError, Action, Grant, KeyScope, check_grant};
+use facerec_core::{AccessError, Action, Grant, KeyScope, check_change, check_grant};
 use facerec_store::{ApiKeyRecord, NewApiKey};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::routes::gallery::{body, id_cursor, limit, next_id_cursor};
+use crate::routes::listing::known_params;
 use crate::{ApiError, AppState, ErrorCode};
 
 /// Body of `POST /v1/keys`.
@@ -142,11 +143,15 @@ fn not_found() -> ApiError {
 /// changed: the same for `POST` and `PATCH`, so neither can widen a key
 /// beyond the caller's rights or lifetime.
 fn may_grant(caller: &Caller, resulting: KeyScope<'_>) -> Result<(), ApiError> {
-    let granter = match caller {
+    check_grant(granter(caller), resulting).map_err(|e| ApiError::new(ErrorCode::Forbidden, e.to_string()))
+}
+
+/// The caller's own rights and lifetime; `None` for the master key and an open api.
+fn granter(caller: &Caller) -> Option<KeyScope<'_>> {
+    match caller {
         Caller::Key(own) => Some(KeyScope { grant: &own.grant, expires_at: own.expires_at }),
         Caller::Open | Caller::Master => None,
-    };
-    check_grant(granter, resulting).map_err(|e| ApiError::new(ErrorCode::Forbidden, e.to_string()))
+    }
 }
 
 /// Whether the caller may see (and so manage) this key.
@@ -240,6 +245,7 @@ pub async fn list_keys(
     caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<KeyPage>, ApiError> {
+    known_params(&query, &["cursor", "limit"])?;
     let (limit, after) = (limit(&query)?, id_cursor(&query)?);
     let visible = state.store.list_api_keys().await?.into_iter().filter(|k| manages(&caller, k));
     let mut visible: Vec<ApiKeyRecord> = visible.collect();
@@ -315,7 +321,9 @@ pub async fn update_key(
         }
     };
     // Judged on the whole key after the change (a PATCH cannot move `expires_at`).
-    may_grant(&caller, KeyScope { grant: changed.as_ref().unwrap_or(&key.grant), expires_at: key.expires_at })?;
+    let after = KeyScope { grant: changed.as_ref().unwrap_or(&key.grant), expires_at: key.expires_at };
+    check_change(granter(&caller), &key.grant, after)
+        .map_err(|e| ApiError::new(ErrorCode::Forbidden, e.to_string()))?;
     let updated = state.store.update_api_key(key.id, name.as_deref(), changed.as_ref()).await?;
     tracing::info!(key_id = %key.id, by = ?caller.key_id(), "api key changed");
     updated.map(|k| Json(k.into())).ok_or_else(not_found)

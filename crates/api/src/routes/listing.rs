@@ -33,6 +33,22 @@ pub struct Stats {
     pub max_queued: i64,
 }
 
+/// `400 unknown_field` for a query parameter the route does not take (a
+/// misspelt `stauts=` would otherwise list everything): the answer names it
+/// and every parameter the route takes.
+pub(crate) fn known_params(query: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+    let mut unknown: Vec<&str> = query.keys().map(String::as_str).filter(|k| !allowed.contains(k)).collect();
+    unknown.sort_unstable();
+    match unknown.first() {
+        None => Ok(()),
+        Some(name) => {
+            let takes = if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") };
+            let message = format!("the query has an unknown parameter {name:?}; this route takes {takes}");
+            Err(ApiError::new(ErrorCode::UnknownField, message))
+        }
+    }
+}
+
 pub(crate) fn parse<T>(
     query: &HashMap<String, String>,
     name: &str,
@@ -74,6 +90,10 @@ pub async fn list_jobs(
     caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<JobPage>, ApiError> {
+    known_params(
+        &query,
+        &["status", "kind", "collection", "created_after", "created_before", "idempotency_key", "cursor", "limit"],
+    )?;
     let time = |v: &str| DateTime::parse_from_rfc3339(v).ok().map(|t| t.with_timezone(&Utc));
     let filter = facerec_store::JobFilter {
         status: parse(&query, "status", ErrorCode::InvalidStatus, |v| v.parse().ok())?,

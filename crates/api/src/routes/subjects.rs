@@ -18,7 +18,7 @@ use crate::routes::gallery::{
     body, collection_name, collection_not_found, face_id, face_not_found, id_cursor, limit, name_cursor,
     next_id_cursor, next_name_cursor, request_id, subject_name, subject_not_found,
 };
-use crate::routes::listing::parse;
+use crate::routes::listing::{known_params, parse};
 use crate::{ApiError, AppState, ErrorCode};
 
 /// A subject path's collection and subject; a collection the caller does not
@@ -88,6 +88,7 @@ pub async fn list_subjects(
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<SubjectPage>, ApiError> {
+    known_params(&query, &["prefix", "cursor", "limit"])?;
     let collection = reachable(&caller, &name)?;
     let prefix = parse(&query, "prefix", ErrorCode::InvalidPrefix, |v| {
         ((1..=128).contains(&v.chars().count()) && !v.chars().any(char::is_control)).then(|| v.to_owned())
@@ -222,6 +223,7 @@ pub async fn list_faces(
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<FacePage>, ApiError> {
+    known_params(&query, &["subject", "cursor", "limit"])?;
     let collection = reachable(&caller, &name)?;
     let subject = query.get("subject").map(|s| subject_name(s)).transpose()?;
     let (limit, after) = (limit(&query)?, id_cursor(&query)?);
@@ -315,6 +317,7 @@ pub async fn list_audit(
     caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<AuditPage>, ApiError> {
+    known_params(&query, &["collection", "cursor", "limit"])?;
     let collection = query.get("collection").map(|name| reachable(&caller, name)).transpose()?;
     let (limit, before) = (limit(&query)?, id_cursor(&query)?);
     // A misspelt name must not read as "nothing was deleted there"; a deleted
