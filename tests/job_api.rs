@@ -127,6 +127,9 @@ async fn jobs_are_listed_newest_first_with_filters_and_cursors() {
 
     assert_eq!(ids(&list(&app, "kind=register").await), [submitted[4].clone(), submitted[0].clone()]);
     assert_eq!(ids(&list(&app, "collection=north").await), [submitted[1].clone(), submitted[0].clone()]);
+    // A misspelt collection is not "no jobs there".
+    let resp = app.client.get(app.url("/v1/jobs?collection=nroth")).send().await.unwrap();
+    assert_eq!(error_code(resp).await, (404, "collection_not_found".to_owned()));
     assert_eq!(ids(&list(&app, "status=canceled").await), std::slice::from_ref(canceled));
     assert_eq!(ids(&list(&app, "status=queued&kind=recognize").await), [submitted[2].clone()]);
     assert_eq!(ids(&list(&app, "created_before=2000-01-01T00:00:00Z").await), Vec::<String>::new());

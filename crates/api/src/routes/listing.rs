@@ -9,6 +9,7 @@ use facerec_core::{CollectionName, JobId, JobView};
 use serde::Serialize;
 
 use crate::auth::Caller;
+use crate::routes::gallery::collection_not_found;
 use crate::{ApiError, AppState, ErrorCode};
 
 const DEFAULT_LIMIT: u32 = 20;
@@ -110,6 +111,16 @@ pub async fn list_jobs(
     let limit = parse(&query, "limit", ErrorCode::InvalidLimit, |v| v.parse().ok().filter(|n| (1..=100).contains(n)))?
         .unwrap_or(DEFAULT_LIMIT);
     let jobs = state.store.list_jobs(&filter, limit).await?;
+    // A misspelt collection must not read as "no jobs there": a first page
+    // that is empty for a collection that does not exist (or that the key may
+    // not reach, as everywhere) is 404. Jobs of a deleted collection still list.
+    if let Some(name) = &filter.collection
+        && jobs.is_empty()
+        && filter.before.is_none()
+        && (!caller.reaches(name.as_str()) || !state.store.collection_exists(name).await?)
+    {
+        return Err(collection_not_found(name));
+    }
     let next_cursor = (jobs.len() == limit as usize).then(|| jobs.last().map(|j| j.id.to_string())).flatten();
     Ok(Json(JobPage { jobs: jobs.into_iter().map(JobView::from).collect(), next_cursor }))
 }
