@@ -19,6 +19,7 @@ pub mod live;
 mod metrics;
 mod openapi;
 mod pacing;
+mod reservation;
 mod routes;
 mod serve;
 mod settings;

@@ -29,9 +29,22 @@ impl CallerId {
             return CallerId::Key(id);
         }
         match request.extensions().get::<ConnectInfo<SocketAddr>>() {
-            Some(ConnectInfo(addr)) => CallerId::Address(addr.ip().to_canonical()),
+            Some(ConnectInfo(addr)) => CallerId::Address(address_group(addr.ip())),
             None => CallerId::Unknown,
         }
+    }
+}
+
+/// The unit a client without a key counts by: its IPv4 address, or the /64
+/// of its IPv6 address (one host is usually given a whole /64, so a share per
+/// IPv6 address would be a share per whim).
+pub fn address_group(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(segments[0], segments[1], segments[2], segments[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
     }
 }
 
@@ -80,6 +93,29 @@ impl Shares {
     #[cfg(test)]
     fn callers(&self) -> usize {
         self.callers.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+impl Share {
+    /// Takes `units` more for the same caller, waiting until `deadline`;
+    /// `false` (and nothing taken) when its share cannot hold them by then.
+    pub async fn grow(&mut self, units: u32, deadline: tokio::time::Instant) -> bool {
+        let held = self.permit.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
+        if held + units as usize > self.shares.per_caller as usize {
+            return false;
+        }
+        let more = tokio::time::timeout_at(deadline, self.semaphore.clone().acquire_many_owned(units)).await;
+        match (more, self.permit.as_mut()) {
+            (Ok(Ok(more)), Some(permit)) => {
+                permit.merge(more);
+                true
+            }
+            (Ok(Ok(more)), None) => {
+                self.permit = Some(more);
+                true
+            }
+            _ => false,
+        }
     }
 }
 

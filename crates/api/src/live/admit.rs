@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::shares::address_group;
 use crate::{ApiError, Settings};
 
 /// The live streams of this api: open ones and those waiting to authenticate.
@@ -87,18 +88,6 @@ impl Drop for PendingSlot {
                 by_addr.remove(&addr);
             }
         }
-    }
-}
-
-/// The unit a client's share counts by: its IPv4 address, or the /64 of its
-/// IPv6 address (one host is usually given a whole /64).
-fn address_group(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let segments = v6.segments();
-            IpAddr::V6(std::net::Ipv6Addr::new(segments[0], segments[1], segments[2], segments[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
     }
 }
 
