@@ -91,3 +91,20 @@ fn help_shows_no_empty_environment_values() {
     let help = keys.render_help().to_string();
     assert!(help.contains("[env: FACEREC_URL]") && !help.contains("FACEREC_URL="), "{help}");
 }
+
+/// The services' `--help`, as an operator runs it: every variable named,
+/// none shown as "set to nothing" (`[env: FACEREC_QUEUE=]`), no value printed.
+#[test]
+fn the_services_help_names_variables_without_values() {
+    for binary in ["facerec-api", "facerec-worker"] {
+        let out = std::process::Command::new(facerec_e2e::built_binary(binary))
+            .arg("--help")
+            .env_remove("FACEREC_QUEUE")
+            .env("DATABASE_URL", "postgres://user:hunter2@127.0.0.1/x")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && help.contains("[env: FACEREC_QUEUE]"), "{binary}: {help}");
+        assert!(!help.contains("=]") && !help.contains("hunter2"), "{binary}: {help}");
+    }
+}

@@ -230,6 +230,13 @@ async fn streams_authenticate_by_header_subprotocol_or_first_message_never_the_u
     by_protocol.close().await;
     let forbidden = app.live("collection=live", &[&format!("facerec.key.{}", reader.key)], &[]).await.err().unwrap();
     assert!(forbidden.to_string().contains("403"), "{forbidden}");
+    // Two keys (a reader's and a recognizer's) are one too many: neither is picked.
+    let reader_protocol = format!("facerec.key.{}", reader.key);
+    let two = app.live("collection=live", &[&protocol, &reader_protocol], &[]).await.err().unwrap().to_string();
+    assert!(two.contains("400") && two.contains("ambiguous_credentials"), "{two}");
+    let bearer = format!("Bearer {}", reader.key);
+    let two = app.live("collection=live", &[&protocol], &[("authorization", &bearer)]).await.err().unwrap().to_string();
+    assert!(two.contains("400") && two.contains("ambiguous_credentials"), "{two}");
 
     // First message: what the page does.
     let mut by_message = app.live("collection=live", &["facerec.live"], &[]).await.unwrap();
@@ -343,6 +350,8 @@ async fn every_answer_names_the_person_really_there_or_nobody() {
         let ago = face["measured_frames_ago"].as_u64();
         if face["embedded"] == true {
             assert_eq!(ago, Some(0), "frame {frame}: {answer}");
+            // Measured on this very face: a registered person is named, not merely "not misnamed".
+            assert_eq!(said, really, "frame {frame}: {file} was measured: {answer}");
         } else {
             carried += 1;
             assert!(ago.is_some_and(|a| a >= 1), "frame {frame}: a carried result says how old it is: {answer}");

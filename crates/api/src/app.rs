@@ -217,7 +217,8 @@ impl Api {
         if let Some(addr) = self.metrics_addr() {
             info!(addr = %addr, "api metrics listening");
         }
-        let metrics = self.metrics_listener.take().map(crate::metrics::serve_listener);
+        let header_timeout = self.header_timeout;
+        let metrics = self.metrics_listener.take().map(|l| crate::metrics::serve_listener(l, header_timeout));
         info!(addr = %self.local_addr(), "api listening");
         let depth = crate::metrics::watch_queue_depth(self.store.clone());
         let result = self.serve(shutdown).await;

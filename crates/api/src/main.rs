@@ -1,6 +1,9 @@
-use clap::Parser;
 use facerec_api::{Api, Settings};
 
 fn main() -> anyhow::Result<()> {
-    facerec_telemetry::run_service("facerec-api", || Api::build(Settings::parse()), Api::run_until)
+    facerec_telemetry::run_service(
+        "facerec-api",
+        || Api::build(facerec_telemetry::parse_settings::<Settings>()),
+        Api::run_until,
+    )
 }

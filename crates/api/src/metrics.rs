@@ -105,15 +105,15 @@ pub async fn serve_metrics() -> Response {
 
 /// Serves `/metrics` alone on `listener` (`FACEREC_API_METRICS_ADDR`), until
 /// the task is aborted when the api stops.
-pub fn serve_listener(listener: TcpListener) -> tokio::task::JoinHandle<()> {
+pub fn serve_listener(
+    listener: TcpListener,
+    header_timeout: Option<std::time::Duration>,
+) -> tokio::task::JoinHandle<()> {
     let router = Router::new()
         .route("/metrics", get(serve_metrics))
         .layer(axum::middleware::from_fn(crate::headers::security_headers));
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            warn!(error = %e, "the metrics listener stopped");
-        }
-    })
+    // The same accept loop as the api's own port: a client that never ends its headers is cut off.
+    tokio::spawn(crate::serve::serve(listener, router, header_timeout, std::future::pending()))
 }
 
 #[cfg(test)]

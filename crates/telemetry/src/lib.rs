@@ -1,4 +1,5 @@
-//! Logging and tracing setup shared by every facerec binary.
+//! Logging and tracing setup shared by every facerec service binary, how
+//! they run (`run_service`) and read their settings (`parse_settings`).
 //!
 //! `tracing` spans and events go to stdout (text or JSON lines, chosen by
 //! `FACEREC_LOG_FORMAT`) and into an OpenTelemetry tracer, so every span has a
@@ -12,10 +13,12 @@ pub mod export;
 mod filter;
 pub mod metrics;
 mod service;
+mod settings;
 
 pub use export::shutdown_tracing;
 pub use metrics::Stage;
 pub use service::{Shutdown, run_service, shutdown_signal};
+pub use settings::{parse_settings, without_env_values};
 
 use opentelemetry::trace::TracerProvider as _;
 use tracing_subscriber::layer::SubscriberExt;

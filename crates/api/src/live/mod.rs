@@ -86,9 +86,15 @@ pub async fn live(
     })?;
     let params = StreamParams::parse(&query)?;
     let offered = offered_protocols(&headers);
-    let key = bearer_token(&headers)
-        .or_else(|| offered.iter().find_map(|p| p.strip_prefix(KEY_PROTOCOL_PREFIX)))
-        .map(str::to_owned);
+    // One credential: which of two would count is not for the api to guess (as for two Authorization headers).
+    let mut keys =
+        bearer_token(&headers).into_iter().chain(offered.iter().filter_map(|p| p.strip_prefix(KEY_PROTOCOL_PREFIX)));
+    let key = keys.next().map(str::to_owned);
+    if keys.next().is_some() {
+        let message =
+            "the stream offers more than one key (Authorization header, facerec.key.* subprotocols): send exactly one";
+        return Err(ApiError::new(ErrorCode::AmbiguousCredentials, message));
+    }
     // With a key in hand, refuse over HTTP before upgrading, and take a slot
     // only once authenticated; else the first message must carry one.
     let admitted = match key.as_deref() {
