@@ -246,109 +246,13 @@ async fn one_key_filling_its_share_of_the_upload_budget_leaves_room_for_another(
     let admitted = first.next(Duration::from_secs(10)).await;
     assert!(admitted.starts_with("HTTP/1.1 100"), "{admitted}");
     first_writer.write_all(IMAGE_PART_HEAD).await.unwrap();
-    // It holds what it sent (1.5 MiB, once the api has read it), not yet what it declared.
-    first_writer.write_all(&vec![0u8; 1536 * 1024]).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let refused = loop {
-        let (mut second, _second_writer) = raw_register(&app, &greedy.key, 2 * 1024 * 1024).await;
-        let answer = second.next(Duration::from_secs(10)).await;
-        if !answer.starts_with("HTTP/1.1 100") || Instant::now() > deadline {
-            break answer;
-        }
-    };
+    let (mut second, _second_writer) = raw_register(&app, &greedy.key, 2 * 1024 * 1024).await;
+    let refused = second.next(Duration::from_secs(10)).await;
     assert!(refused.starts_with("HTTP/1.1 429"), "the key's second upload is over its share: {refused}");
     assert!(refused.contains("\"rate_limited\""), "{refused}");
     let (status, accepted) =
         app.form_as(&other.client, "/v1/register", Some(photo("obama.jpg")), &[("subject", "obama")]).await;
     assert_eq!(status, 202, "another key still finds room: {accepted}");
     drop((first, first_writer));
-    app.stop().await.unwrap();
-}
-
-/// A body declared large holds what it has sent, not what it declared: a
-/// client that declares 6 MiB and stalls cannot sit on its whole share.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_declared_body_holds_only_what_it_has_sent() {
-    let app = TestApp::spawn_keyed(&|a| {
-        a.max_upload_bytes = 8 * 1024 * 1024;
-        // Each caller's share: half of 40 MiB (more than the largest request, about 16 MiB).
-        a.max_upload_bytes_in_flight = 40 * 1024 * 1024;
-        a.upload_wait_ms = 500;
-        a.body_idle_timeout_secs = 60;
-    })
-    .await
-    .unwrap();
-    let greedy = app.create_key(&["*"], &["*"]).await;
-    // Four stalled uploads of 6 MiB declared would be 24 MiB, over the 20 MiB share,
-    // if each held what it declared; each holds 1 MiB until more arrives.
-    let mut stalled = Vec::new();
-    for n in 0..4 {
-        let (mut answers, mut writer) = raw_register(&app, &greedy.key, 6 * 1024 * 1024).await;
-        let admitted = answers.next(Duration::from_secs(10)).await;
-        assert!(admitted.starts_with("HTTP/1.1 100"), "upload {n} admitted: {admitted}");
-        writer.write_all(IMAGE_PART_HEAD).await.unwrap();
-        writer.write_all(&[0u8; 64 * 1024]).await.unwrap();
-        stalled.push((answers, writer));
-    }
-    // The same key's photo still fits beside them.
-    let (status, accepted) =
-        app.form_as(&greedy.client, "/v1/register", Some(photo("obama.jpg")), &[("subject", "obama")]).await;
-    assert_eq!(status, 202, "{accepted}");
-    drop(stalled);
-    app.stop().await.unwrap();
-}
-
-/// A body that grows past the room left is cut off with the shared limit's
-/// code, and the connection closes; what it held is free again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_body_that_grows_past_the_room_left_is_cut_off() {
-    let app = TestApp::spawn_keyed(&|a| {
-        a.max_upload_bytes = 3 * 1024 * 1024;
-        a.max_upload_bytes_in_flight = 4 * 1024 * 1024;
-        a.max_share_percent = 100;
-        a.upload_wait_ms = 300;
-        a.body_idle_timeout_secs = 60;
-    })
-    .await
-    .unwrap();
-    let (first, second) = (app.create_key(&["*"], &["*"]).await, app.create_key(&["*"], &["*"]).await);
-    // Two uploads of 2.5 MiB: 1 MiB each at first, 5 MiB in all by the end, in a budget of 4.
-    let chunk = vec![0u8; 256 * 1024];
-    let trailer = b"\r\n--x--\r\n";
-    let declared = IMAGE_PART_HEAD.len() + 10 * chunk.len() + trailer.len();
-    let mut uploads = Vec::new();
-    for key in [&first, &second] {
-        let (mut answers, mut writer) = raw_register(&app, &key.key, declared).await;
-        assert!(answers.next(Duration::from_secs(10)).await.starts_with("HTTP/1.1 100"));
-        writer.write_all(IMAGE_PART_HEAD).await.unwrap();
-        uploads.push((answers, writer));
-    }
-    for _ in 0..10 {
-        for (_, writer) in uploads.iter_mut() {
-            // A refused upload's connection closes: its writes may fail, which is the point.
-            let _ = writer.write_all(&chunk).await;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    for (_, writer) in uploads.iter_mut() {
-        let _ = writer.write_all(trailer).await;
-    }
-    let mut codes = Vec::new();
-    for (answers, _) in &mut uploads {
-        let answer = answers.next(Duration::from_secs(10)).await;
-        codes.push(answer.lines().next().unwrap_or_default().to_owned());
-        if answer.starts_with("HTTP/1.1 503") {
-            assert!(
-                answer.contains("\"server_busy\"") && answer.to_lowercase().contains("connection: close"),
-                "{answer}"
-            );
-        }
-    }
-    assert!(codes.iter().any(|c| c.starts_with("HTTP/1.1 503")), "an upload found no room to grow: {codes:?}");
-    drop(uploads);
-    // What they held is free again: a photo fits.
-    let (status, accepted) =
-        app.form_as(&second.client, "/v1/register", Some(photo("obama.jpg")), &[("subject", "obama")]).await;
-    assert_eq!(status, 202, "{accepted}");
     app.stop().await.unwrap();
 }

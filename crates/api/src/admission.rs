@@ -14,14 +14,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use facerec_store::{Store, StoreError};
 use futures::StreamExt;
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Mutex, Semaphore};
 
-use crate::shares::{CallerId, Share, Shares, share_of};
+use crate::shares::{CallerId, Shares, share_of};
 use crate::spooling::Spool;
 use crate::{ApiError, AppState, Settings};
 
 /// The budget is counted in KiB (a semaphore's permits are `u32`).
-pub(crate) const UNIT: usize = 1024;
+const UNIT: usize = 1024;
 
 /// How stale the queue depth may be. Submissions admitted meanwhile are
 /// counted in, so a burst cannot overrun the limit by more than what workers
@@ -31,15 +31,11 @@ const QUEUE_DEPTH_MAX_AGE: Duration = Duration::from_millis(200);
 /// Longest time spent reading (and dropping) the body of a refused upload.
 const DISCARD_TIME: Duration = Duration::from_secs(30);
 
-/// The most a submission reserves before its body is read, in units (1 MiB:
-/// a photo reserves all it declared); the rest is reserved as it arrives.
-pub(crate) const FIRST_RESERVATION: u32 = 1024;
-
 /// Archives read into the database at once.
 const BATCH_READERS: usize = 2;
 
 /// `Retry-After` seconds for a submission that found no room.
-pub(crate) const BUSY_RETRY_AFTER_SECS: u64 = 1;
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
 /// Shared by every request of one api.
 pub struct Admission {
@@ -146,11 +142,8 @@ fn units(bytes: usize, most: u32) -> u32 {
 /// Middleware for the submission routes: reserves the request's declared size
 /// (`Content-Length`, else the largest body allowed) from the caller's share
 /// and from the upload budget until the answer is ready; waits for room at
-/// most the configured time, then answers `503 server_busy` (`429
-/// rate_limited` over the caller's own share) without reading the body. A
-/// body declared larger than [`FIRST_RESERVATION`] reserves that much first
-/// and the rest as it arrives ([`crate::reservation`]), so that a slow sender
-/// holds what it has sent, not what it declared.
+/// most the configured time, then answers `503 server_busy` without reading
+/// the body.
 pub async fn limit_uploads(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let most = crate::app::submission_body_limit(&state.settings);
     let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
@@ -159,8 +152,7 @@ pub async fn limit_uploads(State(state): State<AppState>, request: Request, next
 
 async fn reserved(state: &AppState, bytes: usize, request: Request, next: Next) -> Response {
     let admission = &state.admission;
-    let declared = units(bytes, u32::MAX).min(admission.budget_units);
-    let units = declared.min(FIRST_RESERVATION);
+    let units = units(bytes, u32::MAX).min(admission.budget_units);
     let who = CallerId::of(&request);
     let deadline = tokio::time::Instant::now() + admission.wait;
     // The caller's own share first: a caller over it waits for its own uploads, not for everyone's.
@@ -175,20 +167,9 @@ async fn reserved(state: &AppState, bytes: usize, request: Request, next: Next) 
         let error = ApiError::busy("the api holds as many uploads as it may; try again shortly", BUSY_RETRY_AFTER_SECS);
         return refuse(request, bytes, "too many upload bytes in flight", error).await;
     };
-    if units == declared {
-        let response = next.run(request).await;
-        drop((permit, share));
-        return response;
-    }
-    let budget = Arc::clone(&admission.upload_budget);
-    crate::reservation::growing(request, next, Held { share, permit, units }, budget, declared, admission.wait).await
-}
-
-/// What a request holds of its caller's share and of the upload budget, in units.
-pub(crate) struct Held {
-    pub share: Share,
-    pub permit: OwnedSemaphorePermit,
-    pub units: u32,
+    let response = next.run(request).await;
+    drop((permit, share));
+    response
 }
 
 /// Refuses an upload that found no room (`503 server_busy`, or `429

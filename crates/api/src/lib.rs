@@ -19,7 +19,6 @@ pub mod live;
 mod metrics;
 mod openapi;
 mod pacing;
-mod reservation;
 mod routes;
 mod serve;
 mod settings;

@@ -96,29 +96,6 @@ impl Shares {
     }
 }
 
-impl Share {
-    /// Takes `units` more for the same caller, waiting until `deadline`;
-    /// `false` (and nothing taken) when its share cannot hold them by then.
-    pub async fn grow(&mut self, units: u32, deadline: tokio::time::Instant) -> bool {
-        let held = self.permit.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
-        if held + units as usize > self.shares.per_caller as usize {
-            return false;
-        }
-        let more = tokio::time::timeout_at(deadline, self.semaphore.clone().acquire_many_owned(units)).await;
-        match (more, self.permit.as_mut()) {
-            (Ok(Ok(more)), Some(permit)) => {
-                permit.merge(more);
-                true
-            }
-            (Ok(Ok(more)), None) => {
-                self.permit = Some(more);
-                true
-            }
-            _ => false,
-        }
-    }
-}
-
 impl Drop for Share {
     fn drop(&mut self) {
         drop(self.permit.take());
