@@ -142,7 +142,8 @@ fn units(bytes: usize, most: u32) -> u32 {
 /// Middleware for the submission routes: reserves the request's declared size
 /// (`Content-Length`, else the largest body allowed) from the caller's share
 /// and from the upload budget until the answer is ready; waits for room at
-/// most the configured time, then answers `503 server_busy` without reading
+/// most the configured time, then answers `503 server_busy` (`429
+/// rate_limited` when the caller's own share is what is full) without reading
 /// the body.
 pub async fn limit_uploads(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let most = crate::app::submission_body_limit(&state.settings);

@@ -10,7 +10,7 @@ use clap::Command;
 /// `--version` and errors print and exit as clap's own `parse` does.
 pub fn parse_settings<T: clap::Parser>() -> T {
     let matches = without_env_values(T::command()).get_matches();
-    T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    T::from_arg_matches(&matches).map_err(|e| e.format(&mut T::command())).unwrap_or_else(|e| e.exit())
 }
 
 /// The command, its subcommands included, with no environment value shown in help.

@@ -131,7 +131,7 @@ pub async fn create_batch(
     ),
     responses(
         (status = 200, description = "A page of batches", body = BatchPage),
-        (status = 400, description = "`invalid_status`, `invalid_limit`, `invalid_cursor`", body = crate::ErrorBody),
+        (status = 400, description = "`invalid_status`, `invalid_limit`, `invalid_cursor`, `unknown_field`", body = crate::ErrorBody),
         (status = 500, description = "`internal_error`", body = crate::ErrorBody),
         (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
     )
@@ -197,7 +197,7 @@ async fn visible_batch(state: &AppState, caller: &Caller, id: Uuid) -> Result<()
     ),
     responses(
         (status = 200, description = "A page of items", body = BatchItemPage),
-        (status = 400, description = "`invalid_batch_id`, `invalid_status`, `invalid_limit`, `invalid_cursor`", body = crate::ErrorBody),
+        (status = 400, description = "`invalid_batch_id`, `invalid_status`, `invalid_limit`, `invalid_cursor`, `unknown_field`", body = crate::ErrorBody),
         (status = 404, description = "`batch_not_found`", body = crate::ErrorBody),
         (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
     )

@@ -125,7 +125,7 @@ pub async fn create_collection(
     ),
     responses(
         (status = 200, description = "A page of collections", body = CollectionPage),
-        (status = 400, description = "`invalid_limit`, `invalid_cursor`", body = crate::ErrorBody),
+        (status = 400, description = "`invalid_limit`, `invalid_cursor`, `unknown_field`", body = crate::ErrorBody),
         (status = 500, description = "`internal_error`", body = crate::ErrorBody),
         (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
     )

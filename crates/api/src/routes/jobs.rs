@@ -35,7 +35,7 @@ const RECHECK: Duration = Duration::from_secs(1);
     ),
     responses(
         (status = 200, description = "The job", body = JobView),
-        (status = 400, description = "`invalid_job_id`, `invalid_wait`", body = crate::ErrorBody),
+        (status = 400, description = "`invalid_job_id`, `invalid_wait`, `unknown_field`", body = crate::ErrorBody),
         (status = 404, description = "`job_not_found`", body = crate::ErrorBody),
         (status = 500, description = "`internal_error`", body = crate::ErrorBody),
         (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)

@@ -81,7 +81,8 @@ pub(crate) fn parse<T>(
     ),
     responses(
         (status = 200, description = "A page of jobs", body = JobPage),
-        (status = 400, description = "`invalid_status`, `invalid_kind`, `invalid_collection`, `invalid_time`, `invalid_idempotency_key`, `invalid_limit`, `invalid_cursor`", body = crate::ErrorBody),
+        (status = 400, description = "`invalid_status`, `invalid_kind`, `invalid_collection`, `invalid_time`, `invalid_idempotency_key`, `invalid_limit`, `invalid_cursor`, `unknown_field`", body = crate::ErrorBody),
+        (status = 404, description = "`collection_not_found`: no job matches and the collection does not exist (or is out of the key's reach)", body = crate::ErrorBody),
         (status = 500, description = "`internal_error`", body = crate::ErrorBody),
         (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
     )

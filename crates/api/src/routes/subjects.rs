@@ -76,7 +76,7 @@ pub struct RenameSubject {
     ),
     responses(
         (status = 200, description = "A page of subjects", body = SubjectPage),
-        (status = 400, description = "`invalid_collection`, `invalid_prefix`, `invalid_limit`, `invalid_cursor`", body = crate::ErrorBody),
+        (status = 400, description = "`invalid_collection`, `invalid_prefix`, `invalid_limit`, `invalid_cursor`, `unknown_field`", body = crate::ErrorBody),
         (status = 404, description = "`collection_not_found`", body = crate::ErrorBody),
         (status = 500, description = "`internal_error`", body = crate::ErrorBody),
         (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
@@ -211,7 +211,7 @@ pub async fn delete_subject(
     ),
     responses(
         (status = 200, description = "A page of faces", body = FacePage),
-        (status = 400, description = "`invalid_collection`, `invalid_subject`, `invalid_limit`, `invalid_cursor`", body = crate::ErrorBody),
+        (status = 400, description = "`invalid_collection`, `invalid_subject`, `invalid_limit`, `invalid_cursor`, `unknown_field`", body = crate::ErrorBody),
         (status = 404, description = "`collection_not_found`", body = crate::ErrorBody),
         (status = 500, description = "`internal_error`", body = crate::ErrorBody),
         (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
@@ -306,7 +306,7 @@ pub async fn delete_face(
     ),
     responses(
         (status = 200, description = "A page of audit records", body = AuditPage),
-        (status = 400, description = "`invalid_collection`, `invalid_limit`, `invalid_cursor`", body = crate::ErrorBody),
+        (status = 400, description = "`invalid_collection`, `invalid_limit`, `invalid_cursor`, `unknown_field`", body = crate::ErrorBody),
         (status = 404, description = "`collection_not_found`: no collection of this name exists or ever had a record", body = crate::ErrorBody),
         (status = 500, description = "`internal_error`", body = crate::ErrorBody),
         (status = 503, description = "`database_unavailable`", body = crate::ErrorBody)
