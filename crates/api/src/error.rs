@@ -42,7 +42,7 @@ error_codes! {
     InvalidMultipart => "invalid_multipart", BAD_REQUEST, "The body is not multipart/form-data, or is malformed.";
     MissingImage => "missing_image", BAD_REQUEST, "The form has no `image` field.";
     DuplicateField => "duplicate_field", BAD_REQUEST, "A form field is given twice.";
-    UnknownField => "unknown_field", BAD_REQUEST, "A form field the route does not take (a misspelling such as `treshold`); the message names it and the fields the route takes.";
+    UnknownField => "unknown_field", BAD_REQUEST, "A form field or query parameter the route does not take (a misspelling such as `treshold`); the message names it and the names the route takes.";
     MissingSubject => "missing_subject", BAD_REQUEST, "Register without a `subject`.";
     InvalidSubject => "invalid_subject", BAD_REQUEST, "`subject` is empty, over 128 characters or has control characters.";
     InvalidCollection => "invalid_collection", BAD_REQUEST, "`collection` does not match `[A-Za-z0-9_-]{1,64}`.";
@@ -78,7 +78,7 @@ error_codes! {
     InvalidActions => "invalid_actions", BAD_REQUEST, "`actions` is empty, too long, or names an unknown action.";
     InvalidCollectionPatterns => "invalid_collection_patterns", BAD_REQUEST, "`collections` is empty, too long, or has an entry that is not a collection name, a name prefix ending in `*`, or `*`.";
     InvalidExpiresAt => "invalid_expires_at", BAD_REQUEST, "`expires_at` is not an RFC 3339 time in the future.";
-    AmbiguousCredentials => "ambiguous_credentials", BAD_REQUEST, "The request has more than one `Authorization` header.";
+    AmbiguousCredentials => "ambiguous_credentials", BAD_REQUEST, "The request has more than one `Authorization` header, or offers `/v1/live` more than one key (header and `facerec.key.*` subprotocols).";
     MissingApiKey => "missing_api_key", UNAUTHORIZED, "The request has no `Authorization: Bearer <key>` header (the api has a master key).";
     InvalidApiKey => "invalid_api_key", UNAUTHORIZED, "The `Authorization` header is malformed, or its key is unknown, deleted or expired.";
     Forbidden => "forbidden", FORBIDDEN, "The key lacks the action this route needs, may not use the collection named, or may not grant the rights asked for.";
@@ -105,7 +105,7 @@ error_codes! {
     CorruptImage => "corrupt_image", UNPROCESSABLE_ENTITY, "The image is empty or its header cannot be read.";
     ImageTooLarge => "image_too_large", UNPROCESSABLE_ENTITY, "The image header declares more pixels than `FACEREC_MAX_PIXELS`, or (above 4 megapixels) more per byte of file than `FACEREC_MAX_PIXELS_PER_BYTE`.";
     WebsocketRequired => "websocket_required", UPGRADE_REQUIRED, "`GET /v1/live` without a WebSocket upgrade.";
-    ServerBusy => "server_busy", SERVICE_UNAVAILABLE, "The api is at its limit of uploads in flight or of database connections; nothing was kept. Retry after `Retry-After` seconds.";
+    ServerBusy => "server_busy", SERVICE_UNAVAILABLE, "The api is at a shared limit (uploads in flight, archives spooling, live streams, database connections); nothing was kept. Retry after `Retry-After` seconds.";
     DatabaseUnavailable => "database_unavailable", SERVICE_UNAVAILABLE, "PostgreSQL does not answer; nothing was kept. Retry after `Retry-After` seconds.";
     QueueUnavailable => "queue_unavailable", SERVICE_UNAVAILABLE, "Redis refused the job; nothing was kept. Retry later.";
     NotReady => "not_ready", SERVICE_UNAVAILABLE, "`/readyz`: PostgreSQL or Redis does not answer.";
@@ -161,6 +161,14 @@ impl ApiError {
     /// the shared limit itself. Come back after `retry_after` seconds.
     pub fn over_share(message: impl Into<String>, retry_after: u64) -> Self {
         Self { retry_after: Some(retry_after), ..Self::new(ErrorCode::RateLimited, message) }
+    }
+
+    /// `400 unknown_field`: the request names something (`what`: "form has an
+    /// unknown field", "query has an unknown parameter") the route does not
+    /// take; the message names it and every name the route takes.
+    pub fn unknown_field(what: &str, name: &str, allowed: &[&str]) -> Self {
+        let takes = if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") };
+        Self::new(ErrorCode::UnknownField, format!("the {what} {name:?}; this route takes {takes}"))
     }
 
     pub fn payload_too_large(limit: usize) -> Self {

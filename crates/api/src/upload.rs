@@ -83,10 +83,10 @@ impl Form {
 /// answer names the field and every field the route takes.
 pub fn known_field(name: &str, allowed: &[&str]) -> Result<(), ApiError> {
     if allowed.contains(&name) {
-        return Ok(());
+        Ok(())
+    } else {
+        Err(ApiError::unknown_field("form has an unknown field", name, allowed))
     }
-    let message = format!("the form has an unknown field {name:?}; this route takes {}", allowed.join(", "));
-    Err(ApiError::new(ErrorCode::UnknownField, message))
 }
 
 /// What a client is told about an image whose header cannot be read.

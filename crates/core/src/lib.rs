@@ -9,6 +9,7 @@ mod address;
 mod batch;
 mod codes;
 mod decode_cost;
+mod error_chain;
 mod float;
 mod gallery;
 mod job;
@@ -17,6 +18,7 @@ mod params;
 mod quality;
 mod result;
 mod secret_url;
+mod similarity;
 mod view;
 
 pub use access::{AccessError, Action, CollectionPattern, Grant, GrantError, KeyScope, check_change, check_grant};
@@ -24,6 +26,7 @@ pub use address::{is_global, may_deliver_to};
 pub use batch::{BatchCounts, BatchItemError, BatchItemStatus, BatchItemView, BatchStatus, BatchView};
 pub use codes::JobErrorCode;
 pub use decode_cost::{DEFAULT_MAX_PIXELS_PER_BYTE, DecodeCost, FREE_PIXELS, TooCostly};
+pub use error_chain::error_chain;
 pub use gallery::{AuditEntry, CollectionView, ConsentView, FaceView, SubjectSummary, SubjectView};
 pub use job::{JobId, JobKind, JobStatus, ParseEnumError};
 pub use live::{
@@ -40,6 +43,7 @@ pub use result::{
     SkipReason, SkippedFace, VerifiedAgainst, VerifyResult,
 };
 pub use secret_url::SecretUrl;
+pub use similarity::cosine;
 pub use view::{Durations, JobError, JobView, RetryView, WebhookView};
 
 /// Length of every face embedding we store and compare (SFace).

@@ -328,17 +328,8 @@ fn crowded(tracks: &[LiveTrack], sightings: &[Sighting], d: usize, t: usize) -> 
 
 /// Whether a re-embedded face is still the person its track measured.
 pub fn same_person(measured: &TrackMeasurement, embedding: &[f32], policy: &TrackPolicy) -> bool {
-    cosine(&measured.embedding, embedding) >= policy.same_person
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    if a.len() != b.len() || a.is_empty() {
-        return -1.0;
-    }
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let norms = norm(a) * norm(b);
-    if norms > 0.0 { dot / norms } else { -1.0 }
+    // Not comparable (another model, no direction): not shown to be the same person.
+    crate::cosine(&measured.embedding, embedding).is_some_and(|c| c >= policy.same_person)
 }
 
 /// The tracks to keep after a frame: `seen` (those of this frame's faces) and

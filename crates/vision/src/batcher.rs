@@ -70,23 +70,12 @@ fn run_batch(embedder: &mut dyn Embedder, batch: Vec<Request>) {
             }
         }
         Err(e) => {
-            let message = error_chain(&e);
+            let message = facerec_core::error_chain(&e);
             for (reply, _) in replies {
                 let _ = reply.send(Err(message.clone()));
             }
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }
 
 impl Embedder for SharedEmbedder {

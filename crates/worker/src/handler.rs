@@ -39,6 +39,16 @@ impl From<facerec_store::StoreError> for Failure {
     }
 }
 
+impl Failure {
+    /// A job's collection is gone: it was deleted after the api checked it at
+    /// submission. Failing says so; answering "nobody" would be a wrong answer.
+    pub(crate) fn collection_deleted(collection: &facerec_core::CollectionName) -> Self {
+        let message =
+            format!("no collection is named {}: it was deleted after the job was submitted", collection.as_str());
+        Self::Permanent(JobErrorCode::CollectionNotFound, message)
+    }
+}
+
 /// What a client is told about an image that does not decode (a job's, a
 /// batch item's or a live frame's error message).
 pub(crate) const UNDECODABLE: &str = "the image cannot be decoded: it is damaged or cut short";

@@ -201,9 +201,7 @@ pub(crate) async fn recognize(
     // search that matched someone read faces, so the collection was there.
     let found_someone = faces.iter().any(|f| !f.matches.is_empty());
     if !found_someone && !ctx.store.collection_exists(&params.collection).await? {
-        let name = params.collection.as_str();
-        let message = format!("no collection is named {name}: it was deleted after the job was submitted");
-        return Err(Failure::Permanent(JobErrorCode::CollectionNotFound, message));
+        return Err(Failure::collection_deleted(&params.collection));
     }
     let result = RecognizeResult { faces, skipped, threshold, model: ctx.pool.model_id().to_owned() };
     Ok(Stage::Store.time(ctx.store.succeed_job(claim, &to_json(&result)?)).await?)

@@ -24,7 +24,7 @@ pub(crate) async fn verify(
                 return Err(Failure::Permanent(JobErrorCode::Internal, "the second photo is missing".into()));
             };
             let (other, other_embedding) = largest_usable_face(ctx, second, gates, "image2").await?;
-            (VerifiedAgainst::Image { face: other }, cosine(&embedding, &other_embedding))
+            (VerifiedAgainst::Image { face: other }, similarity(&embedding, &other_embedding))
         }
         VerifyTarget::Subject { collection, subject } => {
             match Stage::Search
@@ -34,10 +34,7 @@ pub(crate) async fn verify(
                 SubjectMatch::NotFound => {
                     // The collection itself may have been deleted since the submission checked it.
                     if !ctx.store.collection_exists(&collection).await? {
-                        let name = collection.as_str();
-                        let message =
-                            format!("no collection is named {name}: it was deleted after the job was submitted");
-                        return Err(Failure::Permanent(JobErrorCode::CollectionNotFound, message));
+                        return Err(Failure::collection_deleted(&collection));
                     }
                     let message = format!("collection {} has no subject {:?}", collection.as_str(), subject.as_str());
                     return Err(Failure::Permanent(JobErrorCode::SubjectNotFound, message));
@@ -65,7 +62,7 @@ pub(crate) async fn verify(
                     format!("face {face_id} was made by embedder {}, this worker runs {embedder}", stored.embedder);
                 return Err(Failure::Permanent(JobErrorCode::EmbedderMismatch, message));
             }
-            let similarity = cosine(&embedding, &stored.embedding);
+            let similarity = similarity(&embedding, &stored.embedding);
             (VerifiedAgainst::Face { collection: stored.collection, subject: stored.subject, face_id }, similarity)
         }
     };
@@ -101,23 +98,8 @@ async fn largest_usable_face(
     .await
 }
 
-/// Cosine similarity; embeddings are unit length, but stored ones went through f32 storage.
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let denominator = norm(a) * norm(b);
-    if denominator > 0.0 { dot / denominator } else { 0.0 }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::cosine;
-
-    #[test]
-    fn cosine_of_unit_and_scaled_vectors() {
-        assert!((cosine(&[1.0, 0.0], &[0.0, 1.0])).abs() < 1e-6);
-        assert!((cosine(&[0.6, 0.8], &[1.2, 1.6]) - 1.0).abs() < 1e-6);
-        assert!((cosine(&[1.0, 0.0], &[-2.0, 0.0]) + 1.0).abs() < 1e-6);
-        assert_eq!(cosine(&[0.0, 0.0], &[1.0, 0.0]), 0.0);
-    }
+/// The similarity reported: the cosine of two embeddings of one model (an
+/// all-zero one, which no model makes, compares as 0).
+fn similarity(a: &[f32], b: &[f32]) -> f32 {
+    facerec_core::cosine(a, b).unwrap_or(0.0)
 }

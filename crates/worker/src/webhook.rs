@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use facerec_core::may_deliver_to;
+use facerec_core::{error_chain, may_deliver_to};
 use facerec_store::{DueBatchWebhook, DueWebhook, Store, WebhookAttempt};
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
@@ -136,7 +136,7 @@ async fn send_and_record(store: &Store, settings: &Settings, d: &Delivery) {
     match &sent {
         Ok(_) => info!(target = ?d.target, attempt = d.attempt, "webhook delivered"),
         // The details are for us: the tenant's record gets the plain message.
-        Err(e) => warn!(target = ?d.target, attempt = d.attempt, error = %with_causes(e),
+        Err(e) => warn!(target = ?d.target, attempt = d.attempt, error = %error_chain(e),
                         retry_in = ?outcome.retry_after, "webhook not delivered"),
     }
     let recorded = match d.target {
@@ -246,18 +246,6 @@ impl Undelivered {
     }
 }
 
-/// The error and its causes on one line, for the log.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut line = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        line.push_str(": ");
-        line.push_str(&c.to_string());
-        cause = c.source();
-    }
-    line
-}
-
 async fn deliver(d: &Delivery, settings: &Settings) -> Result<StatusCode, Undelivered> {
     let (host, port) = host_and_port(&d.url)?;
     // Resolving gets the receiver's timeout too, so that an attempt ends within
@@ -348,7 +336,7 @@ mod tests {
             assert!(matches!(refused, Undelivered::NotPublic { .. }), "{host}: {refused:?}");
             assert!(refused.permanent(), "{host}");
             assert_eq!(refused.public_message(), "refused: not a public address");
-            assert!(with_causes(&refused).contains(host), "the log keeps the details: {refused}");
+            assert!(error_chain(&refused).contains(host), "the log keeps the details: {refused}");
         }
         assert_eq!(resolve("127.0.0.1", 8080, true).await.unwrap(), "127.0.0.1:8080".parse().unwrap());
         assert_eq!(resolve("[::1]", 8080, true).await.unwrap(), "[::1]:8080".parse().unwrap());
@@ -362,7 +350,7 @@ mod tests {
         };
         assert_eq!(unresolvable.public_message(), "could not be delivered");
         assert!(!unresolvable.permanent(), "DNS may answer later");
-        assert_eq!(with_causes(&unresolvable), "cannot resolve db.internal.corp: failed to lookup address information");
+        assert_eq!(error_chain(&unresolvable), "cannot resolve db.internal.corp: failed to lookup address information");
         let answered = Undelivered::Answered(StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(answered.public_message(), "the receiver answered 503 Service Unavailable");
         assert_eq!(answered.http_status(), Some(503));

@@ -97,16 +97,11 @@ pub async fn live(
     }
     // With a key in hand, refuse over HTTP before upgrading, and take a slot
     // only once authenticated; else the first message must carry one.
-    let admitted = match key.as_deref() {
-        Some(key) => {
-            let opened = open(&state, Some(key), params.clone()).await?;
-            session::Admitted::Open(opened, state.live.admit()?)
-        }
-        None if !state.auth.enabled() => {
-            let opened = open(&state, None, params.clone()).await?;
-            session::Admitted::Open(opened, state.live.admit()?)
-        }
-        None => session::Admitted::Pending(state.live.admit_pending(peer.map(|Extension(ConnectInfo(a))| a.ip()))?),
+    let admitted = if key.is_some() || !state.auth.enabled() {
+        let opened = open(&state, key.as_deref(), params.clone()).await?;
+        session::Admitted::Open(opened, state.live.admit()?)
+    } else {
+        session::Admitted::Pending(state.live.admit_pending(peer.map(|Extension(ConnectInfo(a))| a.ip()))?)
     };
     let limits = &state.settings;
     let hard_limit = limits.live_max_frame_bytes.saturating_mul(4).max(64 * 1024);

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::admit::{OpenSlot, PendingSlot};
 use super::messages::{Answer, ControlMessage, FrameRate, Gone, Ready, close_with, round, send_error, send_text};
 use super::{Opened, StreamParams, open};
+use crate::routes::gallery::collection_not_found;
 use crate::{ApiError, AppState, ErrorCode};
 
 /// A stream accepted over HTTP, not yet upgraded.
@@ -86,9 +87,8 @@ impl Serving {
         if let Some(key) = &opened.key {
             crate::auth::live_key_still_allowed(&self.state, key.expose_secret(), &opened.collection).await?;
         }
-        if self.state.store.get_collection(&opened.collection).await?.is_none() {
-            let message = format!("the collection {} was deleted", opened.collection.as_str());
-            return Err(ApiError::new(ErrorCode::CollectionNotFound, message));
+        if !self.state.store.collection_exists(&opened.collection).await? {
+            return Err(collection_not_found(&opened.collection));
         }
         Ok(())
     }

@@ -38,15 +38,11 @@ pub struct Stats {
 /// misspelt `stauts=` would otherwise list everything): the answer names it
 /// and every parameter the route takes.
 pub(crate) fn known_params(query: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
-    let mut unknown: Vec<&str> = query.keys().map(String::as_str).filter(|k| !allowed.contains(k)).collect();
-    unknown.sort_unstable();
-    match unknown.first() {
+    // The first by name, so that the same query always gets the same answer.
+    let unknown = query.keys().map(String::as_str).filter(|k| !allowed.contains(k)).min();
+    match unknown {
         None => Ok(()),
-        Some(name) => {
-            let takes = if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") };
-            let message = format!("the query has an unknown parameter {name:?}; this route takes {takes}");
-            Err(ApiError::new(ErrorCode::UnknownField, message))
-        }
+        Some(name) => Err(ApiError::unknown_field("query has an unknown parameter", name, allowed)),
     }
 }
 

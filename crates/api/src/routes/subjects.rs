@@ -320,14 +320,16 @@ pub async fn list_audit(
     known_params(&query, &["collection", "cursor", "limit"])?;
     let collection = query.get("collection").map(|name| reachable(&caller, name)).transpose()?;
     let (limit, before) = (limit(&query)?, id_cursor(&query)?);
-    // A misspelt name must not read as "nothing was deleted there"; a deleted
-    // collection's records stay readable.
+    let entries = state.store.list_audit(collection.as_ref(), before, limit, &caller.visibility()).await?;
+    // A misspelt name must not read as "nothing was deleted there" (a name
+    // never used has no records, so only an empty page is looked into); a
+    // deleted collection's records stay readable.
     if let Some(collection) = &collection
+        && entries.is_empty()
         && !state.store.collection_known(collection).await?
     {
         return Err(collection_not_found(collection));
     }
-    let entries = state.store.list_audit(collection.as_ref(), before, limit, &caller.visibility()).await?;
     let next_cursor = next_id_cursor(&entries, limit, |e| e.id);
     Ok(Json(AuditPage { entries, next_cursor }))
 }
