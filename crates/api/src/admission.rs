@@ -9,16 +9,16 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::header::{CONTENT_LENGTH, EXPECT};
+use axum::http::header::CONTENT_LENGTH;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use facerec_store::{Store, StoreError};
-use futures::StreamExt;
 use tokio::sync::{Mutex, Semaphore};
 
+use crate::bodies::{discard_refused_body, submission_body_limit};
 use crate::shares::{CallerId, Shares, share_of};
 use crate::spooling::Spool;
-use crate::{ApiError, AppState, Settings};
+use crate::{ApiError, Settings};
 
 /// The budget is counted in KiB (a semaphore's permits are `u32`).
 const UNIT: usize = 1024;
@@ -27,9 +27,6 @@ const UNIT: usize = 1024;
 /// counted in, so a burst cannot overrun the limit by more than what workers
 /// took in the same interval.
 const QUEUE_DEPTH_MAX_AGE: Duration = Duration::from_millis(200);
-
-/// Longest time spent reading (and dropping) the body of a refused upload.
-const DISCARD_TIME: Duration = Duration::from_secs(30);
 
 /// Archives read into the database at once.
 const BATCH_READERS: usize = 2;
@@ -47,6 +44,8 @@ pub struct Admission {
     /// What each caller may hold of the upload budget.
     shares: Arc<Shares>,
     wait: Duration,
+    /// The largest submission body: what a request that does not declare its size reserves.
+    submission_limit: usize,
     queued: QueueDepth,
     /// Archives on disk.
     pub spool: Arc<Spool>,
@@ -72,7 +71,8 @@ impl QueueDepth {
 impl Admission {
     pub fn new(settings: &Settings) -> Self {
         let budget_units = units(settings.max_upload_bytes_in_flight, u32::MAX >> 4);
-        let largest = units(crate::app::submission_body_limit(settings), u32::MAX).min(budget_units);
+        let submission_limit = submission_body_limit(settings);
+        let largest = units(submission_limit, u32::MAX).min(budget_units);
         let share = share_of(budget_units.into(), settings.max_share_percent, largest.into());
         Self {
             batch_readers: Semaphore::new(BATCH_READERS),
@@ -80,6 +80,7 @@ impl Admission {
             budget_units,
             shares: Shares::new(u32::try_from(share).unwrap_or(budget_units)),
             wait: Duration::from_millis(settings.upload_wait_ms),
+            submission_limit,
             spool: Spool::new(settings),
             queued: QueueDepth {
                 value: AtomicI64::new(0),
@@ -145,14 +146,13 @@ fn units(bytes: usize, most: u32) -> u32 {
 /// most the configured time, then answers `503 server_busy` (`429
 /// rate_limited` when the caller's own share is what is full) without reading
 /// the body.
-pub async fn limit_uploads(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let most = crate::app::submission_body_limit(&state.settings);
+pub async fn limit_uploads(State(admission): State<Arc<Admission>>, request: Request, next: Next) -> Response {
+    let most = admission.submission_limit;
     let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    reserved(&state, declared.unwrap_or(most).min(most), request, next).await
+    reserved(&admission, declared.unwrap_or(most).min(most), request, next).await
 }
 
-async fn reserved(state: &AppState, bytes: usize, request: Request, next: Next) -> Response {
-    let admission = &state.admission;
+async fn reserved(admission: &Admission, bytes: usize, request: Request, next: Next) -> Response {
     let units = units(bytes, u32::MAX).min(admission.budget_units);
     let who = CallerId::of(&request);
     let deadline = tokio::time::Instant::now() + admission.wait;
@@ -180,30 +180,4 @@ async fn refuse(request: Request, bytes: usize, reason: &'static str, error: Api
     metrics::counter!(facerec_telemetry::metrics::names::UPLOADS_REFUSED).increment(1);
     discard_refused_body(request, bytes).await;
     error.into_response()
-}
-
-/// Before refusing a request without reading it: a client that did not ask
-/// `Expect: 100-continue` is still sending its body, so read it to the end
-/// (keeping none of it, at most `most` bytes) and the client gets the answer
-/// instead of a broken pipe.
-pub(crate) async fn discard_refused_body(request: Request, most: usize) {
-    let expects_continue = request.headers().get(EXPECT).is_some_and(|v| v.as_bytes() == b"100-continue");
-    if !expects_continue {
-        discard_body(request, most).await;
-    }
-}
-
-/// Reads and drops a body, chunk by chunk: at most `most` bytes and [`DISCARD_TIME`].
-async fn discard_body(request: Request, most: usize) {
-    let mut body = request.into_body().into_data_stream();
-    let mut seen = 0usize;
-    let drain = async {
-        while let Some(Ok(chunk)) = body.next().await {
-            seen += chunk.len();
-            if seen > most {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
 }

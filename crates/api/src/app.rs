@@ -20,22 +20,12 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::admission::Admission;
+use crate::auth::Auth;
+use crate::bodies::{batch_body_limit, submission_body_limit};
 use crate::job_ends::JobEnds;
+use crate::live_slots::LiveStreams;
 use crate::routes::{batches, collections, health, jobs, keys, listing, subjects, submit};
 use crate::{ApiDoc, ApiError, AppState, ErrorCode, Settings};
-
-/// Room for the text fields and multipart framing around the images.
-const FORM_OVERHEAD_BYTES: usize = 64 * 1024;
-
-/// The largest submission body: verify may carry two images, each within the upload limit.
-pub fn submission_body_limit(settings: &Settings) -> usize {
-    2 * settings.max_upload_bytes + FORM_OVERHEAD_BYTES
-}
-
-/// The largest `POST /v1/batches` body: the largest archive and its form fields.
-pub fn batch_body_limit(settings: &Settings) -> u64 {
-    settings.max_batch_bytes.saturating_add(FORM_OVERHEAD_BYTES as u64)
-}
 
 /// The HTTP router with every route and middleware.
 pub fn router(state: AppState) -> Router {
@@ -46,10 +36,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/recognize", post(submit::recognize))
         .route("/v1/embed", post(submit::embed))
         .route("/v1/verify", post(submit::verify))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::admission::limit_uploads));
+        .route_layer(axum::middleware::from_fn_with_state(state.admission.clone(), crate::admission::limit_uploads));
     // Archives stream to a spool file, within the room for spooling (see `spooling`); reading
     // them holds a chunk of entries in memory (see `admission`).
-    let spooling = axum::middleware::from_fn_with_state(state.clone(), crate::spooling::limit_spooling);
+    let spooling = axum::middleware::from_fn_with_state(state.admission.spool.clone(), crate::spooling::limit_spooling);
     let batches = Router::new()
         .route("/v1/batches", post(batches::create_batch).route_layer(spooling).get(batches::list_batches))
         .route_layer(DefaultBodyLimit::max(usize::try_from(batch_body_limit(&state.settings)).unwrap_or(usize::MAX)));
@@ -81,14 +71,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys", post(keys::create_key).get(keys::list_keys))
         .route("/v1/keys/{id}", get(keys::get_key).patch(keys::update_key).delete(keys::delete_key))
         // Every /v1 route: who is calling, and may they (an unknown route stays a plain 404).
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::authenticate));
+        .route_layer(axum::middleware::from_fn_with_state(state.auth.clone(), crate::auth::authenticate));
     // The metrics count every tenant's traffic: here only for the master key
     // (no API key has an action for them), unless a listener of their own serves them.
     let metrics = match state.settings.metrics_addr {
         Some(_) => Router::new(),
         None => Router::new()
             .route("/metrics", get(crate::metrics::serve_metrics))
-            .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::authenticate)),
+            .route_layer(axum::middleware::from_fn_with_state(state.auth.clone(), crate::auth::authenticate)),
     };
     Router::new()
         .merge(v1)
@@ -195,8 +185,8 @@ impl Api {
             (settings.header_timeout_secs > 0).then(|| Duration::from_secs(settings.header_timeout_secs));
         let admission = Arc::new(Admission::new(&settings));
         let job_ends = Arc::new(JobEnds::start(store.clone()));
-        let auth = Arc::new(crate::auth::Auth::new(&settings));
-        let live = Arc::new(crate::live::LiveStreams::new(&settings));
+        let auth = Arc::new(Auth::new(&settings, store.clone()));
+        let live = Arc::new(LiveStreams::new(&settings));
         let state =
             AppState { store: store.clone(), queue, admission, job_ends, auth, live, settings: Arc::new(settings) };
         Ok(Self { listener, metrics_listener, router: router(state), header_timeout, shutdown_timeout, store })

@@ -19,7 +19,7 @@ const MAX_REQUEST_ID_LEN: usize = 64;
 /// binary) and the OpenAPI document, and sends "Try it out" requests to this
 /// api; its CSS carries `data:` images. It runs no inline script and no
 /// `eval`; it does insert a `<style>` element of its own, so styles (which
-/// cannot run code) may be inline (tests/live_browser.rs opens it in Chromium
+/// cannot run code) may be inline (tests/live/live_browser.rs opens it in Chromium
 /// and finds no violation).
 const DOCS_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
                            connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";

@@ -9,6 +9,7 @@ mod admission;
 mod app;
 mod archive;
 pub mod auth;
+mod bodies;
 mod callback_url;
 mod error;
 mod headers;
@@ -16,6 +17,7 @@ mod intake;
 mod job_ends;
 mod landing;
 pub mod live;
+mod live_slots;
 mod metrics;
 mod openapi;
 mod pacing;
@@ -24,26 +26,12 @@ mod serve;
 mod settings;
 mod shares;
 mod spooling;
+mod state;
 mod upload;
 
 pub use app::{Api, router};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use openapi::ApiDoc;
 pub use settings::Settings;
+pub use state::AppState;
 pub use upload::check_image;
-
-use facerec_queue::JobQueue;
-use facerec_store::Store;
-use std::sync::Arc;
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub queue: JobQueue,
-    pub admission: Arc<admission::Admission>,
-    pub job_ends: Arc<job_ends::JobEnds>,
-    pub auth: Arc<auth::Auth>,
-    pub live: Arc<live::LiveStreams>,
-    pub settings: Arc<Settings>,
-}

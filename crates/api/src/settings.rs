@@ -1,7 +1,8 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use facerec_core::Threshold;
+use facerec_core::{ImageLimits, Threshold};
+use facerec_telemetry::TelemetryArgs;
 use secrecy::{ExposeSecret, SecretString};
 
 /// Api configuration: defaults, overridden by environment variables, overridden by flags.
@@ -87,14 +88,9 @@ pub struct Settings {
     /// On SIGTERM, how long requests in flight may take to finish before the api exits anyway.
     #[arg(long, env = "FACEREC_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
-    /// Images with more pixels (read from the header) are refused.
-    #[arg(long, env = "FACEREC_MAX_PIXELS", default_value_t = 40_000_000)]
-    pub max_pixels: u64,
-    /// Images over 4 megapixels with more pixels than this per byte of file
-    /// (16-bit ones counted twice) are refused (`image_too_large`): a small
-    /// file must not cost a worker seconds. 0: no limit.
-    #[arg(long, env = "FACEREC_MAX_PIXELS_PER_BYTE", default_value_t = facerec_core::DEFAULT_MAX_PIXELS_PER_BYTE)]
-    pub max_pixels_per_byte: u64,
+    /// `FACEREC_MAX_PIXELS` and `FACEREC_MAX_PIXELS_PER_BYTE`, shared with the worker.
+    #[command(flatten)]
+    pub image_limits: ImageLimits,
     /// Default cosine-similarity threshold for a recognize match to count as `best`.
     /// Chosen from our measurements (docs/benchmarks.md, "Accuracy and the default threshold"): no
     /// errors on 1,770 labelled pairs, 0.046 above the most similar different people.
@@ -107,7 +103,7 @@ pub struct Settings {
     /// Turns authentication on: every `/v1` request then needs
     /// `Authorization: Bearer <key>`, with this key (which can do everything)
     /// or an API key made with it. At least 16 bytes. Unset: the api is open.
-    #[arg(long, env = "FACEREC_MASTER_KEY", value_parser = parse_secret, hide_env_values = true)]
+    #[arg(long, env = "FACEREC_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<SecretString>,
     /// `production` refuses to start without a master key.
     #[arg(long, env = "FACEREC_ENV", default_value = "development")]
@@ -115,7 +111,7 @@ pub struct Settings {
     /// Server-side secret mixed into the stored hash of every API key. Unset:
     /// derived from the master key, so changing the master key revokes every
     /// API key (as in Meilisearch). Set it to keep keys across a master key change.
-    #[arg(long, env = "FACEREC_KEY_PEPPER", value_parser = parse_secret, hide_env_values = true)]
+    #[arg(long, env = "FACEREC_KEY_PEPPER", hide_env_values = true)]
     pub key_pepper: Option<SecretString>,
     /// Requests per second each API key may make (a token bucket per key and
     /// api instance); over it, `429 rate_limited` with `Retry-After`. 0: no limit.
@@ -165,6 +161,10 @@ pub struct Settings {
     /// there). Link-local, reserved and embedded addresses are refused always.
     #[arg(long, env = "FACEREC_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
     pub webhook_allow_private: bool,
+    /// `FACEREC_LOG_FORMAT` and `FACEREC_METRICS`, read by `main` before the
+    /// api is built (`facerec_telemetry::run_service`); the test kit's apps use the defaults.
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
 impl Settings {
@@ -193,10 +193,6 @@ impl Settings {
         }
         Ok(())
     }
-}
-
-fn parse_secret(s: &str) -> Result<SecretString, String> {
-    Ok(SecretString::from(s.to_owned()))
 }
 
 fn parse_threshold(s: &str) -> Result<Threshold, String> {

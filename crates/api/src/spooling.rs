@@ -14,8 +14,9 @@ use axum::http::header::CONTENT_LENGTH;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::bodies::{batch_body_limit, discard_refused_body, submission_body_limit};
 use crate::shares::{CallerId, share_of};
-use crate::{ApiError, AppState, Settings};
+use crate::{ApiError, Settings};
 
 /// The limits, and what is held of them.
 pub struct Spool {
@@ -24,6 +25,12 @@ pub struct Spool {
     caller_archives: usize,
     caller_bytes: u64,
     held: Mutex<Held>,
+    /// What an archive that does not declare its size reserves: the largest batch body.
+    batch_limit: u64,
+    /// A refused body up to this size (a submission's largest) is read to its end.
+    submission_limit: usize,
+    /// `Retry-After` of a refusal (`FACEREC_RETRY_AFTER_SECS`).
+    retry_after_secs: u64,
 }
 
 #[derive(Default)]
@@ -56,12 +63,16 @@ impl Spool {
         let max_archives = settings.max_spooling_archives.max(1);
         let max_bytes = settings.max_spool_bytes;
         let percent = settings.max_share_percent;
+        let batch_limit = batch_body_limit(settings);
         Arc::new(Self {
             max_archives,
             max_bytes,
             caller_archives: share_of(max_archives as u64, percent, 1) as usize,
-            caller_bytes: share_of(max_bytes, percent, crate::app::batch_body_limit(settings).min(max_bytes)),
+            caller_bytes: share_of(max_bytes, percent, batch_limit.min(max_bytes)),
             held: Mutex::new(Held::default()),
+            batch_limit,
+            submission_limit: submission_body_limit(settings),
+            retry_after_secs: settings.retry_after_secs,
         })
     }
 
@@ -103,11 +114,11 @@ impl Drop for SpoolSlot {
 
 /// Middleware for `POST /v1/batches`: reserves the archive's room on disk
 /// until the answer is ready, or answers `503 server_busy` without reading it.
-pub async fn limit_spooling(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let most = crate::app::batch_body_limit(&state.settings);
+pub async fn limit_spooling(State(spool): State<Arc<Spool>>, request: Request, next: Next) -> Response {
+    let most = spool.batch_limit;
     let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let bytes = declared.unwrap_or(most).min(most);
-    match state.admission.spool.reserve(CallerId::of(&request), bytes) {
+    match spool.reserve(CallerId::of(&request), bytes) {
         Ok(slot) => {
             let response = next.run(request).await;
             drop(slot);
@@ -118,11 +129,11 @@ pub async fn limit_spooling(State(state): State<AppState>, request: Request, nex
             metrics::counter!(facerec_telemetry::metrics::names::UPLOADS_REFUSED).increment(1);
             // A small body is read to its end so the client hears the answer;
             // a larger one is not, and the connection closes.
-            let small = crate::app::submission_body_limit(&state.settings);
+            let small = spool.submission_limit;
             if declared.is_some_and(|n| n <= small as u64) {
-                crate::admission::discard_refused_body(request, small).await;
+                discard_refused_body(request, small).await;
             }
-            let retry_after = state.settings.retry_after_secs;
+            let retry_after = spool.retry_after_secs;
             match full {
                 SpoolFull::CallerShare => ApiError::over_share(full.to_string(), retry_after).into_response(),
                 SpoolFull::Archives | SpoolFull::Bytes => ApiError::busy(full.to_string(), retry_after).into_response(),
@@ -138,7 +149,18 @@ mod tests {
     use super::*;
 
     fn spool(max_archives: usize, max_bytes: u64, caller_archives: usize, caller_bytes: u64) -> Arc<Spool> {
-        Arc::new(Spool { max_archives, max_bytes, caller_archives, caller_bytes, held: Mutex::new(Held::default()) })
+        let held = Mutex::new(Held::default());
+        let (batch_limit, submission_limit, retry_after_secs) = (max_bytes, 0, 1);
+        Arc::new(Spool {
+            max_archives,
+            max_bytes,
+            caller_archives,
+            caller_bytes,
+            held,
+            batch_limit,
+            submission_limit,
+            retry_after_secs,
+        })
     }
 
     #[test]

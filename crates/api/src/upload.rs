@@ -120,17 +120,11 @@ pub fn check_image(bytes: &[u8], settings: &Settings) -> Result<&'static str, Ap
             format!("the image header declares {width}x{height} pixels"),
         ));
     }
-    if u64::from(width) * u64::from(height) > settings.max_pixels {
-        return Err(ApiError::new(
-            ErrorCode::ImageTooLarge,
-            format!("the image is {width}x{height} pixels, over the limit of {} pixels", settings.max_pixels),
-        ));
-    }
-    // The worker applies the same rule before decoding (facerec_core::DecodeCost).
+    // The worker applies the same rule before decoding (facerec_core::ImageLimits).
     let color = image::ImageDecoder::color_type(&decoder);
     let bytes_per_sample = color.bytes_per_pixel() / color.channel_count().max(1);
     let cost = facerec_core::DecodeCost { width, height, bytes_per_sample, encoded_bytes: bytes.len() as u64 };
-    cost.check(settings.max_pixels_per_byte).map_err(|e| ApiError::new(ErrorCode::ImageTooLarge, e.to_string()))?;
+    settings.image_limits.check(cost).map_err(|e| ApiError::new(ErrorCode::ImageTooLarge, e.to_string()))?;
     Ok(content_type)
 }
 

@@ -57,12 +57,8 @@ pub struct ApiArgs {
     #[arg(long, env = "FACEREC_URL", default_value = "http://127.0.0.1:8080", global = true, hide_env_values = true)]
     pub api: String,
     /// The key sent as `Authorization: Bearer <key>`, when the api has a master key.
-    #[arg(long, env = "FACEREC_API_KEY", value_parser = parse_secret, hide_env_values = true, global = true)]
+    #[arg(long, env = "FACEREC_API_KEY", hide_env_values = true, global = true)]
     pub api_key: Option<SecretString>,
-}
-
-fn parse_secret(s: &str) -> Result<SecretString, String> {
-    Ok(SecretString::from(s.to_owned()))
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,19 +2,22 @@
 //! they run (`run_service`) and read their settings (`parse_settings`).
 //!
 //! `tracing` spans and events go to stdout (text or JSON lines, chosen by
-//! `FACEREC_LOG_FORMAT`) and into an OpenTelemetry tracer, so every span has a
+//! `FACEREC_LOG_FORMAT`, one of the [`TelemetryArgs`] every binary flattens
+//! into its settings) and into an OpenTelemetry tracer, so every span has a
 //! trace id that a job can carry from the api to the worker; the spans are
 //! exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set ([`export`]).
 //! Prometheus metrics: their names, the recorder and the text of `/metrics`
 //! ([`metrics`]). Also how every binary runs: its runtime and its graceful
 //! shutdown ([`run_service`]).
 
+mod args;
 pub mod export;
 mod filter;
 pub mod metrics;
 mod service;
 mod settings;
 
+pub use args::{LogFormat, TelemetryArgs};
 pub use export::shutdown_tracing;
 pub use metrics::Stage;
 pub use service::{Shutdown, run_service, shutdown_signal};
@@ -25,17 +28,21 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-/// Installs the global subscriber once; later calls (e.g. from several tests) do nothing.
-/// `RUST_LOG` filters the logs (default `info`); `FACEREC_LOG_FORMAT=json`
-/// switches to JSON lines. Spans are traced at `info` whatever `RUST_LOG`
-/// says ([`filter`]).
+/// [`init_tracing_with`] the default settings (text logs): for the test kit,
+/// whose apps run without a binary's settings.
 pub fn init_tracing(service: &'static str) {
+    init_tracing_with(service, &TelemetryArgs::default());
+}
+
+/// Installs the global subscriber once; later calls (e.g. from several tests) do nothing.
+/// `RUST_LOG` filters the logs (default `info`); `args.log_format`
+/// (`FACEREC_LOG_FORMAT`) chooses text or JSON lines. Spans are traced at
+/// `info` whatever `RUST_LOG` says ([`filter`]).
+pub fn init_tracing_with(service: &'static str, args: &TelemetryArgs) {
     let logs = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter::DEFAULT_FILTER));
-    let json = std::env::var("FACEREC_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let fmt = if json {
-        tracing_subscriber::fmt::layer().json().with_current_span(true).boxed()
-    } else {
-        tracing_subscriber::fmt::layer().boxed()
+    let fmt = match args.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().with_current_span(true).boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
     };
     let provider = export::provider(service);
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));

@@ -129,14 +129,22 @@ const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// The process's Prometheus recorder, installed on first use (as `service`,
-/// `facerec-api` or `facerec-worker`, in `facerec_build_info`). Metrics
-/// recorded before it is installed are lost, so services call this at start.
-/// `FACEREC_METRICS=off` installs none: nothing is recorded (every metric
-/// call costs next to nothing) and `/metrics` is empty.
+/// The process's Prometheus recorder: the one [`install`]ed at start
+/// (a binary's, by [`run_service`](crate::run_service)), else one installed
+/// now with metrics on (the test kit's apps). Services call this at start:
+/// metrics recorded before a recorder is installed are lost.
 pub fn prometheus(service: &'static str) -> &'static PrometheusHandle {
+    install(service, true)
+}
+
+/// Installs the process's Prometheus recorder once (as `service`,
+/// `facerec-api` or `facerec-worker`, in `facerec_build_info`); later calls
+/// return the first one. `enabled: false` (`FACEREC_METRICS=off`) installs
+/// none: nothing is recorded (every metric call costs next to nothing) and
+/// `/metrics` is empty.
+pub fn install(service: &'static str, enabled: bool) -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
-        if !enabled(std::env::var("FACEREC_METRICS").ok().as_deref()) {
+        if !enabled {
             tracing::info!("FACEREC_METRICS=off: no metrics are recorded");
             return PrometheusBuilder::new().build_recorder().handle();
         }
@@ -174,11 +182,6 @@ pub fn prometheus(service: &'static str) -> &'static PrometheusHandle {
         metrics::gauge!(names::BUILD_INFO, "service" => service, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         handle
     })
-}
-
-/// Whether `FACEREC_METRICS` leaves metrics on (unset, or anything but off/false/0/no).
-fn enabled(setting: Option<&str>) -> bool {
-    !setting.is_some_and(|v| ["off", "false", "0", "no"].contains(&v.trim().to_ascii_lowercase().as_str()))
 }
 
 /// The Prometheus text exposition of every metric of the process.
@@ -233,15 +236,6 @@ mod tests {
         assert!(text.contains(r#"facerec_stage_duration_seconds_count{stage="detect"} 1"#), "{text}");
         assert!(text.contains(r#"facerec_build_info{service="test",version="#), "{text}");
         assert!(text.contains("# HELP facerec_jobs_total"), "{text}");
-    }
-
-    #[test]
-    fn metrics_are_on_unless_switched_off() {
-        assert!(enabled(None));
-        assert!(enabled(Some("on")));
-        for off in ["off", "OFF", "false", "0", "no", " off "] {
-            assert!(!enabled(Some(off)), "{off}");
-        }
     }
 
     #[test]

@@ -5,10 +5,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use crate::TelemetryArgs;
+
 /// Completes when the service should stop.
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Runs a service: `build` it (connections, models), then `run` it until the
+/// Runs a service: sets up its logs, traces and metrics as `telemetry` says,
+/// `build`s it (connections, models), then `run`s it until the
 /// shutdown signal, which `run` gets to drain by. A stop while still building
 /// ends cleanly. Whatever is still running 1 s after `run` returns (a model
 /// load or an inference on a worker's pipeline thread, a connection past the deadline)
@@ -22,6 +25,7 @@ pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// (`perf stat`).
 pub fn run_service<S, E, B, R>(
     service: &'static str,
+    telemetry: TelemetryArgs,
     build: impl FnOnce() -> B + Send + 'static,
     run: impl FnOnce(S, Shutdown) -> R + Send + 'static,
 ) -> Result<(), E>
@@ -33,7 +37,8 @@ where
 {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let service_task = async move {
-        crate::init_tracing(service);
+        crate::init_tracing_with(service, &telemetry);
+        crate::metrics::install(service, telemetry.metrics);
         let mut shutdown: Shutdown = Box::pin(shutdown_signal());
         let built = tokio::select! {
             built = build() => built?,

@@ -13,6 +13,7 @@ mod common;
 use std::io::Cursor;
 use std::time::Instant;
 
+use facerec_core::{DEFAULT_MAX_PIXELS, DEFAULT_MAX_PIXELS_PER_BYTE, ImageLimits};
 use facerec_vision::{DecodeLimits, FacePipeline, decode_image};
 use image::{DynamicImage, GrayImage, ImageFormat, ImageReader};
 
@@ -45,13 +46,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         None
     };
+    // The default's largest image in a file just large enough for the default's pixels per byte.
+    let worst = (DEFAULT_MAX_PIXELS / DEFAULT_MAX_PIXELS_PER_BYTE) as usize + 10_000;
     let cases = [
         ("6000x6000 zeros (issue 29)", png(DynamicImage::new_luma8(6000, 6000))),
         ("40 Mpx 16-bit zeros (issue 29)", png(DynamicImage::new_luma16(8000, 5000))),
         ("4 Mpx zeros (free allowance)", png(DynamicImage::new_luma8(2000, 2000))),
-        ("40 Mpx at 50 px/byte (worst accepted)", padded(40_000_000 / 50 + 10_000)),
+        ("40 Mpx at 50 px/byte (worst accepted)", padded(worst)),
     ];
-    let unchecked = DecodeLimits { max_pixels_per_byte: 0, ..DecodeLimits::default() };
+    let unchecked = ImageLimits { max_pixels_per_byte: 0, ..ImageLimits::default() };
+    let unchecked = DecodeLimits { image: unchecked, ..DecodeLimits::default() };
     println!("{:<40} {:>9} {:>10} {:>12} {:>12}", "image", "KB", "px/byte", "default", "unchecked");
     for (name, bytes) in &cases {
         let mut cells = Vec::new();

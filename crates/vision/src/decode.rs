@@ -1,6 +1,6 @@
 use std::io::Cursor;
 
-use facerec_core::DecodeCost;
+use facerec_core::{DecodeCost, ImageLimits};
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::VisionError;
@@ -8,20 +8,16 @@ use crate::VisionError;
 /// Bounds on what the decoder may allocate, checked from the header before decoding.
 #[derive(Debug, Clone, Copy)]
 pub struct DecodeLimits {
-    pub max_pixels: u64,
+    /// The api's limits (`FACEREC_MAX_PIXELS`, `FACEREC_MAX_PIXELS_PER_BYTE`),
+    /// checked again here: an image may reach a worker without passing the api
+    /// (batch items, live frames).
+    pub image: ImageLimits,
     pub max_alloc_bytes: u64,
-    /// Above [`facerec_core::FREE_PIXELS`], most pixels per byte of the file
-    /// (16-bit ones counted twice); 0: no limit. See [`DecodeCost`].
-    pub max_pixels_per_byte: u64,
 }
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        Self {
-            max_pixels: 40_000_000,
-            max_alloc_bytes: 512 * 1024 * 1024,
-            max_pixels_per_byte: facerec_core::DEFAULT_MAX_PIXELS_PER_BYTE,
-        }
+        Self { image: ImageLimits::default(), max_alloc_bytes: 512 * 1024 * 1024 }
     }
 }
 
@@ -35,16 +31,13 @@ pub fn decode_image(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, Visi
     image_limits.max_alloc = Some(limits.max_alloc_bytes);
     reader.limits(image_limits);
     let mut decoder = reader.into_decoder().map_err(decode_error)?;
-    let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > limits.max_pixels {
-        return Err(VisionError::TooManyPixels { width, height, max_pixels: limits.max_pixels });
-    }
     // Checked from the header like the api does, before a pixel is inflated:
     // a few hundred kilobytes must not buy seconds of decoding and detection.
+    let (width, height) = decoder.dimensions();
     let color = decoder.color_type();
     let bytes_per_sample = color.bytes_per_pixel() / color.channel_count().max(1);
     let cost = DecodeCost { width, height, bytes_per_sample, encoded_bytes: bytes.len() as u64 };
-    cost.check(limits.max_pixels_per_byte)?;
+    limits.image.check(cost)?;
     // `into_decoder` skips the reservation `ImageReader::decode` makes for the
     // output buffer, so the allocation limit is checked here.
     if decoder.total_bytes() > limits.max_alloc_bytes {
@@ -68,6 +61,7 @@ fn decode_error(e: image::ImageError) -> VisionError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use facerec_core::ImageTooLarge;
     use image::{ImageFormat, Luma, LumaA, Rgba};
 
     fn encode(image: DynamicImage, format: ImageFormat) -> Vec<u8> {
@@ -104,9 +98,13 @@ mod tests {
         let err = decode_image(&png[..png.len() / 2], DecodeLimits::default()).unwrap_err();
         assert!(matches!(err, VisionError::Decode(_)), "{err:?}");
 
-        let limits = DecodeLimits { max_pixels: 9_999, ..DecodeLimits::default() };
+        let image = ImageLimits { max_pixels: 9_999, ..ImageLimits::default() };
+        let limits = DecodeLimits { image, ..DecodeLimits::default() };
         let err = decode_image(&png, limits).unwrap_err();
-        assert!(matches!(err, VisionError::TooManyPixels { width: 100, height: 100, .. }), "{err:?}");
+        assert!(
+            matches!(err, VisionError::TooLarge(ImageTooLarge::TooManyPixels { width: 100, height: 100, .. })),
+            "{err:?}"
+        );
 
         // 100x100 RGB needs 30,000 bytes: over a 10,000-byte allocation limit.
         let limits = DecodeLimits { max_alloc_bytes: 10_000, ..DecodeLimits::default() };
@@ -121,21 +119,25 @@ mod tests {
     fn refuses_images_far_larger_than_their_bytes() {
         let zeros = encode(DynamicImage::new_luma8(6000, 6000), ImageFormat::Png);
         let err = decode_image(&zeros, DecodeLimits::default()).unwrap_err();
-        assert!(matches!(err, VisionError::TooCostly(_)), "{err:?}");
+        assert!(matches!(err, VisionError::TooLarge(ImageTooLarge::TooCostly(_))), "{err:?}");
         assert!(err.is_bad_input());
 
         // 40 megapixels of 16-bit samples: not over `max_pixels`, but over the per-byte cost.
         let deep = encode(DynamicImage::new_luma16(8000, 5000), ImageFormat::Png);
         let err = decode_image(&deep, DecodeLimits::default()).unwrap_err();
-        assert!(matches!(err, VisionError::TooCostly(c) if c.cost.bytes_per_sample == 2), "{err:?}");
+        assert!(
+            matches!(err, VisionError::TooLarge(ImageTooLarge::TooCostly(c)) if c.cost.bytes_per_sample == 2),
+            "{err:?}"
+        );
 
         // Up to 4 megapixels any file is decoded; above, the check can be turned off.
         let small = encode(DynamicImage::new_rgb8(2000, 2000), ImageFormat::Png);
         assert!(decode_image(&small, DecodeLimits::default()).is_ok());
         let plain = encode(DynamicImage::new_luma8(3000, 2000), ImageFormat::Png);
         let err = decode_image(&plain, DecodeLimits::default()).unwrap_err();
-        assert!(matches!(err, VisionError::TooCostly(_)), "{err:?}");
-        let unchecked = DecodeLimits { max_pixels_per_byte: 0, ..DecodeLimits::default() };
+        assert!(matches!(err, VisionError::TooLarge(ImageTooLarge::TooCostly(_))), "{err:?}");
+        let unchecked = ImageLimits { max_pixels_per_byte: 0, ..ImageLimits::default() };
+        let unchecked = DecodeLimits { image: unchecked, ..DecodeLimits::default() };
         assert_eq!(decode_image(&plain, unchecked).unwrap().dimensions(), (3000, 2000));
     }
 }

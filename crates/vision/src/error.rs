@@ -6,11 +6,10 @@ pub enum VisionError {
     /// The bytes are not a decodable image (corrupt, truncated, unknown format).
     #[error("cannot decode image")]
     Decode(#[source] image::ImageError),
-    #[error("image is {width}x{height} pixels, over the limit of {max_pixels} pixels")]
-    TooManyPixels { width: u32, height: u32, max_pixels: u64 },
-    /// Far more pixels than the file's size allows (`FACEREC_MAX_PIXELS_PER_BYTE`).
+    /// Over `FACEREC_MAX_PIXELS`, or far more pixels than the file's size
+    /// allows (`FACEREC_MAX_PIXELS_PER_BYTE`): the api's rule, read from the header.
     #[error(transparent)]
-    TooCostly(#[from] facerec_core::TooCostly),
+    TooLarge(#[from] facerec_core::ImageTooLarge),
     /// Decoding would need more memory than the decoder may allocate.
     #[error("decoding the image would exceed the decoder's memory limit")]
     OverMemoryLimit(#[source] image::ImageError),
@@ -43,6 +42,6 @@ pub enum VisionError {
 impl VisionError {
     /// True when the input itself is at fault, so retrying cannot help.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Self::Decode(_) | Self::TooManyPixels { .. } | Self::TooCostly(_) | Self::OverMemoryLimit(_))
+        matches!(self, Self::Decode(_) | Self::TooLarge(_) | Self::OverMemoryLimit(_))
     }
 }

@@ -2,15 +2,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use facerec_core::{QualityGates, RECOGNIZE_MIN_INTER_EYE_DISTANCE, TrackPolicy};
+use facerec_core::{ImageLimits, QualityGates, RECOGNIZE_MIN_INTER_EYE_DISTANCE, TrackPolicy};
 use facerec_store::SearchSettings;
+use facerec_telemetry::TelemetryArgs;
 use facerec_vision::{CenterFaceConfig, DecodeLimits, DetectorChoice, PipelineConfig, YuNetConfig};
 
 use crate::backoff::Backoff;
-
-fn parse_secret(s: &str) -> Result<secrecy::SecretString, String> {
-    Ok(secrecy::SecretString::from(s.to_owned()))
-}
 
 /// The face detectors a worker can run. Embeddings from either are comparable
 /// (same embedder), but boxes, scores and landmarks differ slightly.
@@ -96,13 +93,9 @@ pub struct Settings {
     /// Quality gate (register): minimum share of the face box inside the image.
     #[arg(long, env = "FACEREC_MIN_VISIBLE_FRACTION", default_value_t = QualityGates::default().min_visible_fraction)]
     pub min_visible_fraction: f32,
-    /// Images with more pixels are refused before decoding.
-    #[arg(long, env = "FACEREC_MAX_PIXELS", default_value_t = 40_000_000)]
-    pub max_pixels: u64,
-    /// Images over 4 megapixels with more pixels than this per byte of file
-    /// (16-bit ones counted twice) are refused before decoding; 0: no limit.
-    #[arg(long, env = "FACEREC_MAX_PIXELS_PER_BYTE", default_value_t = facerec_core::DEFAULT_MAX_PIXELS_PER_BYTE)]
-    pub max_pixels_per_byte: u64,
+    /// `FACEREC_MAX_PIXELS` and `FACEREC_MAX_PIXELS_PER_BYTE`, shared with the api.
+    #[command(flatten)]
+    pub image_limits: ImageLimits,
     /// How long a claimed job stays ours before another worker may take it
     /// over. Jobs take well under a second; a redelivered message waits this long
     /// for a crashed worker's lease to run out.
@@ -134,7 +127,7 @@ pub struct Settings {
     #[arg(long, env = "FACEREC_JOB_RETENTION_DAYS", default_value_t = 30)]
     pub job_retention_days: u64,
     /// HMAC-SHA256 key signing webhook deliveries (`X-Facerec-Signature`).
-    #[arg(long, env = "FACEREC_WEBHOOK_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    #[arg(long, env = "FACEREC_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<secrecy::SecretString>,
     /// Deliver webhooks to loopback and private-range addresses (tests,
     /// receivers inside a private network); link-local (cloud metadata),
@@ -200,6 +193,10 @@ pub struct Settings {
     /// this many frames (and when its view gets clearly better).
     #[arg(long, env = "FACEREC_LIVE_REEMBED_FRAMES", default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..))]
     pub live_reembed_frames: u32,
+    /// `FACEREC_LOG_FORMAT` and `FACEREC_METRICS`, read by `main` before the
+    /// worker is built (`facerec_telemetry::run_service`); the test kit's workers use the defaults.
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
 impl Settings {
@@ -297,11 +294,7 @@ impl Settings {
     }
 
     pub fn decode_limits(&self) -> DecodeLimits {
-        DecodeLimits {
-            max_pixels: self.max_pixels,
-            max_pixels_per_byte: self.max_pixels_per_byte,
-            ..DecodeLimits::default()
-        }
+        DecodeLimits { image: self.image_limits, ..DecodeLimits::default() }
     }
 }
 

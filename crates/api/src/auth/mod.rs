@@ -20,28 +20,35 @@ use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use facerec_core::{CollectionName, Grant};
-use facerec_store::{ApiKeyRecord, JobRecord, Visibility};
+use facerec_core::{CollectionName, Grant, JobRecord};
+use facerec_store::{ApiKeyRecord, Store, Visibility};
 use uuid::Uuid;
 
 pub use actions::action_for;
 pub use keyring::{IssuedKey, KEY_PREFIX, Keyring};
 
-use crate::{ApiError, AppState, ErrorCode, Settings};
+use crate::bodies::{discard_refused_body, submission_body_limit};
+use crate::{ApiError, ErrorCode, Settings};
 
-/// Authentication settings, fixed at start.
+/// Authentication settings, fixed at start, and where keys are looked up.
 pub struct Auth {
     pub keyring: Keyring,
     enabled: bool,
     limiter: Option<rate::RateLimiter>,
+    /// API keys are read from here on every request.
+    store: Store,
+    /// A refused body up to this size (a submission's largest) is read to its end.
+    submission_limit: usize,
 }
 
 impl Auth {
-    pub fn new(settings: &Settings) -> Self {
+    pub fn new(settings: &Settings, store: Store) -> Self {
         Self {
             keyring: Keyring::new(settings.master_key.as_ref(), settings.key_pepper.as_ref()),
             enabled: settings.master_key.is_some(),
             limiter: rate::RateLimiter::new(settings.key_rate_per_sec, settings.key_rate_burst),
+            store,
+            submission_limit: submission_body_limit(settings),
         }
     }
 
@@ -132,20 +139,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 
 /// Middleware on every `/v1` route: identifies the caller, applies its rate
 /// limit, checks the route's action, and leaves the [`Caller`] in the request.
-pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let auth = &state.auth;
+pub async fn authenticate(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
     if !auth.enabled {
         request.extensions_mut().insert(Caller::Open);
         return next.run(request).await;
     }
-    let caller = match identify(&state, request.headers()).await {
+    let caller = match identify(&auth, request.headers()).await {
         Ok(caller) => caller,
-        Err(error) => return refuse(&state, request, error).await,
+        Err(error) => return refuse(&auth, request, error).await,
     };
     if let Caller::Key(key) = &caller {
         tracing::Span::current().record("key_id", tracing::field::display(key.id));
         if let Err(error) = auth.take_rate(key) {
-            return refuse(&state, request, error).await;
+            return refuse(&auth, request, error).await;
         }
         let action = request.extensions().get::<MatchedPath>().and_then(|p| action_for(request.method(), p.as_str()));
         let refusal = match action {
@@ -154,7 +160,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
             None => Some("only the master key may use this route".to_owned()),
         };
         if let Some(message) = refusal {
-            return refuse(&state, request, ApiError::new(ErrorCode::Forbidden, message)).await;
+            return refuse(&auth, request, ApiError::new(ErrorCode::Forbidden, message)).await;
         }
     }
     request.extensions_mut().insert(caller);
@@ -164,11 +170,11 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
 /// Answers `error` without running the route, after reading what the client
 /// still sends of an upload (up to the submission limit; a larger declared
 /// body, such as an archive, is not read and the connection closes).
-async fn refuse(state: &AppState, request: Request, error: ApiError) -> Response {
-    let most = crate::app::submission_body_limit(&state.settings);
+async fn refuse(auth: &Auth, request: Request, error: ApiError) -> Response {
+    let most = auth.submission_limit;
     let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n <= most) {
-        crate::admission::discard_refused_body(request, most).await;
+        discard_refused_body(request, most).await;
     }
     error.into_response()
 }
@@ -179,7 +185,7 @@ fn actions_of(grant: &Grant) -> String {
 
 /// The caller named by `Authorization: Bearer <key>`. The key is never
 /// logged or echoed: errors say only what was wrong with it.
-async fn identify(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
+async fn identify(auth: &Auth, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
     let Some(value) = headers.get(AUTHORIZATION) else {
         let message = "this api needs a key: send `Authorization: Bearer <key>`";
         return Err(ApiError::new(ErrorCode::MissingApiKey, message));
@@ -193,21 +199,21 @@ async fn identify(state: &AppState, headers: &axum::http::HeaderMap) -> Result<C
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty())
         .ok_or_else(|| invalid("the Authorization header must be `Bearer <key>`"))?;
-    caller_for_token(state, token).await
+    caller_for_token(auth, token).await
 }
 
 /// The caller a key names (the master key or a live API key).
-async fn caller_for_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+async fn caller_for_token(auth: &Auth, token: &str) -> Result<Caller, ApiError> {
     let invalid = |message: &str| ApiError::new(ErrorCode::InvalidApiKey, message);
-    let hash = state.auth.keyring.hash(token);
-    if state.auth.keyring.is_master(&hash) {
+    let hash = auth.keyring.hash(token);
+    if auth.keyring.is_master(&hash) {
         return Ok(Caller::Master);
     }
     let unknown = || invalid("the key is not valid: unknown, deleted or expired");
     if !token.starts_with(KEY_PREFIX) {
         return Err(unknown());
     }
-    match state.store.live_api_key(&hash).await? {
+    match auth.store.live_api_key(&hash).await? {
         Some(key) => Ok(Caller::Key(Arc::new(key))),
         None => Err(unknown()),
     }
@@ -217,12 +223,8 @@ async fn caller_for_token(state: &AppState, token: &str) -> Result<Caller, ApiEr
 /// `Authorization` header, a `facerec.key.<key>` subprotocol or the stream's
 /// first message (`None` here means none was sent): the key must exist, be
 /// within its rate, hold `recognize` and reach `collection`.
-pub async fn authorize_live(
-    state: &AppState,
-    token: Option<&str>,
-    collection: &CollectionName,
-) -> Result<Caller, ApiError> {
-    if !state.auth.enabled {
+pub async fn authorize_live(auth: &Auth, token: Option<&str>, collection: &CollectionName) -> Result<Caller, ApiError> {
+    if !auth.enabled {
         return Ok(Caller::Open);
     }
     let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
@@ -230,10 +232,10 @@ pub async fn authorize_live(
                        `facerec.key.<key>`, or `{\"type\": \"auth\", \"api_key\": \"<key>\"}` as the first message";
         return Err(ApiError::new(ErrorCode::MissingApiKey, message));
     };
-    let caller = caller_for_token(state, token).await?;
+    let caller = caller_for_token(auth, token).await?;
     if let Caller::Key(key) = &caller {
         tracing::Span::current().record("key_id", tracing::field::display(key.id));
-        state.auth.take_rate(key)?;
+        auth.take_rate(key)?;
     }
     may_recognize_in(&caller, collection)?;
     Ok(caller)
@@ -242,12 +244,8 @@ pub async fn authorize_live(
 /// Whether an open live stream's key may still recognize in `collection`,
 /// read again from the store: `invalid_api_key` once deleted or expired,
 /// `forbidden` once a `PATCH` took `recognize` or the collection from it.
-pub async fn live_key_still_allowed(
-    state: &AppState,
-    token: &str,
-    collection: &CollectionName,
-) -> Result<(), ApiError> {
-    let caller = caller_for_token(state, token).await?;
+pub async fn live_key_still_allowed(auth: &Auth, token: &str, collection: &CollectionName) -> Result<(), ApiError> {
+    let caller = caller_for_token(auth, token).await?;
     may_recognize_in(&caller, collection)
 }
 

@@ -11,9 +11,8 @@
 //! subprotocol (browsers cannot set headers on a WebSocket), or a first text
 //! message `{"type": "auth", "api_key": "<key>"}`; never the URL. A key in
 //! the header or subprotocol is checked before the upgrade; a stream that
-//! will send it by message waits in a budget of its own ([`admit`]).
+//! will send it by message waits in a budget of its own ([`crate::live_slots`]).
 
-mod admit;
 mod messages;
 mod page;
 mod session;
@@ -30,12 +29,11 @@ use facerec_core::{CollectionName, MaxFaces, Threshold, TopK};
 use secrecy::SecretString;
 use tracing::Instrument;
 
-pub use admit::LiveStreams;
 pub use page::live_page;
 
 use crate::auth::{Caller, authorize_live, bearer_token};
 use crate::routes::gallery::{collection_field, collection_threshold};
-use crate::routes::listing::known_params;
+use crate::routes::query::known_params;
 use crate::{ApiError, AppState, ErrorCode};
 
 /// The subprotocol a stream speaks; the server selects it whenever the client offers it.
@@ -127,7 +125,7 @@ struct Opened {
 }
 
 async fn open(state: &AppState, key: Option<&str>, params: StreamParams) -> Result<Opened, ApiError> {
-    let caller = authorize_live(state, key, &params.collection).await?;
+    let caller = authorize_live(&state.auth, key, &params.collection).await?;
     let key = key.filter(|_| matches!(caller, Caller::Key(_))).map(|k| SecretString::from(k.to_owned()));
     let Some(collection) = state.store.get_collection(&params.collection).await? else {
         let message = format!("no collection is named {}", params.collection.as_str());

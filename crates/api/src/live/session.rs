@@ -14,9 +14,9 @@ use secrecy::ExposeSecret;
 use tokio::time::timeout_at;
 use tracing::{info, warn};
 
-use super::admit::{OpenSlot, PendingSlot};
 use super::messages::{Answer, ControlMessage, FrameRate, Gone, Ready, close_with, round, send_error, send_text};
 use super::{Opened, StreamParams, open};
+use crate::live_slots::{OpenSlot, PendingSlot};
 use crate::routes::gallery::collection_not_found;
 use crate::{ApiError, AppState, ErrorCode};
 
@@ -85,7 +85,7 @@ impl Serving {
     /// collection itself (once deleted, "nobody" would be a wrong answer).
     async fn still_allowed(&self, opened: &Opened) -> Result<(), ApiError> {
         if let Some(key) = &opened.key {
-            crate::auth::live_key_still_allowed(&self.state, key.expose_secret(), &opened.collection).await?;
+            crate::auth::live_key_still_allowed(&self.state.auth, key.expose_secret(), &opened.collection).await?;
         }
         if !self.state.store.collection_exists(&opened.collection).await? {
             return Err(collection_not_found(&opened.collection));

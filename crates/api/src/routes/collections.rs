@@ -14,7 +14,7 @@ use crate::auth::Caller;
 use crate::routes::gallery::{
     body, collection_name, collection_not_found, limit, name_cursor, next_name_cursor, nullable, request_id,
 };
-use crate::routes::listing::known_params;
+use crate::routes::query::known_params;
 use crate::{ApiError, AppState, ErrorCode};
 
 /// Body of `POST /v1/collections`.

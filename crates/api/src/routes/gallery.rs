@@ -9,7 +9,7 @@ use facerec_core::{CollectionName, CollectionView, ConsentRef, SubjectName, Thre
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::routes::listing::parse;
+use crate::routes::query::parse;
 use crate::{ApiError, AppState, ErrorCode, Settings};
 
 pub const DEFAULT_LIMIT: u32 = 20;

@@ -2,13 +2,30 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
-use crate::openapi::{Health, Readiness};
 use crate::{ApiError, AppState, ErrorCode};
 
 /// A dependency slower than this to answer counts as down.
 const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// `GET /readyz` when both dependencies answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// Always `ready`.
+    pub status: String,
+    /// `{"postgres": "ok", "redis": "ok"}`; on `503` the error body carries the same field.
+    pub checks: std::collections::BTreeMap<String, String>,
+}
 
 /// Liveness: the process is up and serving.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive", body = Health)))]

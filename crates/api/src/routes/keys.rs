@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::routes::gallery::{body, id_cursor, limit, next_id_cursor};
-use crate::routes::listing::known_params;
+use crate::routes::query::known_params;
 use crate::{ApiError, AppState, ErrorCode};
 
 /// Body of `POST /v1/keys`.

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::auth::Caller;
 use crate::routes::gallery::collection_not_found;
+use crate::routes::query::{known_params, parse};
 use crate::{ApiError, AppState, ErrorCode};
 
 const DEFAULT_LIMIT: u32 = 20;
@@ -32,32 +33,6 @@ pub struct Stats {
     pub canceled: i64,
     /// Submissions get `429 queue_full` once `queued` reaches this.
     pub max_queued: i64,
-}
-
-/// `400 unknown_field` for a query parameter the route does not take (a
-/// misspelt `stauts=` would otherwise list everything): the answer names it
-/// and every parameter the route takes.
-pub(crate) fn known_params(query: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
-    // The first by name, so that the same query always gets the same answer.
-    let unknown = query.keys().map(String::as_str).filter(|k| !allowed.contains(k)).min();
-    match unknown {
-        None => Ok(()),
-        Some(name) => Err(ApiError::unknown_field("query has an unknown parameter", name, allowed)),
-    }
-}
-
-pub(crate) fn parse<T>(
-    query: &HashMap<String, String>,
-    name: &str,
-    code: ErrorCode,
-    parse: impl Fn(&str) -> Option<T>,
-) -> Result<Option<T>, ApiError> {
-    query
-        .get(name)
-        .map(|v| {
-            parse(v).ok_or_else(|| ApiError::new(code, format!("{name} {v:?} is not valid: {}", code.description())))
-        })
-        .transpose()
 }
 
 /// Lists jobs, newest first, narrowed by every filter given.

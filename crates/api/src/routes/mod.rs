@@ -1,9 +1,11 @@
 pub mod batches;
 pub mod collections;
+pub mod forms;
 pub mod gallery;
 pub mod health;
 pub mod jobs;
 pub mod keys;
 pub mod listing;
+pub mod query;
 pub mod subjects;
 pub mod submit;

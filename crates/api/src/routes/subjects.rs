@@ -18,7 +18,7 @@ use crate::routes::gallery::{
     body, collection_name, collection_not_found, face_id, face_not_found, id_cursor, limit, name_cursor,
     next_id_cursor, next_name_cursor, request_id, subject_name, subject_not_found,
 };
-use crate::routes::listing::{known_params, parse};
+use crate::routes::query::{known_params, parse};
 use crate::{ApiError, AppState, ErrorCode};
 
 /// A subject path's collection and subject; a collection the caller does not

@@ -1,9 +1,9 @@
-//! Who may hold a live stream. An authenticated stream takes one of
-//! `FACEREC_LIVE_MAX_STREAMS` slots. A stream upgraded without a key (it will
-//! authenticate by its first message) takes no slot until it has: it waits
-//! in a small budget of its own (`FACEREC_LIVE_MAX_PENDING`, a few per client
-//! address), for a short while, so that clients without a key cannot hold
-//! the slots of those with one.
+//! Who may hold a live stream (`GET /v1/live`, served by `live`). An
+//! authenticated stream takes one of `FACEREC_LIVE_MAX_STREAMS` slots. A
+//! stream upgraded without a key (it will authenticate by its first message)
+//! takes no slot until it has: it waits in a small budget of its own
+//! (`FACEREC_LIVE_MAX_PENDING`, a few per client address), for a short while,
+//! so that clients without a key cannot hold the slots of those with one.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,12 +24,12 @@ pub struct LiveStreams {
 }
 
 /// A stream's slot among the open ones, released when it ends.
-pub(super) struct OpenSlot {
+pub(crate) struct OpenSlot {
     _permit: OwnedSemaphorePermit,
 }
 
 /// A stream waiting for its auth message, counted against its address until dropped.
-pub(super) struct PendingSlot {
+pub(crate) struct PendingSlot {
     _permit: OwnedSemaphorePermit,
     addr: Option<IpAddr>,
     by_addr: Arc<Mutex<HashMap<IpAddr, usize>>>,
@@ -47,7 +47,7 @@ impl LiveStreams {
     }
 
     /// A slot for an authenticated stream, or `503 server_busy`.
-    pub(super) fn admit(&self) -> Result<OpenSlot, ApiError> {
+    pub(crate) fn admit(&self) -> Result<OpenSlot, ApiError> {
         self.open
             .clone()
             .try_acquire_owned()
@@ -57,7 +57,7 @@ impl LiveStreams {
 
     /// A place to wait for an auth message: `503 server_busy` when every one
     /// is taken, `429 rate_limited` when the client's address holds its share.
-    pub(super) fn admit_pending(&self, peer: Option<IpAddr>) -> Result<PendingSlot, ApiError> {
+    pub(crate) fn admit_pending(&self, peer: Option<IpAddr>) -> Result<PendingSlot, ApiError> {
         let addr = peer.map(address_group);
         let busy = || {
             let message = "the api is at its limit of live streams waiting for a key; send the key in the \
