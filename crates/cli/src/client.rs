@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
+use facerec_core::{JobId, JobView};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use secrecy::ExposeSecret;
@@ -14,28 +15,7 @@ use serde_json::Value;
 
 use crate::ApiArgs;
 
-/// A job as `GET /v1/jobs/{id}` shows it (the fields the CLI needs).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Job {
-    pub job_id: String,
-    pub status: String,
-    #[serde(default)]
-    pub result: Option<Value>,
-    #[serde(default)]
-    pub error: Option<ErrorBody>,
-}
-
-impl Job {
-    pub fn is_terminal(&self) -> bool {
-        matches!(self.status.as_str(), "succeeded" | "failed" | "canceled")
-    }
-
-    pub fn face_id(&self) -> Option<String> {
-        self.result.as_ref()?.get("face_id")?.as_str().map(str::to_owned)
-    }
-}
-
-/// `{code, message}`, as in job errors and api error answers.
+/// `{code, message}`, as in api error answers.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct ErrorBody {
     pub code: String,
@@ -44,9 +24,9 @@ pub struct ErrorBody {
 
 /// What a register submission got.
 pub enum Submission {
-    /// Recorded; `replayed` when the idempotency key named an earlier job,
-    /// which is the one answered.
-    Accepted { job: Job, replayed: bool },
+    /// Recorded as this job (queued); `replayed` when the idempotency key
+    /// named an earlier job, which is the one answered.
+    Accepted { job_id: JobId, replayed: bool },
     /// The api refused the upload (4xx): nothing was recorded.
     Refused(ErrorBody),
 }
@@ -143,10 +123,10 @@ impl ApiClient {
     }
 
     /// The job submitted with this idempotency key, if any.
-    pub async fn job_by_key(&self, key: &str) -> anyhow::Result<Option<Job>> {
+    pub async fn job_by_key(&self, key: &str) -> anyhow::Result<Option<JobView>> {
         #[derive(Deserialize)]
         struct Page {
-            jobs: Vec<Job>,
+            jobs: Vec<JobView>,
         }
         let url = format!("{}/v1/jobs", self.base);
         let response = self.send(|| self.http.get(&url).query(&[("idempotency_key", key), ("limit", "1")])).await?;
@@ -156,7 +136,7 @@ impl ApiClient {
 
     /// The job once it has ended, or as it is after `wait` (the api holds the
     /// request until then: `wait_ms`; an api without it answers at once).
-    pub async fn job_when_ended(&self, id: &str, wait: Duration) -> anyhow::Result<Job> {
+    pub async fn job_when_ended(&self, id: JobId, wait: Duration) -> anyhow::Result<JobView> {
         let url = format!("{}/v1/jobs/{id}", self.base);
         let wait_ms = wait.as_millis().to_string();
         let response = self.send(|| self.http.get(&url).query(&[("wait_ms", wait_ms.as_str())])).await?;
@@ -201,16 +181,14 @@ impl ApiClient {
             .await?;
         let status = response.status();
         if status == StatusCode::ACCEPTED {
+            /// The `202` body (the api's `Accepted`): the job to follow.
+            #[derive(Deserialize)]
+            struct Accepted {
+                job_id: JobId,
+            }
             let replayed = response.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
-            let job: Value = response.json().await.context("reading the submission answer")?;
-            let id = job["job_id"].as_str().ok_or_else(|| anyhow!("the answer has no job_id"))?;
-            let job = Job {
-                job_id: id.to_owned(),
-                status: job["status"].as_str().unwrap_or("queued").to_owned(),
-                result: None,
-                error: None,
-            };
-            return Ok(Submission::Accepted { job, replayed });
+            let Accepted { job_id } = response.json().await.context("reading the submission answer")?;
+            return Ok(Submission::Accepted { job_id, replayed });
         }
         let body: Value = response.json().await.unwrap_or_default();
         let error = ErrorBody {

@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use facerec_core::{CollectionName, ConsentRef, SubjectName};
+use facerec_core::{CollectionName, ConsentRef, JobId, JobView, SubjectName};
 use futures::StreamExt;
 use futures::future::Either;
 
-use crate::client::{ApiClient, ApiUnreachable, FaceState, Job, Register, Submission};
+use crate::client::{ApiClient, ApiUnreachable, FaceState, Register, Submission};
 use crate::inputs::{self, Input, Skip, image_type};
 use crate::progress::Progress;
 use crate::report::{Outcome, ReportError, ReportWriter, Status, Tally};
@@ -226,26 +226,28 @@ async fn process_file(run: &Run<'_>, input: Input) -> anyhow::Result<Outcome> {
     // The face this file's keys follow, once an earlier face of it was deleted.
     let mut after: Option<String> = None;
     // The job whose face was deleted, and that face, while no later job is found.
-    let mut deleted: Option<(String, String)> = None;
+    let mut deleted: Option<(JobId, String)> = None;
     let (mut attempt, mut resends) = (1, 0);
     loop {
         register.idempotency_key = keys.key(after.as_deref(), attempt);
         let first = after.is_none() && attempt == 1;
         let ask = run.dry_run || !first || run.lookups.worth_asking();
         let earlier = if ask { run.client.job_by_key(&register.idempotency_key).await? } else { None };
-        let (job, resumed) = match earlier {
-            Some(job) => (job, true),
+        // The job to follow, and its view when one was read (a job just
+        // submitted is queued: it is read when waited for).
+        let (job_id, seen, resumed) = match earlier {
+            Some(job) => (job.job_id, Some(job), true),
             None => match (&deleted, run.resend_deleted, run.dry_run) {
                 (Some((job_id, face_id)), false, _) => {
-                    let (job_id, face_id) = (Some(job_id.clone()), Some(face_id.clone()));
+                    let (job_id, face_id) = (Some(job_id.to_string()), Some(face_id.clone()));
                     return Ok(Outcome { job_id, face_id, resumed: true, ..outcome(Status::Deleted, None) });
                 }
                 (_, _, true) => return Ok(outcome(Status::WouldSend, None)),
                 _ => match run.client.register(&register).await? {
-                    Submission::Accepted { job, replayed: false } => (job, false),
+                    Submission::Accepted { job_id, replayed: false } => (job_id, None, false),
                     // The answer names the earlier job, not its result: read it.
-                    Submission::Accepted { job, replayed: true } => {
-                        (run.client.job_when_ended(&job.job_id, LONG_POLL).await?, true)
+                    Submission::Accepted { job_id, replayed: true } => {
+                        (job_id, Some(run.client.job_when_ended(job_id, LONG_POLL).await?), true)
                     }
                     Submission::Refused(error) => {
                         return Ok(Outcome { error: Some(error.into()), ..outcome(Status::Failed, None) });
@@ -256,11 +258,11 @@ async fn process_file(run: &Run<'_>, input: Input) -> anyhow::Result<Outcome> {
         if first {
             run.lookups.found(resumed);
         }
-        let done = Outcome { job_id: Some(job.job_id.clone()), resumed, ..outcome(Status::Succeeded, None) };
-        if run.dry_run && !job.is_terminal() {
+        let done = Outcome { job_id: Some(job_id.to_string()), resumed, ..outcome(Status::Succeeded, None) };
+        if run.dry_run && !seen.as_ref().is_some_and(|job| job.status.is_terminal()) {
             return Ok(Outcome { status: Status::InProgress, ..done });
         }
-        let job = wait(&run.client, job).await?;
+        let job = wait(&run.client, job_id, seen).await?;
         let ended = judge(&job, attempt);
         if let Ended::Registered { face_id: Some(face_id) } = &ended
             && resumed
@@ -271,7 +273,7 @@ async fn process_file(run: &Run<'_>, input: Input) -> anyhow::Result<Outcome> {
             if resends > MAX_RESENDS {
                 bail!("registered again more than {MAX_RESENDS} times after its face was deleted");
             }
-            deleted = Some((job.job_id.clone(), face_id.clone()));
+            deleted = Some((job.job_id, face_id.clone()));
             after = Some(face_id.clone());
             attempt = 1;
             continue;
@@ -291,20 +293,24 @@ async fn process_file(run: &Run<'_>, input: Input) -> anyhow::Result<Outcome> {
 /// How long one request waits for a job to end.
 const LONG_POLL: Duration = Duration::from_secs(10);
 
-/// Asks the api to answer when the job ends (`wait_ms`), again until it has:
-/// the next file starts the moment a job ends. An api that answers at once
+/// The job `id` once it has ended (`seen`, when that already has): asks the
+/// api to answer when the job ends (`wait_ms`), again until it has, so the
+/// next file starts the moment a job ends. An api that answers at once
 /// instead (an older one) is polled, more slowly as the job takes longer.
-async fn wait(client: &ApiClient, mut job: Job) -> anyhow::Result<Job> {
+async fn wait(client: &ApiClient, id: JobId, mut seen: Option<JobView>) -> anyhow::Result<JobView> {
     let mut interval = Duration::from_millis(50);
-    while !job.is_terminal() {
+    loop {
+        if let Some(job) = seen.take_if(|job| job.status.is_terminal()) {
+            return Ok(job);
+        }
         let asked = std::time::Instant::now();
-        job = client.job_when_ended(&job.job_id, LONG_POLL).await?;
-        if !job.is_terminal() && asked.elapsed() < LONG_POLL / 2 {
+        let job = client.job_when_ended(id, LONG_POLL).await?;
+        if !job.status.is_terminal() && asked.elapsed() < LONG_POLL / 2 {
             tokio::time::sleep(interval).await;
             interval = (interval * 3 / 2).min(Duration::from_secs(1));
         }
+        seen = Some(job);
     }
-    Ok(job)
 }
 
 enum ReadError {

@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 
+use facerec_core::JobError;
+
 use crate::client::ErrorBody;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -74,6 +76,12 @@ pub struct ReportError {
 impl From<ErrorBody> for ReportError {
     fn from(e: ErrorBody) -> Self {
         Self { code: e.code, message: e.message }
+    }
+}
+
+impl From<JobError> for ReportError {
+    fn from(e: JobError) -> Self {
+        Self { code: e.code.as_str().to_owned(), message: e.message }
     }
 }
 

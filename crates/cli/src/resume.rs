@@ -3,9 +3,9 @@
 //! ended job means for the file is decided here, once, for the real run and
 //! the dry run alike.
 
+use facerec_core::{JobErrorCode, JobStatus, JobView};
 use sha2::{Digest, Sha256};
 
-use crate::client::Job;
 use crate::report::ReportError;
 
 /// Submissions per file when its job ends with an internal error (across
@@ -65,26 +65,27 @@ pub enum Ended {
 }
 
 /// Judges the ended `job` of try `attempt`.
-pub fn judge(job: &Job, attempt: u32) -> Ended {
-    match job.status.as_str() {
-        "succeeded" => Ended::Registered { face_id: job.face_id() },
-        "canceled" => Ended::Canceled,
+pub fn judge(job: &JobView, attempt: u32) -> Ended {
+    match job.status {
+        JobStatus::Succeeded => Ended::Registered { face_id: face_id(job) },
+        JobStatus::Canceled => Ended::Canceled,
         _ => {
+            // A job that failed for our side's reasons may succeed if sent again.
+            let retryable = job.error.as_ref().is_none_or(|e| e.code == JobErrorCode::Internal);
             let error = job.error.clone().map(ReportError::from);
-            if attempt < MAX_TRIES && retryable(error.as_ref()) { Ended::Retry } else { Ended::Failed(error) }
+            if attempt < MAX_TRIES && retryable { Ended::Retry } else { Ended::Failed(error) }
         }
     }
 }
 
-/// A job that failed for our side's reasons may succeed if sent again.
-fn retryable(error: Option<&ReportError>) -> bool {
-    error.is_none_or(|e| e.code == "internal_error")
+/// The face a succeeded register stored (or found already stored), as its result names it.
+fn face_id(job: &JobView) -> Option<String> {
+    job.result.as_ref()?.get("face_id")?.as_str().map(str::to_owned)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::ErrorBody;
 
     #[test]
     fn keys_differ_by_collection_subject_and_content_and_are_stable() {
@@ -114,11 +115,23 @@ mod tests {
 
     #[test]
     fn ended_jobs_are_judged_by_status_error_and_tries_left() {
-        let job = |status: &str, code: Option<&str>| Job {
-            job_id: "j".into(),
-            status: status.into(),
-            result: Some(serde_json::json!({"face_id": "f"})),
-            error: code.map(|c| ErrorBody { code: c.into(), message: "m".into() }),
+        // As the api answers it: the CLI reads the one job view the api writes.
+        let job = |status: &str, code: Option<&str>| -> JobView {
+            serde_json::from_value(serde_json::json!({
+                "job_id": "01a23b32-ee7e-75a6-aa46-5238afd0b9ce",
+                "kind": "register",
+                "status": status,
+                "created_at": "2026-12-07T10:00:00Z",
+                "started_at": "2026-12-07T10:00:01Z",
+                "finished_at": "2026-12-07T10:00:02Z",
+                "attempts": 1,
+                "result": {"face_id": "f"},
+                "error": code.map(|c| serde_json::json!({"code": c, "message": "m"})),
+                "durations": {"queued_ms": 1000, "processing_ms": 1000},
+                "webhook": null,
+                "retry": null
+            }))
+            .unwrap()
         };
         assert_eq!(judge(&job("succeeded", None), 1), Ended::Registered { face_id: Some("f".into()) });
         assert_eq!(judge(&job("canceled", None), 1), Ended::Canceled);

@@ -1,3 +1,8 @@
+//! What names a job and where it is in its life: its id, kind and status,
+//! its webhook's delivery status, and [`JobRef`], what the queue needs of it.
+//! The text of each enum (PostgreSQL and JSON alike) is declared once, by
+//! `text_enum!`.
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -43,13 +48,24 @@ pub struct ParseEnumError {
     value: String,
 }
 
-/// Declares a fieldless enum stored as snake_case text in PostgreSQL and JSON.
+impl ParseEnumError {
+    pub(crate) fn new(what: &'static str, value: &str) -> Self {
+        Self { what, value: value.to_owned() }
+    }
+}
+
+/// Declares a fieldless enum stored as snake_case text in PostgreSQL and JSON:
+/// its text (`as_str`, `Display`, `FromStr`) and its JSON are written once,
+/// here, so the two cannot drift. A variant whose text is not its snake_case
+/// name says so with `#[serde(rename = "...")]` next to its text.
 macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident, $what:literal, {
+        $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)?
+    }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -58,23 +74,24 @@ macro_rules! text_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
-            type Err = ParseEnumError;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::ParseEnumError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    _ => Err(ParseEnumError { what: $what, value: s.to_owned() }),
+                    _ => Err($crate::ParseEnumError::new($what, s)),
                 }
             }
         }
     };
 }
+pub(crate) use text_enum;
 
 text_enum!(
     /// What a job does.
@@ -98,9 +115,31 @@ text_enum!(
 );
 
 impl JobStatus {
+    /// The states a job never leaves; the one list of them.
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed | Self::Canceled)
     }
+}
+
+text_enum!(
+    /// Delivery of an outcome to its `callback_url`: `pending` until delivered
+    /// (a 2xx answer) or given up (`failed`).
+    WebhookStatus, "webhook status", {
+        Pending => "pending",
+        Delivered => "delivered",
+        Failed => "failed",
+    }
+);
+
+/// What a producer needs to put one job on the queue: the job, its kind, and
+/// the W3C trace context of the request that created it. The trace context is
+/// kept with the job's row, so a job fed from a batch, re-sent by the
+/// reconciler or retried joins the trace of that request all the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRef {
+    pub job_id: JobId,
+    pub kind: JobKind,
+    pub traceparent: Option<String>,
 }
 
 #[cfg(test)]
@@ -117,6 +156,11 @@ mod tests {
             assert_eq!(k.as_str().parse::<JobKind>().unwrap(), *k);
         }
         assert!("done".parse::<JobStatus>().is_err());
+        for w in WebhookStatus::ALL {
+            assert_eq!(w.as_str().parse::<WebhookStatus>().unwrap(), *w);
+            assert_eq!(serde_json::to_string(w).unwrap(), format!("\"{w}\""));
+        }
+        assert!("sent".parse::<WebhookStatus>().is_err());
     }
 
     #[test]

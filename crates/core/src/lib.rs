@@ -12,10 +12,12 @@ mod decode_cost;
 mod error_chain;
 mod float;
 mod gallery;
+mod image_limits;
 mod job;
 mod live;
 mod params;
 mod quality;
+mod record;
 mod result;
 mod secret_url;
 mod similarity;
@@ -28,7 +30,8 @@ pub use codes::JobErrorCode;
 pub use decode_cost::{DEFAULT_MAX_PIXELS_PER_BYTE, DecodeCost, FREE_PIXELS, TooCostly};
 pub use error_chain::error_chain;
 pub use gallery::{AuditEntry, CollectionView, ConsentView, FaceView, SubjectSummary, SubjectView};
-pub use job::{JobId, JobKind, JobStatus, ParseEnumError};
+pub use image_limits::{DEFAULT_MAX_PIXELS, ImageLimits, ImageTooLarge};
+pub use job::{JobId, JobKind, JobRef, JobStatus, ParseEnumError, WebhookStatus};
 pub use live::{
     ChangeBounds, LiveErrorCode, LiveFace, LiveTrack, Sighting, THUMBNAIL_SIDE, TrackMeasurement, TrackPolicy,
     TrackStep, carry_tracks, face_score, looks_changed, plan_tracks, same_person,
@@ -38,6 +41,7 @@ pub use params::{
     SubjectName, Threshold, TopK, VerifyParams, VerifyTarget,
 };
 pub use quality::{FaceQuality, QualityGates, QualityIssue, RECOGNIZE_MIN_INTER_EYE_DISTANCE};
+pub use record::JobRecord;
 pub use result::{
     BBox, BestMatch, EmbedResult, EmbeddedFace, FaceInfo, FaceMatch, RecognizeResult, RecognizedFace, RegisterResult,
     SkipReason, SkippedFace, VerifiedAgainst, VerifyResult,

@@ -149,8 +149,8 @@ impl Default for MaxFaces {
 }
 
 /// Archive batches' register jobs get theirs from SQL (`facerec_feed_batches`,
-/// as migration 19 last replaced it), written as serde writes this; tests/batches.rs
-/// compares the two.
+/// latest definition in migration 20), written as serde writes this; the
+/// feeding tests (crates/store/tests/store/feeding.rs) compare the two.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegisterParams {
     pub subject: SubjectName,

@@ -1,10 +1,11 @@
 //! A job as clients see it: the body of `GET /v1/jobs/{id}`, of job listings
-//! and of webhook deliveries (one type, so they can never disagree).
+//! and of webhook deliveries (one type, so they can never disagree), built
+//! from the stored [`JobRecord`] here and nowhere else.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{JobId, JobKind, JobStatus};
+use crate::{JobErrorCode, JobId, JobKind, JobRecord, JobStatus, WebhookStatus};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobView {
@@ -38,8 +39,7 @@ pub struct RetryView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobError {
     /// Why the job failed; stable.
-    #[schema(value_type = crate::JobErrorCode)]
-    pub code: String,
+    pub code: JobErrorCode,
     pub message: String,
 }
 
@@ -74,11 +74,47 @@ impl Durations {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookView {
     /// `pending`, `delivered` or `failed`.
-    pub status: String,
+    pub status: WebhookStatus,
     pub attempts: i32,
     /// HTTP status of the last attempt, if the receiver answered.
     pub last_status: Option<i32>,
     pub last_error: Option<String>,
+}
+
+impl JobView {
+    /// The job as clients see it at `now` (durations of a job not ended run to `now`).
+    pub fn of(job: JobRecord, now: DateTime<Utc>) -> Self {
+        let durations = Durations::of(job.created_at, job.started_at, job.finished_at, now);
+        // Only a queued job can be waiting for its retry; a job claimed or
+        // ended since keeps its last retry time, which no longer applies.
+        let retry = match (job.status, job.retry_at, job.last_error) {
+            (JobStatus::Queued, Some(next_attempt_at), Some(last_error)) => {
+                Some(RetryView { next_attempt_at, last_error })
+            }
+            _ => None,
+        };
+        Self {
+            job_id: job.id,
+            kind: job.kind,
+            status: job.status,
+            created_at: job.created_at,
+            started_at: job.started_at,
+            finished_at: job.finished_at,
+            attempts: job.attempts,
+            result: job.result,
+            error: job.error,
+            durations,
+            webhook: job.webhook,
+            retry,
+        }
+    }
+}
+
+impl From<JobRecord> for JobView {
+    /// The job as clients see it now.
+    fn from(job: JobRecord) -> Self {
+        Self::of(job, Utc::now())
+    }
 }
 
 #[cfg(test)]
@@ -94,5 +130,55 @@ mod tests {
         assert_eq!((done.queued_ms, done.processing_ms), (Some(2000), Some(3000)));
         let canceled = Durations::of(t(0), None, Some(t(1)), t(9));
         assert_eq!((canceled.queued_ms, canceled.processing_ms), (None, None));
+    }
+
+    fn record(status: JobStatus) -> JobRecord {
+        let t = |s: i64| DateTime::from_timestamp(s, 0).unwrap();
+        JobRecord {
+            id: JobId::new(),
+            kind: JobKind::Embed,
+            status,
+            params: crate::JobParams::Embed(crate::EmbedParams { max_faces: crate::MaxFaces::DEFAULT }),
+            attempts: 1,
+            result: None,
+            error: None,
+            request_id: None,
+            callback_url: None,
+            created_at: t(0),
+            started_at: Some(t(1)),
+            finished_at: None,
+            webhook: None,
+            retry_at: Some(t(5)),
+            last_error: Some("redis went away".into()),
+            api_key_id: None,
+            traceparent: None,
+        }
+    }
+
+    #[test]
+    fn only_a_queued_job_shows_its_retry() {
+        let t = |s: i64| DateTime::from_timestamp(s, 0).unwrap();
+        let waiting = JobView::of(record(JobStatus::Queued), t(3));
+        let retry = waiting.retry.expect("a queued job with a retry time waits for it");
+        assert_eq!((retry.next_attempt_at, retry.last_error.as_str()), (t(5), "redis went away"));
+        assert_eq!(waiting.durations.processing_ms, Some(2000), "measured up to now");
+        assert_eq!(JobView::of(record(JobStatus::Processing), t(3)).retry, None);
+    }
+
+    #[test]
+    fn error_codes_serialise_as_their_stable_text() {
+        let error = JobError { code: JobErrorCode::Internal, message: "m".into() };
+        let json = serde_json::to_value(&error).unwrap();
+        assert_eq!(json, serde_json::json!({"code": "internal_error", "message": "m"}));
+        assert_eq!(serde_json::from_value::<JobError>(json).unwrap(), error);
+    }
+
+    #[test]
+    fn the_schema_names_the_enums_the_fields_hold() {
+        use utoipa::PartialSchema;
+        let error = serde_json::to_value(JobError::schema()).unwrap().to_string();
+        assert!(error.contains("#/components/schemas/JobErrorCode"), "{error}");
+        let webhook = serde_json::to_value(WebhookView::schema()).unwrap().to_string();
+        assert!(webhook.contains("#/components/schemas/WebhookStatus"), "{webhook}");
     }
 }

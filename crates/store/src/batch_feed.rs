@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use facerec_core::{BatchView, JobId};
+use facerec_core::{BatchView, JobId, JobKind, JobRef};
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
@@ -25,8 +25,8 @@ const BATCHES_CHANNEL: &str = "facerec_batches";
 /// What a round of [`Store::feed_batches`] did.
 #[derive(Debug, Default)]
 pub struct FeedRound {
-    /// The new queued register jobs, to be enqueued.
-    pub fed: Vec<JobId>,
+    /// The new queued register jobs, to be enqueued, each with its batch's trace context.
+    pub fed: Vec<JobRef>,
     /// Batches running after the round.
     pub running: usize,
     /// Running batches with no item left to feed: only these may have ended.
@@ -70,22 +70,31 @@ pub struct DueBatchWebhook {
 
 impl Store {
     /// Turns pending items into queued register jobs until `window` jobs of
-    /// batches are queued, in one round trip (migration 18's function, as
-    /// migration 19 replaced it: each job reads its image from its item,
-    /// where it stays until the job ends). The new jobs are to be enqueued
-    /// (a message lost here is re-sent by the reconciler, as for any queued job).
+    /// batches are queued, in one round trip (`facerec_feed_batches`, latest
+    /// definition in migration 20: each job reads its image from its item,
+    /// where it stays until the job ends, and carries its batch's trace
+    /// context). The new jobs are to be enqueued (a message lost here is
+    /// re-sent by the reconciler, as for any queued job).
     pub async fn feed_batches(&self, window: i64) -> Result<FeedRound, StoreError> {
         let ids: Vec<Uuid> = (0..window.clamp(0, MAX_FED_PER_ROUND)).map(|_| JobId::new().0).collect();
-        let (fed, running, drained): (Vec<Uuid>, i32, i32) =
-            sqlx::query_as("SELECT fed, running, drained FROM facerec_feed_batches($1, $2, $3)")
+        let (fed, traceparents, running, drained): (Vec<Uuid>, Vec<Option<String>>, i32, i32) =
+            sqlx::query_as("SELECT fed, traceparents, running, drained FROM facerec_feed_batches($1, $2, $3)")
                 .bind(window)
                 .bind(BATCHES_PER_ROUND)
                 .bind(&ids)
                 .fetch_one(&self.pool)
                 .await
                 .context("feed batches")?;
+        // traceparents[i] is fed[i]'s; should they ever differ in length, a
+        // job loses its trace context, never its message.
+        let traceparents = traceparents.into_iter().chain(std::iter::repeat(None));
+        let fed = fed
+            .into_iter()
+            .zip(traceparents)
+            .map(|(id, traceparent)| JobRef { job_id: JobId(id), kind: JobKind::Register, traceparent })
+            .collect();
         Ok(FeedRound {
-            fed: fed.into_iter().map(JobId).collect(),
+            fed,
             running: usize::try_from(running).unwrap_or_default(),
             drained: usize::try_from(drained).unwrap_or_default(),
         })
@@ -168,7 +177,7 @@ impl Store {
         attempt: i32,
         outcome: &WebhookAttempt,
     ) -> Result<(), StoreError> {
-        let status = outcome.state();
+        let status = outcome.state().as_str();
         sqlx::query(
             "UPDATE batches SET webhook_status = $2, webhook_last_status = $4, webhook_last_error = $5, \
                  webhook_next_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => $6) END \

@@ -23,6 +23,9 @@ pub struct NewBatch {
     pub create_collection: Option<bool>,
     /// The API key that sent it; its jobs carry the same.
     pub api_key_id: Option<Uuid>,
+    /// W3C trace context of the upload request; its jobs carry the same, so
+    /// their spans join the upload's trace.
+    pub traceparent: Option<String>,
 }
 
 /// One archive entry as recorded.
@@ -73,8 +76,9 @@ impl Store {
         // a moment, not while the whole archive is read.
         writer.collection = batch.create_collection.map(|consent| (batch.collection.clone(), consent));
         sqlx::query(
-            "INSERT INTO batches (id, collection, status, total, consent_ref, callback_url, request_id, api_key_id) \
-             VALUES ($1, $2, 'running', 0, $3, $4, $5, $6)",
+            "INSERT INTO batches (id, collection, status, total, consent_ref, callback_url, request_id, api_key_id, \
+                 traceparent) \
+             VALUES ($1, $2, 'running', 0, $3, $4, $5, $6, $7)",
         )
         .bind(batch.id)
         .bind(batch.collection.as_str())
@@ -82,6 +86,7 @@ impl Store {
         .bind(&batch.callback_url)
         .bind(&batch.request_id)
         .bind(batch.api_key_id)
+        .bind(&batch.traceparent)
         .execute(&mut *writer.tx)
         .await
         .context("insert batch")?;

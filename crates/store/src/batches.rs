@@ -6,7 +6,7 @@ use facerec_core::{BatchCounts, BatchItemError, BatchItemStatus, BatchItemView, 
 use sqlx::{FromRow, Postgres, QueryBuilder, Transaction};
 use uuid::Uuid;
 
-use crate::error::QueryContext;
+use crate::error::{QueryContext, corrupt};
 use crate::{Store, StoreError, Visibility};
 
 /// What a cancel request found.
@@ -69,6 +69,15 @@ impl TryFrom<BatchRow> for BatchView {
             what: "batch status",
             source: format!("unknown status {:?}", r.status).into(),
         })?;
+        let webhook = match r.webhook_status {
+            Some(status) => Some(WebhookView {
+                status: status.parse().map_err(corrupt("batch webhook status"))?,
+                attempts: r.webhook_attempts,
+                last_status: r.webhook_last_status,
+                last_error: r.webhook_last_error,
+            }),
+            None => None,
+        };
         Ok(Self {
             batch_id: r.id,
             status,
@@ -85,12 +94,7 @@ impl TryFrom<BatchRow> for BatchView {
             },
             created_at: r.created_at,
             finished_at: r.finished_at,
-            webhook: r.webhook_status.map(|status| WebhookView {
-                status,
-                attempts: r.webhook_attempts,
-                last_status: r.webhook_last_status,
-                last_error: r.webhook_last_error,
-            }),
+            webhook,
         })
     }
 }
@@ -192,7 +196,12 @@ impl Store {
             .await
             .context("lock batch")?;
         let Some(status) = status else { return Ok(BatchCancel::NotFound) };
-        if status == "running" {
+        let Some(status) = BatchStatus::parse(&status) else {
+            let source: Box<dyn std::error::Error + Send + Sync> = format!("unknown status {status:?}").into();
+            return Err(StoreError::Corrupt { what: "batch status", source });
+        };
+        let running = status == BatchStatus::Running;
+        if running {
             sqlx::query(
                 "WITH canceled AS (UPDATE batch_items SET state = 'canceled' \
                      WHERE batch_id = $1 AND state = 'pending' RETURNING seq) \
@@ -215,7 +224,7 @@ impl Store {
         }
         tx.commit().await.context("commit cancel batch")?;
         let view = self.get_batch(id).await?.ok_or(StoreError::Conflict("batch"))?;
-        Ok(if status == "running" { BatchCancel::Canceled(view) } else { BatchCancel::NotRunning(view) })
+        Ok(if running { BatchCancel::Canceled(view) } else { BatchCancel::NotRunning(view) })
     }
 }
 

@@ -1,3 +1,5 @@
+//! The store's one error type, and the helpers that attach what failed.
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot connect to PostgreSQL")]
@@ -18,6 +20,13 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// Maps a value read from the database that does not parse to [`StoreError::Corrupt`].
+pub(crate) fn corrupt<E: std::error::Error + Send + Sync + 'static>(
+    what: &'static str,
+) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::Corrupt { what, source: Box::new(e) }
 }
 
 pub(crate) trait QueryContext<T> {

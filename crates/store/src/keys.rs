@@ -6,8 +6,7 @@ use facerec_core::Grant;
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::error::QueryContext;
-use crate::jobs::corrupt;
+use crate::error::{QueryContext, corrupt};
 use crate::{Store, StoreError};
 
 /// A key about to be stored.

@@ -1,5 +1,6 @@
 //! PostgreSQL access for facerec: the connection pool, migrations, and every
-//! query, returning domain types from `facerec-core`.
+//! query, returning domain types from `facerec-core` (a job as the typed
+//! `JobRecord`; building what clients see of it is core's, not ours).
 //!
 //! PostgreSQL is the source of truth for jobs and the gallery. Job state moves
 //! only through conditional updates here (`queued` → `processing` by a claim
@@ -33,7 +34,7 @@ pub use collections::{CollectionPatch, NewCollection};
 pub use error::StoreError;
 pub use gallery::{NewFace, RegisterOutcome};
 pub use job_ends::JobEndListener;
-pub use jobs::{CancelOutcome, Claim, ClaimOutcome, JobRecord, NewJob, Submitted};
+pub use jobs::{CancelOutcome, Claim, ClaimOutcome, NewJob, Submitted};
 pub use keys::{ApiKeyRecord, NewApiKey};
 pub use listing::{JobCounts, JobFilter, QueueDepth};
 pub use search::{HNSW_INDEX, SearchHit, SearchSettings, StoredFace, SubjectMatch};

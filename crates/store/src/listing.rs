@@ -1,12 +1,13 @@
 //! Reading jobs in bulk: filtered, cursor-paged listing and counts by status.
 
 use chrono::{DateTime, Utc};
-use facerec_core::{CollectionName, JobId, JobKind, JobStatus};
+use facerec_core::{CollectionName, JobId, JobKind, JobRecord, JobStatus};
 use sqlx::{Postgres, QueryBuilder};
 
 use crate::error::QueryContext;
+use crate::error::corrupt;
 use crate::jobs::{JOB_COLUMNS, JobRow};
-use crate::{JobRecord, Store, StoreError, Visibility};
+use crate::{Store, StoreError, Visibility};
 
 /// Jobs not yet ended, as an operator watches them (`facerec_queue_depth`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,7 +73,7 @@ impl Store {
         filter.visible.push_job(&mut q);
         q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
         let rows: Vec<JobRow> = q.build_query_as().fetch_all(&self.pool).await.context("list jobs")?;
-        rows.into_iter().map(JobRecord::try_from).collect()
+        rows.into_iter().map(JobRow::into_record).collect()
     }
 
     /// Jobs per status, of those the caller may see.
@@ -83,13 +84,14 @@ impl Store {
         let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&self.pool).await.context("count jobs")?;
         let mut counts = JobCounts::default();
         for (status, n) in rows {
-            match status.as_str() {
-                "queued" => counts.queued = n,
-                "processing" => counts.processing = n,
-                "succeeded" => counts.succeeded = n,
-                "failed" => counts.failed = n,
-                _ => counts.canceled += n,
-            }
+            let count = match status.parse::<JobStatus>().map_err(corrupt("job status"))? {
+                JobStatus::Queued => &mut counts.queued,
+                JobStatus::Processing => &mut counts.processing,
+                JobStatus::Succeeded => &mut counts.succeeded,
+                JobStatus::Failed => &mut counts.failed,
+                JobStatus::Canceled => &mut counts.canceled,
+            };
+            *count = n;
         }
         Ok(counts)
     }

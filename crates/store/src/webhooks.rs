@@ -2,17 +2,18 @@
 
 use std::time::Duration;
 
-use facerec_core::JobView;
+use facerec_core::{JobRecord, WebhookStatus};
 use uuid::Uuid;
 
 use crate::error::QueryContext;
 use crate::jobs::{JOB_COLUMNS, JobRow};
-use crate::{JobRecord, Store, StoreError};
+use crate::{Store, StoreError};
 
-/// A delivery to make now: the job as clients see it, where to send it, and which attempt this is.
+/// A delivery to make now: the job (its body is what clients see of it,
+/// `facerec_core::JobView`), where to send it, and which attempt this is.
 #[derive(Debug, Clone)]
 pub struct DueWebhook {
-    pub job: JobView,
+    pub job: JobRecord,
     pub url: String,
     pub attempt: i32,
 }
@@ -31,11 +32,11 @@ pub struct WebhookAttempt {
 impl WebhookAttempt {
     /// The delivery's state after this attempt: `delivered`, `pending` (due
     /// again after `retry_after`) or `failed` (given up).
-    pub(crate) fn state(&self) -> &'static str {
+    pub(crate) fn state(&self) -> WebhookStatus {
         match (self.delivered, self.retry_after) {
-            (true, _) => "delivered",
-            (false, Some(_)) => "pending",
-            (false, None) => "failed",
+            (true, _) => WebhookStatus::Delivered,
+            (false, Some(_)) => WebhookStatus::Pending,
+            (false, None) => WebhookStatus::Failed,
         }
     }
 }
@@ -61,9 +62,12 @@ impl Store {
             .context("take due webhooks")?;
         let mut due = Vec::with_capacity(rows.len());
         for row in rows {
-            let record = JobRecord::try_from(row)?;
-            let (Some(url), Some(webhook)) = (record.callback_url.clone(), record.webhook.clone()) else { continue };
-            due.push(DueWebhook { attempt: webhook.attempts, url, job: record.into() });
+            let job = row.into_record()?;
+            let (Some(url), Some(attempt)) = (job.callback_url.clone(), job.webhook.as_ref().map(|w| w.attempts))
+            else {
+                continue;
+            };
+            due.push(DueWebhook { attempt, url, job });
         }
         Ok(due)
     }
@@ -90,7 +94,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .context("record webhook attempt")?;
-        let status = outcome.state();
+        let status = outcome.state().as_str();
         sqlx::query(
             "UPDATE jobs SET webhook_status = $2, webhook_attempts = $3, webhook_last_status = $4, \
                  webhook_last_error = $5, \

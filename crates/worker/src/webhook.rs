@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use facerec_core::{error_chain, may_deliver_to};
+use facerec_core::{JobView, error_chain, may_deliver_to};
 use facerec_store::{DueBatchWebhook, DueWebhook, Store, WebhookAttempt};
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
@@ -108,7 +108,9 @@ async fn due_deliveries(store: &Store, free: usize, hold: Duration) -> Vec<Deliv
 
 impl From<DueWebhook> for Delivery {
     fn from(d: DueWebhook) -> Self {
-        Self { target: Target::Job(d.job.job_id.0), url: d.url, attempt: d.attempt, body: serde_json::to_vec(&d.job) }
+        let target = Target::Job(d.job.id.0);
+        // The body is the job as `GET /v1/jobs/{id}` shows it, as of now.
+        Self { target, url: d.url, attempt: d.attempt, body: serde_json::to_vec(&JobView::from(d.job)) }
     }
 }
 

@@ -19,7 +19,7 @@ use crate::auth::Caller;
 use crate::callback_url::callback_url_field;
 use crate::intake::{self, Spooled};
 use crate::routes::gallery::{collection_field, consent_field, consent_rule, limit, request_id};
-use crate::routes::listing::{known_params, parse};
+use crate::routes::query::{known_params, parse};
 use crate::upload::known_field;
 use crate::{ApiError, AppState, ErrorCode};
 
@@ -46,7 +46,7 @@ pub struct BatchItemPage {
     post,
     path = "/v1/batches",
     tag = "batches",
-    request_body(content = crate::openapi::BatchForm, content_type = "multipart/form-data"),
+    request_body(content = crate::routes::forms::BatchForm, content_type = "multipart/form-data"),
     responses(
         (status = 202, description = "Recorded; its items are fed to the queue as room frees", body = BatchView,
          headers(("Location" = String, description = "`/v1/batches/{batch_id}`"))),
@@ -102,6 +102,9 @@ pub async fn create_batch(
         request_id: request_id(&headers).map(str::to_owned),
         create_collection,
         api_key_id: caller.key_id(),
+        // Kept with the batch and copied to each job fed from it, so those
+        // jobs' spans join this upload's trace.
+        traceparent: facerec_telemetry::current_traceparent(),
     };
     // Reading holds a chunk of entries in memory: a few batches at a time, after their upload.
     let _reading = state.admission.batch_reading().await;

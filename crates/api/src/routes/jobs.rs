@@ -8,7 +8,7 @@ use facerec_store::CancelOutcome;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
-use super::listing::{known_params, parse};
+use super::query::{known_params, parse};
 use crate::auth::Caller;
 use crate::{ApiError, AppState, ErrorCode};
 
