@@ -1,53 +1,43 @@
 //! The work queue: typed, versioned job messages and how they travel through
 //! Redis (apalis-redis), shared by the api (producer) and the worker (consumer).
+//! The queue owns its wire: producers hand it the [`JobRef`](facerec_core::JobRef)s
+//! the store returned ([`JobQueue::enqueue`], `enqueue.rs`), the worker takes
+//! messages through [`JobQueue::consume`] (`consume.rs`), and tests and operators
+//! look inside through `inspect.rs`; no other crate names apalis or its keys.
 //!
-//! A message carries only the job id and kind; PostgreSQL holds everything
-//! else, so a lost or duplicated message can never lose or duplicate work.
+//! A message carries only the job id, kind and trace context; PostgreSQL holds
+//! everything else, so a lost or duplicated message can never lose or duplicate work.
 //! Async (tokio); the Redis connection is a multiplexed `ConnectionManager`.
 //! Live frames take a path of their own, without jobs ([`LiveLink`]).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 mod announce;
+mod consume;
+mod enqueue;
+mod inspect;
 mod live;
+mod message;
 mod poll;
 mod settings;
 
 pub use announce::ANNOUNCE_SLACK;
+pub use consume::ConsumerSettings;
 pub use live::{LIVE_VERSION, LiveError, LiveLink, LiveOutcome, LiveReply, LiveRequest, now_ms};
-pub use poll::{PushSignal, TickStrategy};
+pub use message::{JobMessage, MESSAGE_VERSION};
 pub use settings::QueueArgs;
 
-use apalis::prelude::{BackendExt, PollWith, TaskBuilder, TaskSink};
+// How consumers are woken: apalis's polling, ours to tune, no one else's to see.
+use poll::{PushSignal, TickStrategy};
+
 use apalis_core::backend::Vacuum;
 use apalis_redis::{Config, ConnectionManager, RedisStorage};
-use facerec_core::{JobId, JobKind};
-use serde::{Deserialize, Serialize};
-
-/// Version of [`JobMessage`]'s shape; bump when it changes incompatibly.
-pub const MESSAGE_VERSION: u16 = 1;
+use facerec_core::JobId;
 
 /// Default Redis key prefix for the job queue.
 pub const DEFAULT_QUEUE: &str = "facerec-jobs";
 
-/// What goes through Redis for every job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobMessage {
-    pub version: u16,
-    pub job_id: JobId,
-    pub kind: JobKind,
-    /// W3C trace context of the request that created the job.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traceparent: Option<String>,
-}
-
-impl JobMessage {
-    pub fn new(job_id: JobId, kind: JobKind) -> Self {
-        Self { version: MESSAGE_VERSION, job_id, kind, traceparent: None }
-    }
-}
-
-pub type JobStorage = RedisStorage<JobMessage>;
+type JobStorage = RedisStorage<JobMessage>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -67,6 +57,13 @@ pub enum QueueError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The consumer stopped with an error (apalis's, boxed).
+    #[error("the queue consumer failed")]
+    Consume(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("cannot read the queue's keys in Redis")]
+    Inspect(#[source] apalis_redis::RedisError),
+    #[error("a message held in Redis is not JSON")]
+    Payload(#[source] serde_json::Error),
 }
 
 /// A handle on the job queue in Redis; cheap to clone.
@@ -107,77 +104,9 @@ impl JobQueue {
         Ok(Self { storage, conn, client, pushes: Default::default(), config, name: queue.to_owned() })
     }
 
-    /// Enqueues a message ([`JobQueue::push_twice`]) and announces it if a
-    /// consumer may be idle ([`ANNOUNCE_SLACK`]).
-    pub async fn push(&self, message: JobMessage) -> Result<(), QueueError> {
-        let job_id = message.job_id;
-        self.push_twice(vec![message]).await.map_err(|source| QueueError::Push { job_id, source })?;
-        self.announce_push(1).await;
-        Ok(())
-    }
-
-    /// Enqueues messages in one Redis call and announces them at most once. For
-    /// feeders that enqueue many jobs at a time: one round trip, and at most
-    /// one wake-up of every idle consumer, instead of two round trips and a
-    /// wake-up per message.
-    pub async fn push_many(&self, messages: Vec<JobMessage>) -> Result<(), QueueError> {
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let count = messages.len();
-        self.push_twice(messages).await.map_err(|source| QueueError::PushMany { count, source })?;
-        self.announce_push(count).await;
-        Ok(())
-    }
-
-    /// Sends messages in one Redis call (one Lua script: all of them or none),
-    /// trying twice: the first command after Redis restarted fails while the
-    /// connection manager reconnects. A message that did arrive the first time
-    /// is harmless twice (workers claim jobs in PostgreSQL).
-    async fn push_twice(&self, messages: Vec<JobMessage>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let mut storage = self.storage.clone();
-        if let Err(e) = storage.push_bulk(messages.clone()).await {
-            let (count, first) = (messages.len(), messages.first().map(|m| m.job_id));
-            tracing::warn!(count, first_job_id = ?first, error = %e, "enqueue failed; retrying once");
-            storage.push_bulk(messages).await?;
-        }
-        Ok(())
-    }
-
-    /// Wakes idle consumers ([`PushSignal`]) if there may be any
-    /// ([`ANNOUNCE_SLACK`]). apalis files every push under its scheduled set
-    /// and announces none, so an idle worker would only find the job at its
-    /// next tick. A lost announcement costs a tick.
-    async fn announce_push(&self, count: usize) {
-        if let Err(e) = announce::announce(&self.conn, &self.config, &self.pushes_channel(), count).await {
-            tracing::debug!(error = %e, "could not announce a push");
-        }
-    }
-
-    /// The channel on which pushes are announced.
+    /// The channel on which pushes are announced (`announce.rs`) and heard ([`PushSignal`]).
     fn pushes_channel(&self) -> String {
         format!("{}:pushed", self.name)
-    }
-
-    /// Enqueues a message to be delivered at `at` (Redis keeps it in the
-    /// queue's scheduled set until then), rounded up to the second.
-    pub async fn push_at(&self, message: JobMessage, at: SystemTime) -> Result<(), QueueError> {
-        let job_id = message.job_id;
-        let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let secs = since_epoch.as_secs() + u64::from(since_epoch.subsec_nanos() > 0);
-        let task = TaskBuilder::new(message).run_at_timestamp(secs).build();
-        let mut storage = self.storage.clone();
-        storage.push_task(task).await.map_err(|e| QueueError::Push { job_id, source: Box::new(e) })
-    }
-
-    /// A storage for a worker to consume from: an idle one looks for new jobs
-    /// the moment one is pushed, and every `poll` (retries coming due).
-    /// Needs a tokio runtime (it starts the push listener).
-    pub fn consumer(&self, poll: Duration) -> PollWith<JobStorage, TickStrategy> {
-        let pushes = self.pushes.get_or_init(|| PushSignal::listen(self.client.clone(), self.pushes_channel())).clone();
-        RedisStorage::new(self.conn.clone())
-            .with_config(self.config.clone())
-            .poll_with_strategy(TickStrategy::with_pushes(poll, pushes))
     }
 
     /// Deletes the payloads and bookkeeping that apalis keeps in Redis for
@@ -196,23 +125,5 @@ impl JobQueue {
     pub async fn ping(&self) -> bool {
         let mut conn = self.conn.clone();
         redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_wire_format_is_stable() {
-        let id: JobId = "0192a3b4-c5d6-7e8f-9012-3456789abcde".parse().unwrap();
-        let json = serde_json::to_value(JobMessage::new(id, JobKind::Recognize)).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"version": 1, "job_id": "0192a3b4-c5d6-7e8f-9012-3456789abcde", "kind": "recognize"})
-        );
-        let back: JobMessage = serde_json::from_value(json).unwrap();
-        assert_eq!(back.job_id, id);
-        assert_eq!(back.traceparent, None);
     }
 }

@@ -75,7 +75,7 @@ impl PollStrategy for TickStrategy {
 /// After a push wakes a worker, it looks once more this soon.
 const PUSH_FOLLOW_UP: Duration = Duration::from_millis(20);
 
-/// Raised when a job is pushed to the queue: `JobQueue::push` announces a
+/// Raised when a job is pushed to the queue: `JobQueue::enqueue` announces a
 /// push on the queue's `pushed` channel when a consumer may be idle (not
 /// while due messages wait: see `announce.rs`), and [`PushSignal::listen`]
 /// hears it. An idle worker then looks at once instead of at its next tick,
@@ -156,7 +156,18 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
+    /// Waits (real time, up to 5 s) until `waker` has been woken `n` times.
+    /// Real time, not tokio's paused clock: its `test-util` feature, as a
+    /// dev-dependency, would have the whole tokio stack compiled twice.
+    async fn woken(waker: &CountingWaker, n: usize) -> usize {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while waker.0.load(Ordering::SeqCst) < n && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        waker.0.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
     async fn every_tick_wakes_the_worker_without_another_poll() {
         let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
         let waker = Waker::from(counter.clone());
@@ -165,33 +176,33 @@ mod tests {
         let mut strategy = TickStrategy::new(Duration::from_millis(100));
 
         assert!(strategy.poll_drive(&mut cx, &snapshot).is_pending());
-        tokio::time::sleep(Duration::from_millis(101)).await;
-        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "first tick wakes");
+        assert_eq!(woken(&counter, 1).await, 1, "first tick wakes");
         assert!(strategy.poll_drive(&mut cx, &snapshot).is_ready());
         // The worker now finds the queue empty and waits, polling nothing.
-        tokio::time::sleep(Duration::from_millis(101)).await;
-        assert_eq!(counter.0.load(Ordering::SeqCst), 2, "the next tick must wake it too");
+        assert_eq!(woken(&counter, 2).await, 2, "the next tick must wake it too");
         assert!(strategy.poll_drive(&mut cx, &snapshot).is_ready());
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_push_wakes_the_worker_before_its_tick() {
         let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
         let waker = Waker::from(counter.clone());
         let mut cx = Context::from_waker(&waker);
         let snapshot = PollSnapshot::default();
         let pushes = PushSignal::default();
-        let mut strategy = TickStrategy::with_pushes(Duration::from_secs(60), pushes.clone());
+        let tick = Duration::from_secs(1);
+        let mut strategy = TickStrategy::with_pushes(tick, pushes.clone());
+        let started = std::time::Instant::now();
 
         assert!(strategy.poll_drive(&mut cx, &snapshot).is_pending());
         pushes.0.raise();
         assert_eq!(counter.0.load(Ordering::SeqCst), 1, "the push wakes the worker");
         assert!(strategy.poll_drive(&mut cx, &snapshot).is_ready());
         assert!(strategy.poll_drive(&mut cx, &snapshot).is_pending(), "one push, one wake");
-        tokio::time::sleep(PUSH_FOLLOW_UP + Duration::from_millis(1)).await;
-        assert_eq!(counter.0.load(Ordering::SeqCst), 2, "and one look soon after it");
+        assert_eq!(woken(&counter, 2).await, 2, "and one look soon after it");
+        assert!(started.elapsed() < tick, "the look after a push comes before the tick");
         assert!(strategy.poll_drive(&mut cx, &snapshot).is_ready());
-        tokio::time::sleep(Duration::from_secs(61)).await;
-        assert_eq!(counter.0.load(Ordering::SeqCst), 3, "then the tick wakes it");
+        assert_eq!(woken(&counter, 3).await, 3, "then the tick wakes it");
+        assert!(started.elapsed() >= tick, "not before the tick");
     }
 }

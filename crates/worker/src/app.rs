@@ -1,16 +1,20 @@
+//! A worker process: connects and loads the models ([`Worker::build`]), then
+//! consumes the queue and runs its background loops until shutdown
+//! ([`Worker::run_until`]).
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use apalis::prelude::{Monitor, WorkerBuilder, WorkerBuilderExt};
-use facerec_queue::JobQueue;
+use facerec_queue::{ConsumerSettings, JobQueue};
 use facerec_store::Store;
 use tracing::{info, warn};
 
 use crate::Settings;
 use crate::batches::batch_loop;
-use crate::handler::{JobContext, handle_job};
+use crate::context::JobContext;
+use crate::handler::handle_job;
 use crate::maintenance::{reconcile_loop, vacuum_loop};
 use crate::pool::PipelinePool;
 use crate::probe::{self, Readiness};
@@ -90,34 +94,22 @@ impl Worker {
         let live: Vec<_> = (0..self.settings.live_slots())
             .map(|_| tokio::spawn(crate::live::live_loop(ctx.clone(), live_stopped.clone())))
             .collect();
-        let queue = self.queue;
         let readiness = self.readiness;
-        // More jobs than pipelines: a job waits for a pipeline already claimed
-        // and read, and one finishes in the database while the next infers.
-        let concurrency = self.settings.jobs_in_hand();
-        let poll = Duration::from_millis(self.settings.poll_interval_ms.max(10));
-        // apalis-redis refuses a worker name seen within the last heartbeat, so
-        // every process and every restart gets its own.
-        let instance = format!("facerec-worker-{}", uuid::Uuid::new_v4().simple());
-        Monitor::new()
-            .register(move |restarts| {
-                WorkerBuilder::new(format!("{instance}-{restarts}"))
-                    .backend(queue.consumer(poll))
-                    .concurrency(concurrency)
-                    .data(ctx.clone())
-                    .build(handle_job)
-            })
-            .should_restart(|worker, error| {
-                warn!(worker = worker.name(), %error, "queue consumer stopped; restarting it");
-                true
-            })
-            .shutdown_timeout(Duration::from_secs(self.settings.shutdown_timeout_secs))
-            .run_with_signal(async move {
+        let consumer = ConsumerSettings {
+            name: "facerec-worker".to_owned(),
+            // More jobs than pipelines: a job waits for a pipeline already claimed
+            // and read, and one finishes in the database while the next infers.
+            concurrency: self.settings.jobs_in_hand(),
+            poll: Duration::from_millis(self.settings.poll_interval_ms.max(10)),
+            shutdown_timeout: Duration::from_secs(self.settings.shutdown_timeout_secs),
+        };
+        let handler = move |message| handle_job(message, ctx.clone());
+        self.queue
+            .consume(consumer, handler, async move {
                 shutdown.await;
                 readiness.stopping();
                 let _ = stop_signal.send(true);
                 info!("shutting down: finishing jobs in hand");
-                Ok(())
             })
             .await
             .context("running the queue consumer")?;

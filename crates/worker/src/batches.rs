@@ -10,8 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use facerec_core::JobKind;
-use facerec_queue::{JobMessage, JobQueue};
+use facerec_queue::JobQueue;
 use facerec_store::{BatchListener, FeedRound, Store};
 use tracing::{debug, info, warn};
 
@@ -102,9 +101,9 @@ async fn feed(store: &Store, queue: &JobQueue, settings: &Settings) -> Option<Fe
     if !round.fed.is_empty() {
         let count = round.fed.len();
         let fed = std::mem::take(&mut round.fed);
-        let messages = fed.into_iter().map(|job_id| JobMessage::new(job_id, JobKind::Register)).collect();
-        // Messages lost here are re-sent by the reconciler: the jobs are queued in PostgreSQL.
-        match queue.push_many(messages).await {
+        // Each job carries its batch's trace. Messages lost here are re-sent by
+        // the reconciler: the jobs are queued in PostgreSQL.
+        match queue.enqueue(&fed).await {
             Ok(()) => debug!(count, "fed batch items into the queue"),
             Err(e) => warn!(error = %e, "could not enqueue batch items' jobs"),
         }

@@ -1,100 +1,51 @@
-use std::sync::Arc;
+//! One job message, start to end: claim the job in PostgreSQL (keeping its
+//! lease while it runs), run its kind ([`crate::jobs`], [`crate::verify`]), and
+//! write the outcome, retrying transient failures with a backoff.
+
 use std::time::{Duration, Instant};
 
-use apalis::prelude::{BoxDynError, Data};
 use facerec_core::{JobErrorCode, JobParams};
-use facerec_queue::{JobMessage, JobQueue, MESSAGE_VERSION};
+use facerec_queue::{JobMessage, MESSAGE_VERSION};
 use facerec_store::{ClaimOutcome, Store};
 use facerec_telemetry::Stage;
 use facerec_telemetry::metrics::names;
-use facerec_vision::VisionError;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::Settings;
+use crate::context::JobContext;
+use crate::failure::{BoxError, Failure};
 use crate::jobs::{embed, recognize, register};
-use crate::pool::PipelinePool;
 use crate::verify::verify;
 
-/// What every job handler shares.
-#[derive(Clone)]
-pub(crate) struct JobContext {
-    pub store: Store,
-    pub queue: JobQueue,
-    pub pool: PipelinePool,
-    pub settings: Arc<Settings>,
-}
-
-/// Why a job did not succeed, and so whether to retry it.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    /// The input is at fault: fail the job now with this code.
-    Permanent(JobErrorCode, String),
-    /// Our side failed: try again later.
-    Transient(BoxDynError),
-}
-
-impl From<facerec_store::StoreError> for Failure {
-    fn from(e: facerec_store::StoreError) -> Self {
-        Self::Transient(Box::new(e))
-    }
-}
-
-impl Failure {
-    /// A job's collection is gone: it was deleted after the api checked it at
-    /// submission. Failing says so; answering "nobody" would be a wrong answer.
-    pub(crate) fn collection_deleted(collection: &facerec_core::CollectionName) -> Self {
-        let message =
-            format!("no collection is named {}: it was deleted after the job was submitted", collection.as_str());
-        Self::Permanent(JobErrorCode::CollectionNotFound, message)
-    }
-}
-
-/// What a client is told about an image that does not decode (a job's, a
-/// batch item's or a live frame's error message).
-pub(crate) const UNDECODABLE: &str = "the image cannot be decoded: it is damaged or cut short";
-
-impl From<VisionError> for Failure {
-    fn from(e: VisionError) -> Self {
-        match &e {
-            VisionError::Decode(source) => {
-                // The decoder's own words name its internals: they go to the log, not to the client.
-                warn!(error = %source, "the image does not decode");
-                Self::Permanent(JobErrorCode::CorruptImage, UNDECODABLE.to_owned())
-            }
-            VisionError::TooManyPixels { .. } | VisionError::TooCostly(_) | VisionError::OverMemoryLimit(_) => {
-                Self::Permanent(JobErrorCode::ImageTooLarge, e.to_string())
-            }
-            _ => Self::Transient(Box::new(e)),
-        }
-    }
-}
-
-/// The apalis handler: one call per job message.
-pub(crate) async fn handle_job(message: JobMessage, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
-    let span = info_span!("job", job_id = %message.job_id, kind = %message.kind, trace_id = tracing::field::Empty);
-    // Join the trace of the request that submitted the job.
-    if let Some(traceparent) = &message.traceparent {
+/// The queue's handler: one call per job message. An `Err` has the message
+/// delivered again later.
+///
+/// The job's span joins the trace of the request that created the job. Every
+/// message is built from the job's row ([`facerec_core::JobRef`]), so its
+/// `traceparent` is the row's: the claim could add none that the message lacks.
+pub(crate) async fn handle_job(message: JobMessage, ctx: JobContext) -> Result<(), BoxError> {
+    let span = info_span!("job", job_id = %message.job_id(), kind = %message.kind(), trace_id = tracing::field::Empty);
+    if let Some(traceparent) = message.traceparent() {
         facerec_telemetry::continue_trace(&span, traceparent);
     }
     span.record("trace_id", facerec_telemetry::trace_id(&span));
     process(message, &ctx).instrument(span).await
 }
 
-async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynError> {
-    if message.version != MESSAGE_VERSION {
+async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxError> {
+    if message.version() != MESSAGE_VERSION {
         // Not acknowledged: redelivered until a worker that understands it takes it.
-        error!(version = message.version, "unsupported job message version");
-        return Err(format!("unsupported job message version {}", message.version).into());
+        error!(version = message.version(), "unsupported job message version");
+        return Err(format!("unsupported job message version {}", message.version()).into());
     }
     let lease = Duration::from_secs(ctx.settings.lease_secs);
-    let mut claim = match ctx.store.claim_job(message.job_id, lease).await? {
+    let mut claim = match ctx.store.claim_job(message.job_id(), lease).await? {
         ClaimOutcome::Claimed(claim) => claim,
         ClaimOutcome::Done => {
             debug!("job already finished or gone");
             return Ok(());
         }
         // Its holder may have died: have the message redelivered after a delay
-        // (apalis waits longer each time), by which time the lease may have run out.
+        // (the queue waits longer each time), by which time the lease may have run out.
         ClaimOutcome::Held => return Err("job is held by another worker's lease".into()),
         // Early: a duplicate message, or worker and database clocks apart.
         // Redelivered likewise; the message scheduled for its retry time is on its way too.
@@ -149,14 +100,14 @@ async fn process(message: JobMessage, ctx: &JobContext) -> Result<(), BoxDynErro
             let delay = ctx.settings.retry_backoff().delay(claim.job.attempts);
             warn!(elapsed_ms, error = %e, attempt = claim.job.attempts, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
             // Released first, so the job is never scheduled while still ours. If
-            // this fails (database down), apalis redelivers this message and the
+            // this fails (database down), the queue redelivers this message and the
             // claim waits for the lease; nothing is lost either way. Clients see
             // the error's own text, not its sources (our internals; logged above).
             match ctx.store.release_job(&claim, delay, &e.to_string()).await {
                 Ok(true) => {
                     // Redis compares due times with the workers' clocks, so the
                     // message is timed by ours; the claim checks the database's.
-                    schedule_retry(ctx, message, std::time::SystemTime::now() + delay).await;
+                    schedule_retry(ctx, &claim, std::time::SystemTime::now() + delay).await;
                     "retried"
                 }
                 Ok(false) => "lease_lost",
@@ -176,8 +127,8 @@ fn record_end(kind: &'static str, outcome: &'static str, started: Instant) {
 }
 
 /// An attempt whose outcome could not be written (the database failed): counted
-/// as `error`, and handed back to apalis for redelivery.
-fn ended(kind: &'static str, outcome: &'static str, started: Instant, e: facerec_store::StoreError) -> BoxDynError {
+/// as `error`, and handed back to the queue for redelivery.
+fn ended(kind: &'static str, outcome: &'static str, started: Instant, e: facerec_store::StoreError) -> BoxError {
     record_end(kind, outcome, started);
     Box::new(e)
 }
@@ -196,12 +147,12 @@ fn record_claim(claim: &facerec_store::Claim) {
     }
 }
 
-/// Sends the job's next message, due at its retry time. Should Redis refuse
-/// it, the reconciler sends one once the job has waited past that time.
-async fn schedule_retry(ctx: &JobContext, message: JobMessage, at: std::time::SystemTime) {
-    let job_id = message.job_id;
-    if let Err(e) = ctx.queue.push_at(message, at).await {
-        warn!(%job_id, error = %e, "could not schedule the retry; the reconciler will re-send it");
+/// Sends the job's next message, due at its retry time, with the job's own
+/// trace (from its row). Should Redis refuse it, the reconciler sends one once
+/// the job has waited past that time.
+async fn schedule_retry(ctx: &JobContext, claim: &facerec_store::Claim, at: std::time::SystemTime) {
+    if let Err(e) = ctx.queue.enqueue_at(&claim.job_ref(), at).await {
+        warn!(job_id = %claim.job.id, error = %e, "could not schedule the retry; the reconciler will re-send it");
     }
 }
 
@@ -229,18 +180,5 @@ async fn keep_lease(store: Store, claim: facerec_store::Claim, lease: Duration) 
             }
             Err(e) => warn!(error = %e, "could not renew the lease; retrying"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_undecodable_image_fails_in_plain_words_not_the_decoders() {
-        let internals = std::io::Error::other("Found a marker with invalid length:0\n");
-        let failure = Failure::from(VisionError::Decode(image::ImageError::IoError(internals)));
-        let Failure::Permanent(code, message) = failure else { panic!("bad input is permanent") };
-        assert_eq!((code, message.as_str()), (JobErrorCode::CorruptImage, UNDECODABLE));
     }
 }

@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::handler::{Failure, JobContext};
+use crate::context::JobContext;
+use crate::failure::Failure;
 
 /// A detected face, aligned and measured, not yet embedded.
 pub(crate) struct Candidate {

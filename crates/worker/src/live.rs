@@ -22,7 +22,8 @@ use image::RgbImage;
 use tokio::sync::watch;
 use tracing::{Instrument, warn};
 
-use crate::handler::{Failure, JobContext};
+use crate::context::JobContext;
+use crate::failure::Failure;
 
 /// Serves live frames until `stop` turns true (or its sender is gone);
 /// reconnects after Redis errors.

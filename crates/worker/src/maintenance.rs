@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use facerec_queue::{JobMessage, JobQueue};
+use facerec_queue::JobQueue;
 use facerec_store::Store;
 use tracing::{debug, info, warn};
 
@@ -33,18 +33,18 @@ pub(crate) async fn reconcile_loop(store: Store, queue: JobQueue, settings: Arc<
     loop {
         tick.tick().await;
         match store.jobs_to_reenqueue(requeue_after, REENQUEUE_BATCH).await {
-            Ok(jobs) => {
-                for (job_id, kind) in &jobs {
-                    match queue.push(JobMessage::new(*job_id, *kind)).await {
-                        Ok(_) => metrics::counter!(facerec_telemetry::metrics::names::RECONCILER_RESENDS).increment(1),
-                        // The job stays due: a later round sends it again.
-                        Err(e) => warn!(%job_id, error = %e, "could not re-enqueue a job"),
-                    }
-                }
-                if !jobs.is_empty() {
+            // One Redis call for the round; each job keeps the trace of the
+            // request that created it (read from its row).
+            Ok(jobs) if jobs.is_empty() => {}
+            Ok(jobs) => match queue.enqueue(&jobs).await {
+                Ok(()) => {
+                    metrics::counter!(facerec_telemetry::metrics::names::RECONCILER_RESENDS)
+                        .increment(jobs.len() as u64);
                     info!(count = jobs.len(), "re-enqueued jobs whose message or worker was lost");
                 }
-            }
+                // The jobs stay due: a later round sends them again.
+                Err(e) => warn!(count = jobs.len(), error = %e, "could not re-enqueue jobs"),
+            },
             Err(e) => warn!(error = %e, "reconciliation failed; will retry"),
         }
         match store.prune_face_changes(FACE_CHANGES_KEPT).await {

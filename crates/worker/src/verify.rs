@@ -5,7 +5,8 @@ use facerec_core::{FaceInfo, JobErrorCode, QualityGates, VerifiedAgainst, Verify
 use facerec_store::{Claim, SubjectMatch};
 use facerec_telemetry::Stage;
 
-use crate::handler::{Failure, JobContext};
+use crate::context::JobContext;
+use crate::failure::Failure;
 use crate::jobs::{embed_one, to_json, with_faces};
 
 pub(crate) async fn verify(

@@ -10,13 +10,12 @@ use facerec_core::{
     CollectionName, CollectionView, EmbedParams, JobId, JobKind, JobParams, JobStatus, MaxFaces, ParamError,
     RecognizeParams, RegisterParams, Threshold, TopK, VerifyParams, VerifyTarget,
 };
-use facerec_queue::JobMessage;
 use facerec_store::{NewJob, Submitted};
 use tracing::{Instrument, error, info};
 
 use crate::auth::Caller;
 use crate::callback_url::callback_url_field;
-use crate::openapi::{Accepted, EmbedForm, RecognizeForm, RegisterForm, SubmitErrors, VerifyForm};
+use crate::routes::forms::{EmbedForm, RecognizeForm, RegisterForm, SubmitErrors, VerifyForm};
 use crate::routes::gallery::{self, collection_field, collection_not_found, consent_field, consent_rule, subject_name};
 use crate::upload::Form;
 use crate::{ApiError, AppState, ErrorCode};
@@ -26,6 +25,15 @@ const REGISTER_FIELDS: &[&str] = &["image", "subject", "collection", "consent", 
 const RECOGNIZE_FIELDS: &[&str] = &["image", "collection", "top_k", "threshold", "max_faces", "callback_url"];
 const EMBED_FIELDS: &[&str] = &["image", "max_faces", "callback_url"];
 const VERIFY_FIELDS: &[&str] = &["image", "image2", "subject", "collection", "face_id", "threshold", "callback_url"];
+
+/// `202 Accepted` body of every submission; the `Location` header names the job.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub job_id: JobId,
+    pub kind: JobKind,
+    /// Always `queued`.
+    pub status: JobStatus,
+}
 
 /// Registers the one face in the photo as `subject` (a job).
 #[utoipa::path(
@@ -245,37 +253,37 @@ async fn submit(
         idempotency_key,
         create_collection,
         api_key_id: caller.key_id(),
+        // Kept with the job, so every message for it (this one, a retry's, the
+        // reconciler's) joins the worker's spans to this request's trace.
+        traceparent: facerec_telemetry::current_traceparent(),
     };
     // A client that goes away drops this handler wherever it is. A job once
     // recorded must still be enqueued (or removed), not wait for the
     // reconciler (FACEREC_REQUEUE_AFTER_SECS), so the rest is a task of its own.
-    let traceparent = facerec_telemetry::current_traceparent();
-    tokio::spawn(record_and_enqueue(state.clone(), job, kind, traceparent).in_current_span())
+    tokio::spawn(record_and_enqueue(state.clone(), job, kind).in_current_span())
         .await
         .map_err(|e| ApiError::internal(&e))?
 }
 
 /// Records the job and enqueues it (see [`submit`]); a repeated idempotency
 /// key answers with the job it first made.
-async fn record_and_enqueue(
-    state: AppState,
-    job: NewJob,
-    kind: JobKind,
-    traceparent: Option<String>,
-) -> Result<Response, ApiError> {
-    if let Submitted::Existing(existing) = state.store.insert_job(&job).await? {
-        if existing.kind != kind {
-            let message = format!("this Idempotency-Key names a {} job", existing.kind);
-            return Err(ApiError::new(ErrorCode::IdempotencyKeyReused, message));
+async fn record_and_enqueue(state: AppState, job: NewJob, kind: JobKind) -> Result<Response, ApiError> {
+    let created = match state.store.insert_job(&job).await? {
+        // What the queue needs of the job, its trace included.
+        Submitted::Created(created) => created,
+        Submitted::Existing(existing) => {
+            if existing.kind != kind {
+                let message = format!("this Idempotency-Key names a {} job", existing.kind);
+                return Err(ApiError::new(ErrorCode::IdempotencyKeyReused, message));
+            }
+            info!(job_id = %existing.id, "idempotent repeat: answering with the original job");
+            let body = Accepted { job_id: existing.id, kind, status: existing.status };
+            let headers =
+                [(header::LOCATION, location(existing.id)), (IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"))];
+            return Ok((StatusCode::ACCEPTED, headers, Json(body)).into_response());
         }
-        info!(job_id = %existing.id, "idempotent repeat: answering with the original job");
-        let body = Accepted { job_id: existing.id, kind, status: existing.status };
-        let headers =
-            [(header::LOCATION, location(existing.id)), (IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"))];
-        return Ok((StatusCode::ACCEPTED, headers, Json(body)).into_response());
-    }
-    let message = JobMessage { traceparent, ..JobMessage::new(job.id, kind) };
-    if let Err(e) = state.queue.push(message).await {
+    };
+    if let Err(e) = state.queue.enqueue(std::slice::from_ref(&created)).await {
         error!(error = %e, source = ?std::error::Error::source(&e), job_id = %job.id, "enqueue failed");
         // If a worker already took the job, the message did arrive and the job runs.
         let taken_by_worker = match state.store.delete_unqueued_job(job.id).await {
