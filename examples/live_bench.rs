@@ -35,7 +35,7 @@ struct Args {
 }
 
 fn rss_mib(pid: &str) -> f64 {
-    facerec_e2e::resident_bytes_of(pid).unwrap_or(0) as f64 / (1024.0 * 1024.0)
+    facerec_testkit::resident_bytes_of(pid).unwrap_or(0) as f64 / (1024.0 * 1024.0)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let photo = std::fs::read(&args.photo)?;
     // A face moving a little from frame to frame.
-    let frames: Vec<Vec<u8>> = (0..30).map(|i| facerec_e2e::camera_frame(&photo, (i % 15) * 2 - 15)).collect();
+    let frames: Vec<Vec<u8>> = (0..30).map(|i| facerec_testkit::camera_frame(&photo, (i % 15) * 2 - 15)).collect();
     let (socket, _) = tokio_tungstenite::connect_async(&args.url).await?;
     let (mut tx, mut rx) = socket.split();
     let ready: Value = match rx.next().await {

@@ -7,7 +7,7 @@ source "$(dirname "$0")/env.sh"
 cd "$FACEREC_ROOT"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-# The binaries themselves: tests run them as an operator would (tests/api_key_process.rs, tests/cli_keys.rs).
+# The binaries themselves: tests run them as an operator would (tests/api/api_key_process.rs, tests/ops/cli_keys.rs).
 cargo build --workspace --bins 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 if [ "$status" -eq 0 ]; then

@@ -1,10 +1,11 @@
 //! A long live stream, far faster than answers come, alone in its test
-//! process so that the process's resident memory is the stream's (the api,
-//! the worker and the client), not other tests'.
+//! binary (not with the other live tests in `tests/live`) so that the
+//! process's resident memory is the stream's (the api, the worker and the
+//! client), not other tests'.
 
 use std::time::Duration;
 
-use facerec_e2e::{TestApp, camera_frame, photo, resident_bytes};
+use facerec_testkit::{TestApp, camera_frame, photo, resident_bytes};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -35,6 +36,7 @@ async fn a_long_overloaded_stream_keeps_memory_flat_and_leaves_nothing_in_redis(
             assert_eq!(message["type"], "answer", "{message}");
             answers += 1;
         }
+        // Pacing the stream (far faster than answers come) is the point.
         tokio::time::sleep(Duration::from_millis(5)).await;
         if n == 200 {
             baseline = resident_bytes();

@@ -1,9 +1,9 @@
 //! The HTTP contract around jobs: ids, polling, refusals, health and errors.
 
-use facerec_e2e::serde_json::Value;
-use facerec_e2e::{TestApp, faceless_image};
+use facerec_testkit::serde_json::Value;
+use facerec_testkit::{TestApp, faceless_image, wait_until};
 
-async fn error_of(resp: facerec_e2e::reqwest::Response) -> (u16, String) {
+async fn error_of(resp: facerec_testkit::reqwest::Response) -> (u16, String) {
     let status = resp.status().as_u16();
     let body: Value = resp.json().await.expect("error bodies are JSON");
     let code = body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error.code in {body}")).to_owned();
@@ -38,7 +38,7 @@ async fn job_ids_are_polled_and_bad_ids_get_404_or_400() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_request_ids_and_json_errors_for_unknown_routes() {
-    let app = TestApp::spawn().await.unwrap();
+    let app = TestApp::api_only().await.unwrap();
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
@@ -69,7 +69,7 @@ async fn health_request_ids_and_json_errors_for_unknown_routes() {
 /// which client request ids are kept, and a landing page instead of a 404.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_carry_security_headers_and_only_plain_request_ids_are_kept() {
-    let app = TestApp::spawn().await.unwrap();
+    let app = TestApp::api_only().await.unwrap();
     let get = |path: &str, request_id: Option<&str>| {
         let mut request = app.client.get(app.url(path));
         if let Some(id) = request_id {
@@ -77,7 +77,7 @@ async fn answers_carry_security_headers_and_only_plain_request_ids_are_kept() {
         }
         request.send()
     };
-    let header = |resp: &facerec_e2e::reqwest::Response, name: &str| {
+    let header = |resp: &facerec_testkit::reqwest::Response, name: &str| {
         resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
     };
 
@@ -177,7 +177,7 @@ impl Drop for PrivateRedis {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_answers_503_when_redis_goes_away() {
-    let app = TestApp::spawn().await.unwrap();
+    let app = TestApp::api_only().await.unwrap();
     // A second api, on this test's database and a Redis of its own that we then stop.
     let mut redis = PrivateRedis::start();
     let mut settings = <facerec_api::Settings as clap::Parser>::parse_from(["facerec-api"]);
@@ -226,11 +226,8 @@ async fn workers_remove_finished_messages_from_redis() {
         let id = app.submit("/v1/recognize", faceless_image(), &[]).await;
         assert_eq!(app.wait_for_job(&id).await["status"], "succeeded");
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while app.message_keys().await > 0 {
-        assert!(std::time::Instant::now() < deadline, "finished messages still in Redis after 20 s");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let describe = || "finished messages to leave Redis".to_owned();
+    wait_until(std::time::Duration::from_secs(20), describe, || async { app.message_keys().await == 0 }).await;
     // The jobs themselves stay in PostgreSQL.
     assert_eq!(app.count("jobs").await, 3);
     app.stop().await.unwrap();
@@ -238,7 +235,8 @@ async fn workers_remove_finished_messages_from_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_job_message_carries_the_clients_trace_to_the_worker() {
-    let app = TestApp::spawn().await.unwrap();
+    // No worker: the messages stay in the queue to be read.
+    let app = TestApp::api_only().await.unwrap();
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let header = format!("00-{trace}-00f067aa0ba902b7-01");
     app.create_collection("default").await;
@@ -264,7 +262,7 @@ async fn the_job_message_carries_the_clients_trace_to_the_worker() {
 /// list every job; `treshold=0.9` would stream with the default threshold).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn misspelt_query_parameters_are_refused_on_every_route_that_reads_a_query() {
-    let app = TestApp::spawn().await.unwrap();
+    let app = TestApp::api_only().await.unwrap();
     app.create_collection("people").await;
     let job = "00000000-0000-7000-8000-000000000000";
     let batch = "00000000-0000-7000-8000-000000000001";

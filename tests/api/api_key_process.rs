@@ -5,8 +5,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use facerec_e2e::process::Process;
-use facerec_e2e::{TestDatabase, bearer, built_binary, client_with_authorization};
+use facerec_testkit::process::Process;
+use facerec_testkit::{TestDatabase, bearer, built_binary, client_with_authorization};
 use reqwest::Method;
 use serde_json::{Value, json};
 

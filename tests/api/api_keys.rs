@@ -4,8 +4,9 @@
 //! keys; escalation; deletion and expiry; the 401 codes; the rate limit.
 
 use std::io::{Cursor, Write};
+use std::time::Duration;
 
-use facerec_e2e::{Key, MASTER_KEY, TestApp, bearer, client_with_authorization, photo};
+use facerec_testkit::{Key, MASTER_KEY, TestApp, bearer, client_with_authorization, photo, wait_until};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -55,9 +56,10 @@ async fn tenants_neither_see_nor_touch_each_others_data() {
     let (status, batch) = post_batch(&app, &a, "a-1").await;
     assert_eq!(status, 202, "{batch}");
     let batch_id = batch["batch_id"].as_str().unwrap().to_owned();
-    while app.get_json(&format!("/v1/batches/{batch_id}")).await.1["status"] == "running" {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let path = format!("/v1/batches/{batch_id}");
+    let describe = || format!("batch {batch_id} to end");
+    wait_until(Duration::from_secs(120), describe, || async { app.get_json(&path).await.1["status"] != "running" })
+        .await;
     // An audit record in a-*: the master key makes and deletes a collection there.
     app.json(Method::POST, "/v1/collections", Some(json!({"name": "a-gone"}))).await;
     assert_eq!(app.json(Method::DELETE, "/v1/collections/a-gone", None).await.0, 200);
@@ -153,7 +155,7 @@ async fn tenants_neither_see_nor_touch_each_others_data() {
         let client = key.client.clone();
         let url = app.url("/v1/recognize");
         async move {
-            let form = facerec_e2e::form(Some(photo("obama2.jpg")), &[("collection", collection)]);
+            let form = facerec_testkit::form(Some(photo("obama2.jpg")), &[("collection", collection)]);
             let response = client.post(url).header("Idempotency-Key", "same").multipart(form).send().await.unwrap();
             assert_eq!(response.status(), 202);
             response.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_owned()
@@ -209,7 +211,7 @@ async fn a_read_only_key_recognizes_but_cannot_register_or_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_never_grants_more_than_it_holds() {
-    let app = TestApp::spawn_keyed(&|_| {}).await.unwrap();
+    let app = TestApp::api_only_keyed(&|_| {}).await.unwrap();
     let admin = app.create_key(&["*"], &["a-*"]).await;
     let manager = app.create_key(&["keys.manage", "recognize", "jobs.read"], &["a-*"]).await;
     let ask =
@@ -250,7 +252,7 @@ async fn a_key_never_grants_more_than_it_holds() {
     let body =
         json!({"name": "m", "actions": ["keys.manage", "recognize"], "collections": ["a-*"], "expires_at": soon});
     let (_, expiring) = app.json(Method::POST, "/v1/keys", Some(body)).await;
-    let expiring = facerec_e2e::key_of(&expiring);
+    let expiring = facerec_testkit::key_of(&expiring);
     let later = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
     let sooner = (chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339();
     for (expires_at, expected) in [(json!(null), 403), (json!(later), 403), (json!(sooner), 201)] {
@@ -284,7 +286,7 @@ async fn patch_obeys_every_grant_rule_of_post() {
     fn key_body(actions: Value, expires_at: Value) -> Value {
         json!({"name": "k", "actions": actions, "collections": ["a-1"], "expires_at": expires_at})
     }
-    let app = TestApp::spawn_keyed(&|_| {}).await.unwrap();
+    let app = TestApp::api_only_keyed(&|_| {}).await.unwrap();
     let in_an_hour = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let in_two_hours = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
     let in_half_an_hour = (chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339();
@@ -294,7 +296,7 @@ async fn patch_obeys_every_grant_rule_of_post() {
     let (status, manager) = app.json(Method::POST, "/v1/keys", Some(manager)).await;
     assert_eq!(status, 201, "{manager}");
     assert!(manager.get("warning").is_none(), "a keyed api gives no warning: {manager}");
-    let manager = facerec_e2e::key_of(&manager);
+    let manager = facerec_testkit::key_of(&manager);
     let (_, forever) = app.json(Method::POST, "/v1/keys", Some(key_body(json!(["recognize"]), json!(null)))).await;
     let forever = format!("/v1/keys/{}", forever["id"].as_str().unwrap());
     let (_, brief) =
@@ -346,7 +348,7 @@ async fn patch_obeys_every_grant_rule_of_post() {
 /// that the key limits nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_key_is_not_cached_and_an_open_api_warns_that_keys_limit_nothing() {
-    let app = TestApp::spawn().await.unwrap();
+    let app = TestApp::api_only().await.unwrap();
     let body = json!({"name": "early", "actions": ["recognize"], "collections": ["a-*"]});
     let response = app.client.post(app.url("/v1/keys")).json(&body).send().await.unwrap();
     assert_eq!(response.status(), 201);
@@ -359,7 +361,7 @@ async fn a_new_key_is_not_cached_and_an_open_api_warns_that_keys_limit_nothing()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_changed_and_expired_keys_take_effect_at_once() {
-    let app = TestApp::spawn_keyed(&|_| {}).await.unwrap();
+    let app = TestApp::api_only_keyed(&|_| {}).await.unwrap();
     let doomed = app.create_key(&["jobs.read"], &["*"]).await;
     assert_eq!(app.call(&doomed.client, Method::GET, "/v1/jobs", None).await.0, 200);
     assert_eq!(app.json(Method::DELETE, &format!("/v1/keys/{}", doomed.id), None).await.0, 204);
@@ -378,10 +380,11 @@ async fn deleted_changed_and_expired_keys_take_effect_at_once() {
         json!({"name": "brief", "actions": ["jobs.read"], "collections": ["*"], "expires_at": expires_at.to_rfc3339()});
     let (status, created) = app.json(Method::POST, "/v1/keys", Some(body)).await;
     assert_eq!(status, 201, "{created}");
-    let brief = facerec_e2e::key_of(&created);
+    let brief = facerec_testkit::key_of(&created);
     assert_eq!(app.call(&brief.client, Method::GET, "/v1/jobs", None).await.0, 200);
     let left = (expires_at - chrono::Utc::now()).to_std().unwrap_or_default();
-    tokio::time::sleep(left + std::time::Duration::from_millis(100)).await;
+    // Waiting out the key's lifetime is the point: it ends at a known instant.
+    tokio::time::sleep(left + Duration::from_millis(100)).await;
     let (status, answer) = app.call(&brief.client, Method::GET, "/v1/jobs", None).await;
     assert_eq!((status, code(&answer)), (401, "invalid_api_key"), "{answer}");
     app.stop().await.unwrap();
@@ -389,7 +392,7 @@ async fn deleted_changed_and_expired_keys_take_effect_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_wrong_and_malformed_keys_answer_their_codes_and_probes_stay_open() {
-    let app = TestApp::spawn_keyed(&|s| {
+    let app = TestApp::api_only_keyed(&|s| {
         s.key_rate_per_sec = 1.0;
         s.key_rate_burst = Some(2.0);
     })
@@ -455,7 +458,8 @@ async fn missing_wrong_and_malformed_keys_answer_their_codes_and_probes_stay_ope
     for _ in 0..5 {
         assert_eq!(app.get_json("/v1/stats").await.0, 200);
     }
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Waiting out the rate window is the point: the bucket refills after a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(app.call(&limited.client, Method::GET, "/v1/stats", None).await.0, 200, "refilled");
     app.stop().await.unwrap();
 }

@@ -1,21 +1,17 @@
 //! The job API around submissions: cancel, listing with filters and cursors,
 //! durations, idempotency keys, back-pressure, stats, and waiting for a job to
-//! end. The worker here listens on another queue, so submitted jobs stay
-//! queued for the whole test.
+//! end. No worker runs here (the api alone), so submitted jobs stay queued
+//! for the whole test.
 
 use std::time::{Duration, Instant};
 
-use facerec_e2e::TestApp;
-use facerec_e2e::reqwest::Response;
-use facerec_e2e::serde_json::Value;
+use facerec_testkit::TestApp;
+use facerec_testkit::reqwest::Response;
+use facerec_testkit::serde_json::Value;
 use image::RgbImage;
 
 async fn app(max_queued: i64) -> TestApp {
-    TestApp::spawn_with(&|api| api.max_queued_jobs = max_queued, &|worker| {
-        worker.queue.name = "facerec-test-idle".into()
-    })
-    .await
-    .unwrap()
+    TestApp::api_only_with(&|api| api.max_queued_jobs = max_queued).await.unwrap()
 }
 
 fn png() -> Vec<u8> {
@@ -69,6 +65,8 @@ async fn a_waiting_request_answers_the_moment_its_job_ends() {
     // at once, not at the waiter's next read of the job (every second).
     let (client, url) = (app.client.clone(), app.url(&format!("/v1/jobs/{id}?wait_ms=20000")));
     let waiting = tokio::spawn(async move { client.get(url).send().await.unwrap().json::<Value>().await.unwrap() });
+    // Time for the request to start waiting; nothing shows when it has. One that
+    // came late would find the job canceled and answer at once: never a failure.
     tokio::time::sleep(Duration::from_millis(150)).await;
     let canceled_at = Instant::now();
     let resp = app.client.post(app.url(&format!("/v1/jobs/{id}/cancel"))).send().await.unwrap();
@@ -166,8 +164,8 @@ async fn jobs_are_listed_newest_first_with_filters_and_cursors() {
 async fn a_repeated_idempotency_key_returns_the_original_job() {
     let app = app(100).await;
     let post = |key: &str| {
-        let form = facerec_e2e::reqwest::multipart::Form::new()
-            .part("image", facerec_e2e::reqwest::multipart::Part::bytes(png()).file_name("x.png"))
+        let form = facerec_testkit::reqwest::multipart::Form::new()
+            .part("image", facerec_testkit::reqwest::multipart::Part::bytes(png()).file_name("x.png"))
             .text("subject", "ada");
         app.client.post(app.url("/v1/register")).header("idempotency-key", key).multipart(form).send()
     };
@@ -189,8 +187,8 @@ async fn a_repeated_idempotency_key_returns_the_original_job() {
         .post(app.url("/v1/recognize"))
         .header("idempotency-key", "order-42")
         .multipart(
-            facerec_e2e::reqwest::multipart::Form::new()
-                .part("image", facerec_e2e::reqwest::multipart::Part::bytes(png()).file_name("x.png")),
+            facerec_testkit::reqwest::multipart::Form::new()
+                .part("image", facerec_testkit::reqwest::multipart::Part::bytes(png()).file_name("x.png")),
         )
         .send()
         .await

@@ -7,17 +7,18 @@
 
 use std::time::{Duration, Instant};
 
-use facerec_e2e::reqwest;
-use facerec_e2e::serde_json::Value;
-use facerec_e2e::{TestApp, photo};
+use facerec_testkit::reqwest;
+use facerec_testkit::serde_json::Value;
+use facerec_testkit::{TestApp, photo, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// Opens a submission that declares `declared` bytes and sends only its
-/// headers: it holds its share of the upload budget until dropped. It comes
-/// from 127.0.0.2, another client than the test's own requests (in open mode
-/// an address is a caller, with its own share of the budget).
+/// headers and the start of its body: once the api's `100 Continue` says it
+/// was admitted, it holds its share of the upload budget until dropped. It
+/// comes from 127.0.0.2, another client than the test's own requests (in
+/// open mode an address is a caller, with its own share of the budget).
 async fn stalled_upload(app: &TestApp, declared: usize) -> tokio::net::TcpStream {
     let addr = app.base_url.trim_start_matches("http://");
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -25,9 +26,19 @@ async fn stalled_upload(app: &TestApp, declared: usize) -> tokio::net::TcpStream
     let mut stream = socket.connect(addr.parse().unwrap()).await.unwrap();
     let head = format!(
         "POST /v1/register HTTP/1.1\r\nHost: {addr}\r\nContent-Type: multipart/form-data; boundary=x\r\n\
-         Content-Length: {declared}\r\n\r\n--x\r\n"
+         Content-Length: {declared}\r\nExpect: 100-continue\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 256];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await;
+        let n = read.expect("an answer to the stalled upload within 10 s").unwrap();
+        assert!(n > 0, "the api closed the stalled upload: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 100"), "{}", String::from_utf8_lossy(&answer));
+    stream.write_all(b"--x\r\n").await.unwrap();
     stream
 }
 
@@ -43,7 +54,6 @@ async fn uploads_past_the_in_flight_budget_are_told_to_come_back() {
     .await
     .unwrap();
     let stalled = stalled_upload(&app, 900 * 1024).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
     // obama.jpg (~280 KB) does not fit beside the stalled 900 KiB.
     let resp = app.post_form("/v1/register", Some(photo("obama.jpg")), &[("subject", "obama")]).await;
     assert_eq!(resp.status(), 503);
@@ -52,11 +62,17 @@ async fn uploads_past_the_in_flight_budget_are_told_to_come_back() {
     assert_eq!(body["error"]["code"], "server_busy", "{body}");
     assert_eq!(app.count("jobs").await, 0, "a busy answer keeps nothing");
     // A small upload still fits.
-    let small = app.submit("/v1/embed", facerec_e2e::faceless_image(), &[]).await;
+    let small = app.submit("/v1/embed", facerec_testkit::faceless_image(), &[]).await;
     assert_eq!(app.wait_for_job(&small).await["status"], "succeeded");
-    // Once the stalled upload is gone, its share is free again.
+    // Once the stalled upload is gone, its share is free again: as soon as the
+    // api has seen it go, a register without a subject (refused only after
+    // its admission, keeping nothing) gets its 400 instead of a 503.
     drop(stalled);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let describe = || "room for an upload once the stalled one is gone".to_owned();
+    wait_until(Duration::from_secs(10), describe, || async {
+        app.post_form("/v1/register", Some(photo("obama.jpg")), &[]).await.status() == 400
+    })
+    .await;
     let id = app.submit("/v1/register", photo("obama.jpg"), &[("subject", "obama")]).await;
     assert_eq!(app.wait_for_job(&id).await["status"], "succeeded");
     app.stop().await.unwrap();
@@ -64,13 +80,10 @@ async fn uploads_past_the_in_flight_budget_are_told_to_come_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_busy_pool_is_server_busy_not_database_unavailable() {
-    let app = TestApp::spawn_with(
-        &|a| {
-            a.db_connections = 1;
-            a.db_wait_ms = 300;
-        },
-        &|_| {},
-    )
+    let app = TestApp::api_only_with(&|a| {
+        a.db_connections = 1;
+        a.db_wait_ms = 300;
+    })
     .await
     .unwrap();
     // Inserting jobs waits on this lock, holding the api's only connection.
@@ -166,7 +179,7 @@ async fn until_closed(reader: &mut OwnedReadHalf) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_trickling_body_is_cut_off_and_its_budget_serves_another_tenant() {
-    let app = TestApp::spawn_keyed(&|a| {
+    let app = TestApp::api_only_keyed(&|a| {
         a.max_upload_bytes = 1024 * 1024;
         // Room for the trickling upload's 2 MiB, not for a photo beside it.
         a.max_upload_bytes_in_flight = 2 * 1024 * 1024 + 100 * 1024;
@@ -185,6 +198,7 @@ async fn a_trickling_body_is_cut_off_and_its_budget_serves_another_tenant() {
     let trickle = tokio::spawn(async move {
         let mut sent = writer.write_all(IMAGE_PART_HEAD).await;
         while sent.is_ok() {
+            // Pacing the trickle is the point.
             tokio::time::sleep(Duration::from_millis(200)).await;
             sent = writer.write_all(b"a").await;
         }
@@ -203,7 +217,7 @@ async fn a_trickling_body_is_cut_off_and_its_budget_serves_another_tenant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_header_block_sent_line_by_line_is_cut_off_at_its_deadline() {
-    let app = TestApp::spawn_with(&|a| a.header_timeout_secs = 1, &|_| {}).await.unwrap();
+    let app = TestApp::api_only_with(&|a| a.header_timeout_secs = 1).await.unwrap();
     let addr = app.base_url.trim_start_matches("http://").to_owned();
     let (mut silent, _silent_writer) = TcpStream::connect(&addr).await.unwrap().into_split();
     let (mut reader, mut writer) = TcpStream::connect(&addr).await.unwrap().into_split();
@@ -212,6 +226,7 @@ async fn a_header_block_sent_line_by_line_is_cut_off_at_its_deadline() {
     // A header line every 300 ms: each well within the deadline, the block never complete.
     let dribble = tokio::spawn(async move {
         for line in 0.. {
+            // Pacing the header lines is the point.
             tokio::time::sleep(Duration::from_millis(300)).await;
             if writer.write_all(format!("X-Line-{line}: y\r\n").as_bytes()).await.is_err() {
                 break;
@@ -231,7 +246,7 @@ async fn a_header_block_sent_line_by_line_is_cut_off_at_its_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_key_filling_its_share_of_the_upload_budget_leaves_room_for_another() {
-    let app = TestApp::spawn_keyed(&|a| {
+    let app = TestApp::api_only_keyed(&|a| {
         a.max_upload_bytes = 1024 * 1024;
         // Two uploads of 2 MiB would fill it; one key may hold half (one of them).
         a.max_upload_bytes_in_flight = 4 * 1024 * 1024;

@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use facerec_e2e::reqwest::{self, RequestBuilder};
-use facerec_e2e::serde_json::Value;
-use facerec_e2e::{TestApp, jpeg, photo};
+use facerec_testkit::reqwest::{self, RequestBuilder};
+use facerec_testkit::serde_json::Value;
+use facerec_testkit::{TestApp, jpeg, photo};
 use image::{DynamicImage, ImageFormat, RgbImage};
 
 fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
@@ -230,7 +230,7 @@ fn corpus(app: &TestApp, max_upload: usize) -> Vec<Case> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_request_gets_its_status_and_code_and_leaves_nothing_behind() {
     let max_upload = 200_000;
-    let app = TestApp::spawn_with(&|api| api.max_upload_bytes = max_upload, &|_| {}).await.unwrap();
+    let app = TestApp::api_only_with(&|api| api.max_upload_bytes = max_upload).await.unwrap();
     let cases = corpus(&app, max_upload);
     assert!(cases.len() >= 30, "only {} cases", cases.len());
     let mut failures = Vec::new();
@@ -323,8 +323,8 @@ async fn unusual_but_valid_images_register() {
 async fn images_broken_past_the_header_fail_their_job_with_a_code() {
     // The api's pixel limit is generous here, so the worker's own check must catch the bomb.
     let generous = |api: &mut facerec_api::Settings| {
-        api.max_pixels = 1_000_000_000;
-        api.max_pixels_per_byte = 0;
+        api.image_limits.max_pixels = 1_000_000_000;
+        api.image_limits.max_pixels_per_byte = 0;
     };
     let app = TestApp::spawn_with(&generous, &|_| {}).await.unwrap();
     let full = encode(&small(256, 256), ImageFormat::Png);
@@ -372,7 +372,7 @@ async fn images_far_larger_than_their_bytes_are_refused_from_the_header() {
     assert_eq!(app.count("jobs").await, 0, "a refused image must not create a job");
     app.stop().await.unwrap();
 
-    let app = TestApp::spawn_with(&|api| api.max_pixels_per_byte = 0, &|_| {}).await.unwrap();
+    let app = TestApp::spawn_with(&|api| api.image_limits.max_pixels_per_byte = 0, &|_| {}).await.unwrap();
     for (name, bytes) in cases {
         let job = app.run_job("/v1/register", bytes.clone(), &[("subject", "a")]).await;
         assert_eq!(

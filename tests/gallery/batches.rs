@@ -6,10 +6,10 @@
 use std::io::{Cursor, Write};
 use std::time::{Duration, Instant};
 
-use facerec_e2e::reqwest;
-use facerec_e2e::reqwest::multipart::{Form, Part};
-use facerec_e2e::serde_json::Value;
-use facerec_e2e::{TestApp, WebhookReceiver, faceless_image, photo, variants};
+use facerec_testkit::reqwest;
+use facerec_testkit::reqwest::multipart::{Form, Part};
+use facerec_testkit::serde_json::Value;
+use facerec_testkit::{TestApp, WebhookReceiver, faceless_image, photo, variants, wait_until};
 use zip::write::SimpleFileOptions;
 
 /// A zip of `(name, bytes)` entries (deflated).
@@ -146,10 +146,9 @@ async fn a_zip_batch_registers_its_images_reports_the_rest_and_calls_back_once()
     assert!(first["items"][0]["job_id"].is_string());
 
     // One signed webhook for the whole batch.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while receiver.count() == 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let describe = || "the batch's webhook".to_owned();
+    wait_until(Duration::from_secs(20), describe, || std::future::ready(receiver.count() > 0)).await;
+    // Proving that no second webhook follows, for a while, is the point.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.count(), 1, "one webhook per batch, not per item");
     let (headers, body) = receiver.seen.lock().unwrap()[0].clone();
@@ -208,6 +207,7 @@ async fn a_tar_gz_batch_with_a_manifest_and_a_canceled_batch() {
     let (status, again) = app.json(reqwest::Method::POST, &format!("/v1/batches/{id}/cancel"), None).await;
     assert_eq!((status, again["error"]["code"].as_str()), (409, Some("batch_not_cancelable")));
     app.start_worker(&|_| {}).await.unwrap();
+    // Proving that the worker runs nothing of it, for a while, is the point.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let (_, after) = app.get_json(&format!("/v1/batches/{id}")).await;
     assert_eq!(after["counts"]["canceled"], 4, "a worker that comes back runs nothing of it: {after}");
@@ -258,7 +258,7 @@ async fn a_batch_larger_than_the_queue_limit_is_fed_as_room_frees() {
 /// batches: here it would look only every 60 s (every 6 s while one runs),
 /// yet a new batch's item starts within seconds. The worker's queue consumer
 /// looks for jobs only once a minute too: the feeder's announcement of the
-/// jobs it enqueued (`JobQueue::push_many`) is what wakes it.
+/// jobs it enqueued (`JobQueue::enqueue`) is what wakes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_new_batch_wakes_an_idle_feeder() {
     let app = TestApp::spawn_with(&|_| {}, &|w| {
@@ -267,7 +267,7 @@ async fn a_new_batch_wakes_an_idle_feeder() {
     })
     .await
     .unwrap();
-    // The feeder's first look (at 6 s) finds nothing, and it goes idle.
+    // The feeder's first look (at 6 s) finds nothing, and it goes idle: being idle is the point.
     tokio::time::sleep(Duration::from_secs(7)).await;
     let (status, batch) = post_batch(&app, zip_of(&[("obama/a.jpg", photo("obama.jpg"))]), &[]).await;
     assert_eq!(status, 202, "{batch}");
@@ -296,14 +296,12 @@ async fn a_new_batch_wakes_an_idle_feeder() {
 async fn hostile_archives_are_refused_and_leave_nothing() {
     let spool = tempfile::tempdir().unwrap();
     let spool_dir = spool.path().to_owned();
-    let app = TestApp::spawn_with(
-        &|a| {
-            a.max_batch_items = 8;
-            a.max_batch_bytes = 1024 * 1024;
-            a.spool_dir = Some(spool_dir.clone());
-        },
-        &|_| {},
-    )
+    // Refused archives and skipped items are decided at upload: no worker.
+    let app = TestApp::api_only_with(&|a| {
+        a.max_batch_items = 8;
+        a.max_batch_bytes = 1024 * 1024;
+        a.spool_dir = Some(spool_dir.clone());
+    })
     .await
     .unwrap();
     let good = || ("ok/1.jpg", photo("obama.jpg"));
@@ -384,7 +382,7 @@ async fn feeding_rounds_fill_the_window_with_jobs_as_serde_writes_them() {
     use facerec_core::{CollectionName, ConsentRef, JobErrorCode, JobId, JobParams, RegisterParams, SubjectName};
     use facerec_store::{BatchCancel, ClaimOutcome, ItemContent, NewBatch, NewBatchItem};
 
-    let test = facerec_e2e::TestDatabase::create().await.unwrap();
+    let test = facerec_testkit::TestDatabase::create().await.unwrap();
     let (store, db) = (&test.store, &test.db);
     let batch = NewBatch {
         id: uuid::Uuid::now_v7(),
@@ -394,6 +392,7 @@ async fn feeding_rounds_fill_the_window_with_jobs_as_serde_writes_them() {
         request_id: None,
         create_collection: Some(false),
         api_key_id: None,
+        traceparent: None,
     };
     let mut writer = store.begin_batch(&batch).await.unwrap();
     let items: i64 = 1_100;
@@ -420,7 +419,7 @@ async fn feeding_rounds_fill_the_window_with_jobs_as_serde_writes_them() {
         collection: batch.collection.clone(),
         consent: batch.consent.clone(),
     });
-    assert_eq!(params, [facerec_e2e::serde_json::to_value(&expected).unwrap()]);
+    assert_eq!(params, [facerec_testkit::serde_json::to_value(&expected).unwrap()]);
     // Each job reads its own item's bytes, which stay with the item (not
     // copied: migration 19) until the job ends, however it ends.
     let jobs: Vec<(uuid::Uuid, i32)> =
@@ -446,7 +445,7 @@ async fn feeding_rounds_fill_the_window_with_jobs_as_serde_writes_them() {
             .unwrap()
     };
     assert!(!has_input(0).await, "a failed job's image is deleted");
-    assert!(store.succeed_job(&claims[3], &facerec_e2e::serde_json::json!({})).await.unwrap());
+    assert!(store.succeed_job(&claims[3], &facerec_testkit::serde_json::json!({})).await.unwrap());
     assert!(!has_input(3).await, "a succeeded job's image is deleted");
     // A worker that died: its job is taken over once the lease runs out, image and all.
     sqlx::query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
@@ -491,7 +490,7 @@ fn report_lines(path: &std::path::Path) -> std::collections::HashMap<String, (St
     let field = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     text.lines()
         .map(|line| {
-            let v: Value = facerec_e2e::serde_json::from_str(line).unwrap();
+            let v: Value = facerec_testkit::serde_json::from_str(line).unwrap();
             let name = field(&v["path"]).rsplit('/').next().unwrap().to_owned();
             (name, (field(&v["status"]), field(&v["error"]["code"]), field(&v["error"]["message"])))
         })
@@ -503,7 +502,8 @@ fn report_lines(path: &std::path::Path) -> std::collections::HashMap<String, (St
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_same_bad_file_gets_the_same_code_and_a_plain_message_on_every_path() {
     use clap::Parser;
-    let app = TestApp::spawn().await.unwrap();
+    // Every path refuses the file before a job would run it: no worker.
+    let app = TestApp::api_only().await.unwrap();
     // A JPEG whose APP0 segment declares a length of 0: its decoder says
     // "Found a marker with invalid length:0", which is ours to read, not the client's.
     let broken = [[0xFFu8, 0xD8, 0xFF, 0xE0, 0x00, 0x00].as_slice(), &[0u8; 64]].concat();
@@ -566,9 +566,8 @@ async fn listed(app: &TestApp, client: &reqwest::Client, query: &str) -> (Vec<St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_listed_newest_first_by_status_in_pages_to_those_who_may_see_them() {
-    let mut app = TestApp::spawn_keyed(&|_| {}).await.unwrap();
     // No worker: a batch stays running until it is canceled.
-    app.shut_down_worker().await.unwrap().unwrap();
+    let app = TestApp::api_only_keyed(&|_| {}).await.unwrap();
     let a = app.create_key(&["batches.create", "batches.read"], &["a-*"]).await;
     let b = app.create_key(&["batches.create", "batches.read"], &["b-*"]).await;
     let mut made = Vec::new();
@@ -619,7 +618,7 @@ async fn batches_are_listed_newest_first_by_status_in_pages_to_those_who_may_see
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manifest_too_large_or_too_long_is_refused_and_leaves_nothing() {
-    let app = TestApp::spawn_with(&|a| a.max_batch_items = 5, &|_| {}).await.unwrap();
+    let app = TestApp::api_only_with(&|a| a.max_batch_items = 5).await.unwrap();
     // Over 8 MiB of rows (it deflates to a few KiB).
     let row = "ann/1.jpg,Ann\n";
     let big = format!("path,subject\n{}", row.repeat(9 * 1024 * 1024 / row.len() + 1));
@@ -647,15 +646,12 @@ async fn archives_beyond_the_spooling_limit_are_told_to_come_back() {
     use tokio::io::AsyncWriteExt as _;
     let spool = tempfile::tempdir().unwrap();
     let spool_dir = spool.path().to_owned();
-    let app = TestApp::spawn_with(
-        &|a| {
-            a.spool_dir = Some(spool_dir.clone());
-            a.max_spooling_archives = 1;
-            // The stalled upload below must stay for the whole test.
-            a.body_idle_timeout_secs = 60;
-        },
-        &|_| {},
-    )
+    let app = TestApp::api_only_with(&|a| {
+        a.spool_dir = Some(spool_dir.clone());
+        a.max_spooling_archives = 1;
+        // The stalled upload below must stay for the whole test.
+        a.body_idle_timeout_secs = 60;
+    })
     .await
     .unwrap();
     let spooled = || std::fs::read_dir(spool.path()).map(|d| d.count()).unwrap_or(0);
@@ -670,7 +666,7 @@ async fn archives_beyond_the_spooling_limit_are_told_to_come_back() {
     );
     stalled.write_all(head.as_bytes()).await.unwrap();
     let describe = || "the stalled upload's spool file".to_owned();
-    facerec_e2e::wait_until(Duration::from_secs(10), describe, || std::future::ready(spooled() == 1)).await;
+    wait_until(Duration::from_secs(10), describe, || std::future::ready(spooled() == 1)).await;
 
     let archive = zip_of(&[("ann/1.jpg", photo("obama.jpg"))]);
     let form = Form::new().part("archive", Part::bytes(archive.clone()).file_name("a.zip"));
@@ -685,7 +681,7 @@ async fn archives_beyond_the_spooling_limit_are_told_to_come_back() {
     // Once the stalled upload is gone, its slot is free again.
     drop(stalled);
     let describe = || "a batch accepted once the slot is free".to_owned();
-    facerec_e2e::wait_until(Duration::from_secs(10), describe, || {
+    wait_until(Duration::from_secs(10), describe, || {
         let archive = archive.clone();
         let app = &app;
         async move { post_batch(app, archive, &[]).await.0 == 202 }

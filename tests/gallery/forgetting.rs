@@ -4,11 +4,9 @@
 //! Also consent: a collection that requires it refuses a register without it
 //! and shows the stored reference.
 
-use std::time::Duration;
-
-use facerec_e2e::reqwest::Method;
-use facerec_e2e::serde_json::{Value, json};
-use facerec_e2e::{TestApp, photo};
+use facerec_testkit::reqwest::Method;
+use facerec_testkit::serde_json::{Value, json};
+use facerec_testkit::{TestApp, photo};
 
 fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
@@ -62,7 +60,8 @@ async fn a_register_storing_its_face_as_the_subject_is_deleted_loses_it() {
     let client = app.client.clone();
     let url = app.url("/v1/collections/default/subjects/ada");
     let delete = tokio::spawn(async move { client.delete(url).send().await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The worker's write and the delete: both wait for a lock before the test lets go.
+    app.wait_until_waiting_for_locks(2).await;
     lock.rollback().await.unwrap();
     let resp = delete.await.unwrap();
     assert_eq!(resp.status(), 200);

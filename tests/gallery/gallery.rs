@@ -3,9 +3,9 @@
 //! that forgets (also while a register for the subject is queued or being
 //! stored), consent, the audit log, and recognize listing each person once.
 
-use facerec_e2e::reqwest::Method;
-use facerec_e2e::serde_json::{Value, json};
-use facerec_e2e::{TestApp, path_segment, photo};
+use facerec_testkit::reqwest::Method;
+use facerec_testkit::serde_json::{Value, json};
+use facerec_testkit::{TestApp, path_segment, photo};
 
 async fn register(app: &TestApp, file: &str, subject: &str, collection: &str) -> Value {
     let job = app.run_job("/v1/register", photo(file), &[("subject", subject), ("collection", collection)]).await;

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use facerec_cli::{Cli, Exit};
-use facerec_e2e::reqwest::Method;
-use facerec_e2e::serde_json::Value;
-use facerec_e2e::{TestApp, built_binary, faceless_image, photo, side_by_side, variants};
+use facerec_testkit::reqwest::Method;
+use facerec_testkit::serde_json::Value;
+use facerec_testkit::{TestApp, built_binary, faceless_image, photo, side_by_side, variants};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
@@ -196,7 +196,8 @@ async fn manifests_in_csv_and_jsonl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn usage_and_connection_errors_exit_2_and_a_dry_run_sends_nothing() {
-    let app = TestApp::spawn().await.unwrap();
+    // Nothing is sent, so nothing runs: no worker.
+    let app = TestApp::api_only().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "obama/a.jpg", &photo("obama.jpg"));
     write(dir.path(), "obama/b.txt", b"text");

@@ -5,8 +5,8 @@
 //! collection deleted and made again under the same name).
 
 use facerec_core::{CollectionName, SubjectName};
-use facerec_e2e::TestDatabase;
 use facerec_store::{SearchHit, SearchSettings, Store};
+use facerec_testkit::TestDatabase;
 use sqlx::PgPool;
 use uuid::Uuid;
 

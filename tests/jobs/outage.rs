@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use facerec_e2e::{Proxy, TestApp, photo, reqwest, serde_json::Value};
+use facerec_testkit::{Proxy, TestApp, photo, reqwest, serde_json::Value};
 
 async fn postgres_proxy() -> Proxy {
     let server = std::env::var("DATABASE_URL").expect("DATABASE_URL (make test sets it)");
@@ -61,7 +61,8 @@ async fn while_postgres_is_down_new_work_gets_503_and_nothing_accepted_is_lost()
     assert_eq!(ready.status(), 503, "not ready without the database");
     assert_eq!(app.count("jobs").await, accepted.len() as i64, "the refused submission left nothing");
 
-    // The worker met the outage mid-job and meets it again claiming the next ones.
+    // The worker met the outage mid-job and meets it again claiming the next ones:
+    // that its job stays unfinished for a while (a lease's length) is the point.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let during = app.status_and_attempts(&accepted[0]).await;
     assert_eq!(during, ("processing".to_owned(), 1), "the job in hand could not be finished");

@@ -1,8 +1,8 @@
 //! Register and recognize real faces end to end: api → Redis → worker → PostgreSQL.
 
-use facerec_e2e::reqwest::Method;
-use facerec_e2e::serde_json::Value;
-use facerec_e2e::{TestApp, faceless_image, photo, side_by_side};
+use facerec_testkit::reqwest::Method;
+use facerec_testkit::serde_json::Value;
+use facerec_testkit::{TestApp, faceless_image, photo, side_by_side};
 
 fn similarity(face: &Value) -> f64 {
     face["matches"][0]["similarity"].as_f64().expect("a match with a similarity")

@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use facerec_e2e::{TestApp, photo};
+use facerec_queue::JobQueue;
+use facerec_testkit::{TestApp, photo, wait_until};
 
 const WORKER_QUEUE_PREFIX: &str = "facerec-test-recovery";
 
@@ -23,12 +24,7 @@ async fn app(worker_queue: &str) -> TestApp {
 
 /// Removes the Redis keys of a queue of the test's own.
 async fn drop_queue(redis_url: &str, queue: &str) {
-    let client = redis::Client::open(redis_url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{queue}:*")).query_async(&mut conn).await.unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await.unwrap();
-    }
+    JobQueue::connect(redis_url, queue).await.unwrap().purge().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,6 +62,7 @@ async fn a_dead_workers_job_is_taken_over_when_its_lease_expires_and_not_before(
     let job = app.wait_for_job(&dead).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["attempts"], 2, "the second attempt, by another worker: {job}");
+    // Proving that the live lease is NOT taken over, for a while, is the point.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (_, held) = app.get_job(&alive).await;
     assert_eq!(held["status"], "processing", "a live lease must be respected: {held}");
@@ -89,28 +86,21 @@ async fn finished_jobs_past_retention_are_deleted_but_their_faces_stay() {
     .execute(&app.db)
     .await
     .unwrap();
-    let mut gone = false;
-    for _ in 0..50 {
-        if app.get_job(&old).await.0 == 404 {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(gone, "a job finished 40 days ago outlives the 30-day retention");
+    let describe = || "a job finished 40 days ago to be deleted (30-day retention)".to_owned();
+    wait_until(Duration::from_secs(10), describe, || async { app.get_job(&old).await.0 == 404 }).await;
     assert_eq!(app.get_job(&recent).await.0, 200, "a recent job stays");
     assert_eq!(app.count("faces").await, 1, "retention deletes jobs, not the gallery");
     drop_queue(&app.redis_url, &queue).await;
     app.stop().await.unwrap();
 }
 
-/// An idle worker is woken by the push itself (`JobQueue::push` announces a
+/// An idle worker is woken by the push itself (`JobQueue::enqueue` announces a
 /// push into an empty queue; the worker listens), not by its tick: here it would look once a minute,
 /// and its first heartbeat after starting is 5 s away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_worker_takes_a_pushed_job_at_once() {
     let app = TestApp::spawn_with(&|_| {}, &|w| w.poll_interval_ms = 60_000).await.unwrap();
-    // Idle past its first look for work.
+    // Idle past its first look for work: being idle is the point.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for _ in 0..3 {
         let id = app.submit("/v1/embed", photo("obama.jpg"), &[]).await;
@@ -128,8 +118,8 @@ async fn an_idle_worker_takes_a_pushed_job_at_once() {
 /// mid-inference for nothing. Here nothing consumes the queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_into_a_waiting_queue_are_not_announced() {
-    use facerec_core::{JobId, JobKind};
-    use facerec_queue::{ANNOUNCE_SLACK, JobMessage, JobQueue};
+    use facerec_core::{JobId, JobKind, JobRef};
+    use facerec_queue::ANNOUNCE_SLACK;
     use futures::StreamExt;
 
     let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
@@ -138,14 +128,14 @@ async fn pushes_into_a_waiting_queue_are_not_announced() {
     let client = redis::Client::open(redis_url.as_str()).unwrap();
     let mut pubsub = client.get_async_pubsub().await.unwrap();
     pubsub.subscribe(format!("{name}:pushed")).await.unwrap();
-    let message = || JobMessage::new(JobId::new(), JobKind::Embed);
+    let job = || JobRef { job_id: JobId::new(), kind: JobKind::Embed, traceparent: None };
 
     let pushes = ANNOUNCE_SLACK + 4;
     for _ in 0..pushes {
-        queue.push(message()).await.unwrap();
+        queue.enqueue(&[job()]).await.unwrap();
     }
     // Three messages at once onto the waiting ones: not announced either.
-    queue.push_many(vec![message(), message(), message()]).await.unwrap();
+    queue.enqueue(&[job(), job(), job()]).await.unwrap();
     // Redis delivers a channel's messages in order: all announcements come
     // before this marker, however slow the machine.
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -168,7 +158,7 @@ async fn pushes_into_a_waiting_queue_are_not_announced() {
     let fresh = JobQueue::connect(&redis_url, &empty).await.unwrap();
     let mut pubsub = client.get_async_pubsub().await.unwrap();
     pubsub.subscribe(format!("{empty}:pushed")).await.unwrap();
-    fresh.push_many((0..2 * ANNOUNCE_SLACK).map(|_| message()).collect()).await.unwrap();
+    fresh.enqueue(&(0..2 * ANNOUNCE_SLACK).map(|_| job()).collect::<Vec<_>>()).await.unwrap();
     let mut messages = pubsub.on_message();
     let first = tokio::time::timeout(Duration::from_secs(2), messages.next()).await;
     assert!(first.is_ok_and(|m| m.is_some()), "a push into an empty queue was not announced");

@@ -7,9 +7,9 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use facerec_core::JobKind;
-use facerec_e2e::{TestApp, faceless_image, photo, serde_json::Value};
-use facerec_queue::{JobMessage, JobQueue};
+use facerec_core::{JobKind, JobRef};
+use facerec_queue::JobQueue;
+use facerec_testkit::{TestApp, faceless_image, photo, serde_json::Value};
 
 const MAX_ATTEMPTS: i32 = 3;
 const BACKOFF_MS: u64 = 1_000;
@@ -62,17 +62,9 @@ async fn wait_for_retry(app: &TestApp, id: &str, attempts: i32) -> Value {
 /// The due time (unix seconds) of the one message in the queue's scheduled set,
 /// waiting for the worker to put it there (before `until`).
 async fn scheduled_message(app: &TestApp, until: DateTime<Utc>) -> i64 {
-    let mut conn = app.redis().await.unwrap();
     loop {
-        let scheduled: Vec<(String, f64)> = redis::cmd("ZRANGE")
-            .arg(format!("{}:scheduled", app.queue))
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if let [(_, due)] = scheduled.as_slice() {
+        let scheduled = app.scheduled_due().await;
+        if let [due] = scheduled.as_slice() {
             return *due as i64;
         }
         assert!(scheduled.len() < 2 && Utc::now() < until, "scheduled messages: {scheduled:?}");
@@ -99,7 +91,8 @@ async fn a_transient_failure_is_retried_after_a_backoff_and_then_succeeds() {
     assert!((next.timestamp()..=next.timestamp() + 2).contains(&due), "message due at {due}, retry at {next}");
     // A message arriving early (a duplicate) must not run the job before its time.
     let queue = JobQueue::connect(&app.redis_url, &app.queue).await.unwrap();
-    queue.push(JobMessage::new(id.parse().unwrap(), JobKind::Register)).await.unwrap();
+    let duplicate = JobRef { job_id: id.parse().unwrap(), kind: JobKind::Register, traceparent: None };
+    queue.enqueue(&[duplicate]).await.unwrap();
     // (Read in one statement with the database's clock, which the claim uses.)
     let job_id: uuid::Uuid = id.parse().unwrap();
     loop {

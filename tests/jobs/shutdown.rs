@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use facerec_e2e::{TestApp, photo};
+use facerec_testkit::{TestApp, photo, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,9 +20,11 @@ async fn a_stopping_worker_finishes_its_job_and_leaves_the_rest_queued() {
     let in_hand = app.submit("/v1/register", photo("obama.jpg"), &[("subject", "in-hand")]).await;
     app.wait_until_blocked_on("subjects").await;
     let waiting = app.submit("/v1/register", photo("biden.jpg"), &[("subject", "waiting")]).await;
+    // Time in which a worker that wrongly took a second job would take it: proving it does not.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let worker = app.shut_down_worker();
+    // Proving that the worker does NOT exit while its job is in hand, for a while.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!worker.is_finished(), "the worker must wait for its job in hand");
     lock.commit().await.unwrap();
@@ -108,10 +110,12 @@ async fn a_stopping_api_finishes_the_request_in_flight_and_refuses_new_connectio
     stream.write_all(head.as_bytes()).await.unwrap();
     let half = body.len() / 2;
     stream.write_all(&body[..half]).await.unwrap();
+    // Pacing the upload: its first half is in the api's hands before the stop.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let api = app.shut_down_api();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(tokio::net::TcpStream::connect(&addr).await.is_err(), "a stopping api must refuse new connections");
+    let describe = || "the stopping api to refuse new connections".to_owned();
+    wait_until(Duration::from_secs(5), describe, || async { tokio::net::TcpStream::connect(&addr).await.is_err() })
+        .await;
     assert!(!api.is_finished(), "the api must wait for the request in flight");
     stream.write_all(&body[half..]).await.unwrap();
     let mut response = String::new();
@@ -120,10 +124,7 @@ async fn a_stopping_api_finishes_the_request_in_flight_and_refuses_new_connectio
     tokio::time::timeout(Duration::from_secs(5), api).await.expect("api exits").unwrap().unwrap();
 
     // The accepted job is processed although the api is gone.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while app.count("faces").await == 0 {
-        assert!(Instant::now() < deadline, "the accepted upload was never processed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let describe = || "the accepted upload to be processed".to_owned();
+    wait_until(Duration::from_secs(30), describe, || async { app.count("faces").await > 0 }).await;
     app.stop().await.unwrap();
 }

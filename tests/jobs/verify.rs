@@ -2,15 +2,15 @@
 //! same person and for different people; recognize listing people, not faces;
 //! a collection's own threshold; and a collection bound to its embedder.
 
-use facerec_e2e::reqwest::Method;
-use facerec_e2e::serde_json::{Value, json};
-use facerec_e2e::{TestApp, photo};
+use facerec_testkit::reqwest::Method;
+use facerec_testkit::serde_json::{Value, json};
+use facerec_testkit::{TestApp, photo};
 
 async fn verify(app: &TestApp, image: &str, fields: &[(&str, &str)], image2: Option<&str>) -> Value {
-    let mut form = facerec_e2e::reqwest::multipart::Form::new()
-        .part("image", facerec_e2e::reqwest::multipart::Part::bytes(photo(image)).file_name("a.jpg"));
+    let mut form = facerec_testkit::reqwest::multipart::Form::new()
+        .part("image", facerec_testkit::reqwest::multipart::Part::bytes(photo(image)).file_name("a.jpg"));
     if let Some(second) = image2 {
-        form = form.part("image2", facerec_e2e::reqwest::multipart::Part::bytes(photo(second)).file_name("b.jpg"));
+        form = form.part("image2", facerec_testkit::reqwest::multipart::Part::bytes(photo(second)).file_name("b.jpg"));
     }
     for (k, v) in fields {
         form = form.text(k.to_string(), v.to_string());
@@ -88,9 +88,10 @@ async fn verify_against_a_photo_a_subject_and_a_face() {
         assert_eq!((job["status"].as_str(), job["error"]["code"].as_str()), (Some("failed"), Some(expected)), "{job}");
     }
     // A collection that does not exist is refused at once, whichever the target.
-    let mut two_photos = facerec_e2e::form(Some(photo("obama2.jpg")), &[("collection", "elsewhere")]);
-    two_photos = two_photos.part("image2", facerec_e2e::reqwest::multipart::Part::bytes(photo("obama.jpg")));
-    let by_subject = facerec_e2e::form(Some(photo("obama2.jpg")), &[("subject", "obama"), ("collection", "elsewhere")]);
+    let mut two_photos = facerec_testkit::form(Some(photo("obama2.jpg")), &[("collection", "elsewhere")]);
+    two_photos = two_photos.part("image2", facerec_testkit::reqwest::multipart::Part::bytes(photo("obama.jpg")));
+    let by_subject =
+        facerec_testkit::form(Some(photo("obama2.jpg")), &[("subject", "obama"), ("collection", "elsewhere")]);
     for form in [by_subject, two_photos] {
         let resp = app.client.post(app.url("/v1/verify")).multipart(form).send().await.unwrap();
         assert_eq!(resp.status(), 404);
@@ -98,9 +99,9 @@ async fn verify_against_a_photo_a_subject_and_a_face() {
     }
 
     // A photo without a face fails like a register would.
-    let no_face = facerec_e2e::faceless_image();
-    let form = facerec_e2e::reqwest::multipart::Form::new()
-        .part("image", facerec_e2e::reqwest::multipart::Part::bytes(no_face).file_name("x.jpg"))
+    let no_face = facerec_testkit::faceless_image();
+    let form = facerec_testkit::reqwest::multipart::Form::new()
+        .part("image", facerec_testkit::reqwest::multipart::Part::bytes(no_face).file_name("x.jpg"))
         .text("face_id", face_ids[0].clone());
     let resp = app.client.post(app.url("/v1/verify")).multipart(form).send().await.unwrap();
     let id = resp.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_owned();

@@ -1,8 +1,8 @@
 //! Quality gates, multi-face recognize and explicit embeddings, end to end on
 //! real photos transformed in memory (api → Redis → worker → PostgreSQL).
 
-use facerec_e2e::serde_json::Value;
-use facerec_e2e::{TestApp, jpeg, photo};
+use facerec_testkit::serde_json::Value;
+use facerec_testkit::{TestApp, jpeg, photo};
 use image::{RgbImage, imageops};
 
 fn decode(bytes: &[u8]) -> RgbImage {

@@ -7,10 +7,10 @@
 use std::io::{Cursor, Write};
 use std::time::Duration;
 
-use facerec_e2e::reqwest::Method;
-use facerec_e2e::reqwest::multipart::{Form, Part};
-use facerec_e2e::serde_json::{Value, json};
-use facerec_e2e::{TestApp, WebhookReceiver as Receiver, photo, wait_until};
+use facerec_testkit::reqwest::Method;
+use facerec_testkit::reqwest::multipart::{Form, Part};
+use facerec_testkit::serde_json::{Value, json};
+use facerec_testkit::{TestApp, WebhookReceiver as Receiver, photo, wait_until};
 
 const SECRET: &str = "test-webhook-secret";
 
@@ -177,9 +177,8 @@ async fn a_batch_shows_its_webhook_and_an_undelivered_one_says_only_that() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_url_naming_an_address_that_is_not_public_is_refused_at_submission() {
-    let mut app = TestApp::spawn_with(&|a| a.webhook_allow_private = false, &|_| {}).await.unwrap();
     // No worker: even if a submission got through, nothing would be delivered anywhere.
-    app.shut_down_worker().await.unwrap().unwrap();
+    let app = TestApp::api_only_with(&|a| a.webhook_allow_private = false).await.unwrap();
     let (status, _) = app.json(Method::POST, "/v1/collections", Some(json!({"name": "staff"}))).await;
     assert_eq!(status, 201);
     let refused = [

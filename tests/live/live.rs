@@ -4,12 +4,12 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use facerec_e2e::{LiveStream, MASTER_KEY, TestApp, camera_frame, photo};
+use facerec_testkit::{LiveStream, MASTER_KEY, TestApp, camera_frame, photo};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn app_with_obama(api: facerec_e2e::Tweak<'_, facerec_api::Settings>) -> TestApp {
+async fn app_with_obama(api: facerec_testkit::Tweak<'_, facerec_api::Settings>) -> TestApp {
     // Other tests run the models beside this one: no frame should miss the default 3 s.
     let api = |s: &mut facerec_api::Settings| {
         s.live_timeout_ms = 20_000;
@@ -118,7 +118,7 @@ async fn the_latest_frame_wins_when_frames_come_faster_than_answers() {
 async fn bad_frames_get_a_coded_error_and_the_stream_goes_on() {
     let mut app = app_with_obama(&|s| {
         s.live_max_frame_bytes = 300_000;
-        s.max_pixels = 1_100_000;
+        s.image_limits.max_pixels = 1_100_000;
         s.live_max_fps = 0.0;
         s.live_timeout_ms = 1500;
     })
@@ -132,7 +132,7 @@ async fn bad_frames_get_a_coded_error_and_the_stream_goes_on() {
     let png = png.into_inner();
     let idat = png.windows(4).position(|w| w == b"IDAT").expect("a PNG has IDAT");
     let truncated = png[..idat + 20].to_vec();
-    let big = facerec_e2e::jpeg(&image::RgbImage::from_pixel(1200, 1000, image::Rgb([90, 90, 90])));
+    let big = facerec_testkit::jpeg(&image::RgbImage::from_pixel(1200, 1000, image::Rgb([90, 90, 90])));
     let mut oversized = good.clone();
     oversized.resize(400_000, 0);
     let cases: [(&[u8], &str); 5] = [
@@ -251,6 +251,7 @@ async fn streams_authenticate_by_header_subprotocol_or_first_message_never_the_u
     assert_eq!(doomed.ask(&frame).await.unwrap()["type"], "answer");
     let (status, _) = app.json(reqwest::Method::DELETE, &format!("/v1/keys/{}", recognizer.id), None).await;
     assert_eq!(status, 204);
+    // Waiting out the key's recheck interval (1 s) is the point.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let error = doomed.ask(&frame).await.unwrap();
     assert_eq!(error["error"]["code"], "invalid_api_key", "{error}");
@@ -297,7 +298,7 @@ async fn face_tile(probe: &mut LiveStream, photo: &[u8]) -> image::RgbImage {
 fn frame_with(tile: &image::RgbImage, at: (i64, i64)) -> Vec<u8> {
     let mut frame = image::RgbImage::from_pixel(640, 480, BACKGROUND);
     image::imageops::overlay(&mut frame, tile, at.0, at.1);
-    facerec_e2e::jpeg(&frame)
+    facerec_testkit::jpeg(&frame)
 }
 
 #[tokio::test]
@@ -332,6 +333,7 @@ async fn every_answer_names_the_person_really_there_or_nobody() {
     let mut next_send = tokio::time::Instant::now();
     let (mut last, mut named, mut carried) = (None::<(usize, u64)>, [0; 4], 0);
     for (n, &(person, spot)) in script.iter().flat_map(|s| [s, s]).enumerate() {
+        // Pacing the frames at a camera's rate is the point.
         tokio::time::sleep_until(next_send).await;
         next_send = tokio::time::Instant::now() + pace;
         let answer = stream.ask(&frame_with(&tiles[person], spots[spot])).await.unwrap();

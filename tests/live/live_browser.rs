@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use facerec_e2e::{MASTER_KEY, TestApp, photo, y4m_video};
+use facerec_testkit::{MASTER_KEY, TestApp, photo, y4m_video};
 use serde_json::Value;
 
 fn browser_dir() -> PathBuf {
@@ -67,7 +67,7 @@ async fn the_live_page_names_the_person_in_front_of_the_camera() {
 async fn the_docs_page_works_under_its_content_security_policy() {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     assert!(PathBuf::from(&chromium).exists(), "{chromium} missing: `make test` installs Debian's chromium");
-    let app = TestApp::spawn_keyed(&|_| {}).await.unwrap();
+    let app = TestApp::api_only_keyed(&|_| {}).await.unwrap();
     let (script, page) = (browser_dir().join("docs.mjs"), app.url("/docs/"));
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")

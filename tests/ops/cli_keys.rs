@@ -6,8 +6,8 @@ use std::process::Command;
 
 use clap::Parser;
 use facerec_cli::{Cli, Exit};
-use facerec_e2e::serde_json::Value;
-use facerec_e2e::{MASTER_KEY, TestApp, built_binary, photo};
+use facerec_testkit::serde_json::Value;
+use facerec_testkit::{MASTER_KEY, TestApp, built_binary, photo};
 
 /// Runs the `facerec` binary: whether it succeeded, its stdout and its stderr.
 fn facerec(app: &TestApp, args: &[&str]) -> (bool, String, String) {
@@ -72,7 +72,7 @@ async fn the_cli_makes_lists_and_deletes_keys_and_ingests_with_one() {
 /// (to prepare keys before a master key is set) and says so on stderr.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_create_warns_that_an_open_api_enforces_nothing() {
-    let app = TestApp::spawn().await.unwrap();
+    let app = TestApp::api_only().await.unwrap();
     let args = ["keys", "create", "--name", "early", "--actions", "recognize", "--collections", "*"];
     let (ok, stdout, stderr) = facerec(&app, &args);
     assert!(ok, "{stderr}");
@@ -97,7 +97,7 @@ fn help_shows_no_empty_environment_values() {
 #[test]
 fn the_services_help_names_variables_without_values() {
     for binary in ["facerec-api", "facerec-worker"] {
-        let out = std::process::Command::new(facerec_e2e::built_binary(binary))
+        let out = std::process::Command::new(facerec_testkit::built_binary(binary))
             .arg("--help")
             .env_remove("FACEREC_QUEUE")
             .env("DATABASE_URL", "postgres://user:hunter2@127.0.0.1/x")

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use facerec_e2e::{TestDatabase, built_binary};
+use facerec_testkit::{TestDatabase, built_binary};
 
 /// Runs `facerec migrate` with `DATABASE_URL`: success, stdout, stderr.
 fn migrate(database_url: &str) -> (bool, String, String) {

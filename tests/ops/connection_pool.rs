@@ -64,6 +64,7 @@ async fn a_pooled_connection_is_clean_after_a_dropped_transaction_or_query_and_r
     let killed: bool =
         sqlx::query_scalar("SELECT pg_terminate_backend($1)").bind(session).fetch_one(&mut admin).await.unwrap();
     assert!(killed);
+    // Idling past the pool's one second before a ping is the point.
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     let replaced = backend_pid(&store).await;
     assert_ne!(replaced, session, "a new session");

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use facerec_e2e::process::{Process, free_port};
-use facerec_e2e::{
+use facerec_testkit::process::{Process, free_port};
+use facerec_testkit::{
     MASTER_KEY, TestApp, TestDatabase, WebhookReceiver, bearer, built_binary, faceless_image, form, photo,
     wait_for_job_at, wait_until,
 };
@@ -290,7 +290,8 @@ async fn prometheus_scrapes_the_api_and_two_workers_and_the_series_move_as_jobs_
 /// mid-job) is counted as a takeover, and runs to the end.
 #[tokio::test]
 async fn a_job_taken_from_an_expired_lease_is_counted_as_a_takeover() {
-    let mut app = TestApp::spawn().await.unwrap();
+    // No worker until the job looks like a dead worker's.
+    let mut app = TestApp::api_only().await.unwrap();
     let rendered = || facerec_telemetry::metrics::render(facerec_telemetry::metrics::prometheus("facerec-tests"));
     let takeovers = |text: &str| {
         text.lines()
@@ -298,7 +299,6 @@ async fn a_job_taken_from_an_expired_lease_is_counted_as_a_takeover() {
             .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
     };
     let before = takeovers(&rendered());
-    app.shut_down_worker().await.unwrap().unwrap();
     let id = app.submit("/v1/embed", photo("obama.jpg"), &[]).await;
     // As a worker that claimed it and died would leave it.
     sqlx::query(
@@ -322,7 +322,7 @@ async fn a_job_taken_from_an_expired_lease_is_counted_as_a_takeover() {
 /// `FACEREC_API_METRICS_ADDR` it is served without a key, and not on the api's address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_need_the_master_key_unless_served_on_their_own_address() {
-    let app = TestApp::spawn_keyed(&|_| {}).await.unwrap();
+    let app = TestApp::api_only_keyed(&|_| {}).await.unwrap();
     let anonymous = reqwest::Client::new();
     let response = anonymous.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status(), 401);

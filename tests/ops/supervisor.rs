@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use facerec_e2e::process::{Process, descendants, free_port, signal_pid};
-use facerec_e2e::{TestDatabase, built_binary, form, photo, wait_for_job_at, wait_until};
+use facerec_testkit::process::{Process, descendants, free_port, signal_pid};
+use facerec_testkit::{TestDatabase, built_binary, form, photo, wait_for_job_at, wait_until};
 use serde_json::Value;
 
 /// Two consecutive free ports (the supervisor gives worker i the base + i).

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::{TestApp, Tweak};
 
-/// The master key of [`TestApp::spawn_keyed`] apps.
+/// The master key of [`TestApp::spawn_keyed`] and [`TestApp::api_only_keyed`] apps.
 pub const MASTER_KEY: &str = "test-master-key-0123456789abcdef";
 
 /// A client that sends `Authorization: <value>` with every request.
@@ -32,14 +32,14 @@ pub struct Key {
 impl TestApp {
     /// An app with [`MASTER_KEY`] set; `self.client` (and so every helper) uses the master key.
     pub async fn spawn_keyed(api: Tweak<'_, facerec_api::Settings>) -> anyhow::Result<Self> {
-        let mut app = Self::spawn_with(
-            &|s| {
-                s.master_key = Some(MASTER_KEY.to_owned().into());
-                api(s)
-            },
-            &|_| {},
-        )
-        .await?;
+        let mut app = Self::spawn_with(&|s| with_master_key(s, api), &|_| {}).await?;
+        app.client = bearer(MASTER_KEY);
+        Ok(app)
+    }
+
+    /// As [`TestApp::spawn_keyed`], with no worker ([`TestApp::api_only`]).
+    pub async fn api_only_keyed(api: Tweak<'_, facerec_api::Settings>) -> anyhow::Result<Self> {
+        let mut app = Self::api_only_with(&|s| with_master_key(s, api)).await?;
         app.client = bearer(MASTER_KEY);
         Ok(app)
     }
@@ -51,37 +51,12 @@ impl TestApp {
         assert_eq!(status, 201, "{created}");
         key_of(&created)
     }
+}
 
-    /// Sends a request as `client`; the status and the JSON answer (`null` if none).
-    pub async fn call(
-        &self,
-        client: &reqwest::Client,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = client.request(method, self.url(path));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request reaches the api");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Posts a multipart form as `client` (`image` as a file part, if any).
-    pub async fn form_as(
-        &self,
-        client: &reqwest::Client,
-        path: &str,
-        image: Option<Vec<u8>>,
-        fields: &[(&str, &str)],
-    ) -> (u16, Value) {
-        let form = crate::form(image, fields);
-        let response = client.post(self.url(path)).multipart(form).send().await.expect("request reaches the api");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
+/// Sets [`MASTER_KEY`], then applies the test's own `tweak`.
+fn with_master_key(settings: &mut facerec_api::Settings, tweak: Tweak<'_, facerec_api::Settings>) {
+    settings.master_key = Some(MASTER_KEY.to_owned().into());
+    tweak(settings)
 }
 
 /// The key in a `201` answer of `POST /v1/keys`.

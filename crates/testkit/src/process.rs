@@ -1,9 +1,10 @@
 //! Programs run as an operator runs them (our binaries, the supervisor,
-//! Prometheus), with everything they print collected for the assertions.
+//! Prometheus), with everything they print collected for the assertions;
+//! where our binaries are, and the processes and ports around them.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -135,6 +136,13 @@ impl Drop for Process {
             let _ = self.child.wait();
         }
     }
+}
+
+/// `target/<profile>/<name>`: a binary of the workspace, beside this test
+/// executable (`make test` builds them before the tests).
+pub fn built_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps/<test>").join(name)
 }
 
 /// Sends `signal` to `pid` with kill(1).
