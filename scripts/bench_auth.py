@@ -26,7 +26,9 @@ MASTER = "bench-master-" + uuid.uuid4().hex
 def start_api(env_extra, log):
     env = {k: v for k, v in os.environ.items() if k not in ("FACEREC_MASTER_KEY", "FACEREC_KEY_RATE_PER_SEC")}
     env.update(FACEREC_API_ADDR="127.0.0.1:0", RUST_LOG="warn,facerec_api=info", NO_COLOR="1", **env_extra)
-    proc = subprocess.Popen([os.path.join(ROOT, "target/release/facerec-api")], env=env, stdout=log, stderr=subprocess.STDOUT)
+    # FACEREC_BIN_DIR: scripts/smoke_commands.sh runs the debug build.
+    api = os.path.join(ROOT, os.environ.get("FACEREC_BIN_DIR", "target/release"), "facerec-api")
+    proc = subprocess.Popen([api], env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 30
     while time.time() < deadline:
         with open(log.name) as f:
@@ -48,6 +50,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", type=int, default=5000, help="requests per mode")
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=200, help="requests per mode before timing")
     args = parser.parse_args()
     server = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
     db = f"facerec_bench_auth_{os.getpid()}"
@@ -82,7 +85,7 @@ def main():
         paths["API key"] = f"/v1/jobs/{json.loads(out)['job_id']}"
         times = {name: [] for name in modes}
         for name, (conn, headers) in modes.items():  # warm up
-            for _ in range(200):
+            for _ in range(args.warmup):
                 request(conn, "GET", paths[name], headers)
         per_round = max(1, args.n // args.rounds)
         for _ in range(args.rounds):

@@ -33,7 +33,10 @@ def main():
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--fps", type=float, default=15.0)
     ap.add_argument("--job-clients", type=int, default=0, help="clients submitting recognize jobs meanwhile")
+    ap.add_argument("--warmup", type=int, default=5, help="answers in the first seconds are not counted")
     args = ap.parse_args()
+    if args.seconds <= args.warmup:
+        ap.error("--seconds must be longer than --warmup")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = dict(os.environ, FACEREC_API_ADDR=f"127.0.0.1:{port}", RUST_LOG="warn",
@@ -61,9 +64,10 @@ def main():
             t.start()
         jobs_started = time.perf_counter()
         out = subprocess.run(
-            [os.path.join(ROOT, "target", "release", "examples", "live_bench"), "--url", url,
+            [os.path.join(BIN, "examples", "live_bench"), "--url", url,
              "--photo", os.path.join(PHOTOS, "obama2.jpg"), "--expect", "obama", "--fps", str(args.fps),
-             "--seconds", str(args.seconds), "--pids", ",".join(f"{k}={p.pid}" for k, p in procs.items())],
+             "--seconds", str(args.seconds), "--warmup", str(args.warmup),
+             "--pids", ",".join(f"{k}={p.pid}" for k, p in procs.items())],
             check=True, capture_output=True, text=True).stdout
         jobs_elapsed = time.perf_counter() - jobs_started
         stop.set()

@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import bench_e2e  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release")
+# The binaries run (scripts/smoke_commands.sh points it at target/debug).
+BIN = os.path.join(ROOT, os.environ.get("FACEREC_BIN_DIR", os.path.join("target", "release")))
 PHOTOS = os.environ.get("FACEREC_PHOTOS_DIR", os.path.join(ROOT, "tests", "fixtures", "photos"))
 
 
@@ -117,7 +118,7 @@ def run(variant, args, sink_url):
                                   os.path.join(PHOTOS, "obama.jpg"))
         assert bench_e2e.wait(base, job["job_id"])["status"] == "succeeded"
         photo = os.path.join(PHOTOS, "obama2.jpg")
-        for _ in range(10):  # warm-up
+        for _ in range(args.warmup):
             bench_e2e.one(base, collection, photo)
         cpu_before = sum(cpu_seconds(p.pid) for p in procs)
         started = time.perf_counter()
@@ -146,6 +147,7 @@ def main():
     ap.add_argument("-c", type=int, default=4, help="clients")
     ap.add_argument("-m", type=int, default=2000, help="sequential GET /v1/jobs/{id} per run")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=10, help="recognize jobs per run before timing")
     args = ap.parse_args()
     sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()

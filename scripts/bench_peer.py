@@ -19,7 +19,7 @@ The photos: the 7 test portraits, the 1280-px group photo and the same at
 1920 px, 6 synthetic 1920x1280 group photos (10 labelled portraits each,
 faces 28-96 px wide, on a textured background) and 5 150-px face chips.
 Prints images/s and faces found for each, and facerec's ratio to each peer.
-Usage: bench_peer.py [--rounds 5] [--clients 8] [--poll-ms 50] [--dlib-rounds 1] [--set VAR=VALUE]
+Usage: bench_peer.py [--rounds 5] [--clients 8] [--poll-ms 50] [--dlib-rounds 1] [--set VAR=VALUE] [--limit N]
 """
 
 import argparse
@@ -41,7 +41,8 @@ import numpy as np
 from bench_ingest import CpuMeter, cpu_line, psql
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / "target" / "release"
+# The binaries run (scripts/smoke_commands.sh points it at target/debug).
+BIN = ROOT / os.environ.get("FACEREC_BIN_DIR", "target/release")
 PHOTOS = Path(os.environ.get("FACEREC_PHOTOS_DIR", ROOT / "tests" / "fixtures" / "photos"))
 ADDR = "127.0.0.1:18088"
 API = f"http://{ADDR}"
@@ -252,10 +253,14 @@ def main():
     ap.add_argument("--poll-ms", type=float, default=50, help="how often each client polls its job")
     ap.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
                     help="a facerec setting for this run (the defaults otherwise), e.g. FACEREC_DETECT_MIN_FACE_PX=16")
+    ap.add_argument("--limit", type=int, default=0,
+                    help="only the first N photos (a quick check that the benchmark runs; 0: all 20)")
     args = ap.parse_args()
     global POLL_SECS
     POLL_SECS = args.poll_ms / 1000
     photos = build_photos()
+    if args.limit > 0:
+        photos = photos[:args.limit]
     pixels = sum(cv2.imdecode(np.frombuffer(d, np.uint8), cv2.IMREAD_COLOR).size // 3 for _, d in photos)
     print(f"{len(photos)} photos, {pixels / len(photos) / 1e6:.2f} Mpx on average; {os.cpu_count()} cores")
     ours, our_faces = bench_facerec(photos, args.rounds, args.clients, args.set)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""100 clients upload a 10 MiB JPEG at once (`make bench-submit` step 2):
+"""100 clients (--clients) upload a 10 MiB (--mib) JPEG at once (`make bench-submit` step 2):
 prints what they were answered, the api's peak RSS while they ran and its
 RSS five seconds later. Runs under the reference venv (OpenCV for the image)."""
 
@@ -18,7 +18,7 @@ import numpy as np
 def big_jpeg(limit):
     """A noisy JPEG just under `limit` bytes (noise does not compress)."""
     rng = np.random.default_rng(1)
-    side = 2000
+    side = max(64, int(2000 * (limit / (10 * 2**20)) ** 0.5))  # 2000 for 10 MiB; fewer tries for other sizes
     while True:
         img = rng.integers(0, 255, (side, side * 4 // 3, 3), dtype=np.uint8)
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -43,8 +43,9 @@ def main():
     ap.add_argument("--api", required=True)
     ap.add_argument("--pid", type=int, required=True)
     ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--mib", type=float, default=10, help="size of the upload, just under this many MiB")
     args = ap.parse_args()
-    image = big_jpeg(10 * 1024 * 1024 - 4096)
+    image = big_jpeg(int(args.mib * 1024 * 1024) - 4096)
     boundary = "facerecbench"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"subject\"\r\n\r\nbig\r\n"
             f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"big.jpg\"\r\n"

@@ -70,7 +70,8 @@ def main():
     p.add_argument("--collection", required=True, help="the large collection")
     p.add_argument("--photo", required=True)
     p.add_argument("-n", type=int, default=40)
-    p.add_argument("--bin-dir", default=str(ROOT / "target/release"))
+    p.add_argument("--bin-dir", default=str(ROOT / os.environ.get("FACEREC_BIN_DIR", "target/release")),
+                   help="where facerec-api and facerec-worker are (default: $FACEREC_BIN_DIR, else target/release)")
     a = p.parse_args()
     image = pathlib.Path(a.photo).read_bytes()
     with socket.socket() as s:

@@ -6,10 +6,12 @@ Run (creates .cache/benchvenv with hash-pinned numpy and asyncpg on first use):
     bash scripts/search_bench.sh --sizes 100000,1000000 --index 16:64,32:128 --ef 40,100,200
 
 What it does, for each N in --sizes:
-  * starts a private PostgreSQL 15 cluster (initdb in .cache/benchpg, port --port,
-    unix socket only; as the `postgres` OS user when run as root) with the settings in
-    PG_SETTINGS (override with --pg-set name=value), applies migrations/*.sql in filename
-    order, drops the HNSW index, and loads synthetic data with binary COPY:
+  * starts a private PostgreSQL 15 cluster (initdb in --pg-dir, default .cache/benchpg,
+    port --port, unix socket only; as the `postgres` OS user when run as root) with the
+    settings in PG_SETTINGS (override with --pg-set name=value), applies migrations/*.sql
+    in filename order (the schema has no HNSW index since migration 15 made it opt-in;
+    a schema older than that has its index dropped here), and loads synthetic data with
+    binary COPY:
       - one big collection of N faces,
       - --small-collections collections of 10 faces each (exact search path),
       - one collection per --exact-sizes entry (exact query latency against size);
@@ -17,7 +19,8 @@ What it does, for each N in --sizes:
     with c the identity's random unit centre and n fresh random unit noise, so
     same-person cosine is about 0.6 and different-person about 0 +- 0.09 (realised
     figures are printed);
-  * for each --index m:ef_construction: builds faces_embedding_hnsw_idx (timed, size
+  * for each --index m:ef_construction: builds faces_embedding_hnsw_idx as
+    docs/scaling.md tells a FACEREC_SEARCH_IN_MEMORY=false deployment to (timed, size
     reported), prewarms it, and for each --ef x --iterative runs --probes fresh faces of
     random existing identities through crates/store/sql/search_ann.sql verbatim, inside
     a transaction after SET LOCAL hnsw.ef_search / hnsw.iterative_scan, as recognize
@@ -28,12 +31,14 @@ What it does, for each N in --sizes:
     numpy; recall@k compares the ANN top k with the exact top k of the big collection;
     identification is the probe's own identity at rank 1 (ANN and exact);
   * with --in-memory, once per N: recognize's in-memory search, Store::search_subjects
-    itself (crates/store/examples/search_probe.rs, built by search_bench.sh) on this
+    itself (crates/store/examples/search_probe.rs, built by search_bench.sh, or taken
+    from $FACEREC_BIN_DIR/examples when that is set) on this
     database; the first search loads the index (timed), then one pass per client count;
     recall@1, subject recall@10 (top_k 10) and identification against numpy;
   * once per N, runs crates/store/sql/search_exact.sql (bare statement) on the small
     collections and on the --exact-sizes collections: recall against numpy and latency.
-Results go to .cache/search_bench/results-<UTC timestamp>.json and a table to stdout.
+Results go to --out-dir (default .cache/search_bench)/results-<UTC timestamp>.json and a
+table to stdout.
 The cluster is stopped at the end, on errors and on Ctrl-C. The load average
 (/proc/loadavg) is recorded with every pass: other work on the machine skews latency.
 """
@@ -57,6 +62,8 @@ import asyncpg
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Where the built binaries are (scripts/smoke_commands.sh points it at target/debug).
+BIN = ROOT / os.environ.get("FACEREC_BIN_DIR", "target/release")
 PG_BIN = pathlib.Path("/usr/lib/postgresql/15/bin")
 DIM = 128
 EMBEDDER = "sface_2021dec"
@@ -478,13 +485,15 @@ async def bench_size(a, n_big, rng, results):
     ann_sql = (ROOT / "crates/store/sql/search_ann.sql").read_text()
     exact_sql = (ROOT / "crates/store/sql/search_exact.sql").read_text()
 
-    cluster = Cluster(ROOT / ".cache/benchpg", a.port, {**PG_SETTINGS, **dict(a.pg_set)})
+    cluster = Cluster(a.pg_dir, a.port, {**PG_SETTINGS, **dict(a.pg_set)})
     try:
         cluster.start()
         admin = await cluster.connect(vector=False)
         await apply_migrations(admin)
         await vector_codec(admin)
-        await admin.execute(f"DROP INDEX {INDEX}")
+        # Migration 15 made the HNSW index opt-in (dropped): loading runs without
+        # it, and each --index builds it below. IF EXISTS: older schemas had it.
+        await admin.execute(f"DROP INDEX IF EXISTS {INDEX}")
         await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
         t0 = time.perf_counter()
         await load(admin, gallery)
@@ -558,7 +567,7 @@ def measure_in_memory(a, cluster, probes, gallery):
     """recognize's in-memory search (Store::search_subjects, default settings) through
     the search_probe example: the first search loads the index (timed), then a warm-up
     pass, then one pass per client count. Scored on the first pass."""
-    path = ROOT / ".cache/search_bench/probes.f32"
+    path = a.out_dir / "probes.f32"
     path.write_bytes(probes.vectors.astype("<f4").tobytes())
     url = f"postgres://postgres@localhost/postgres?host={cluster.base}&port={cluster.port}"
     out = {"load_before": loadavg()}
@@ -645,8 +654,14 @@ def main():
     p.add_argument("--in-memory", action="store_true",
                    help="also measure recognize's in-memory search (Store::search_subjects through "
                         "the search_probe example, built by search_bench.sh)")
-    p.add_argument("--probe-bin", type=pathlib.Path, default=ROOT / "target/release/examples/search_probe")
+    p.add_argument("--probe-bin", type=pathlib.Path, default=BIN / "examples/search_probe",
+                   help="the search_probe example (default: $FACEREC_BIN_DIR/examples, else target/release/examples)")
     p.add_argument("--port", type=int, default=5499)
+    p.add_argument("--pg-dir", type=lambda d: pathlib.Path(d).resolve(), default=ROOT / ".cache/benchpg",
+                   help="the private cluster's folder, wiped at start (a second run beside the first "
+                        "needs its own folder and --port)")
+    p.add_argument("--out-dir", type=lambda d: pathlib.Path(d).resolve(), default=ROOT / ".cache/search_bench",
+                   help="where results-<time>.json goes")
     p.add_argument("--seed", type=int, default=1)
     a = p.parse_args()
     a.index = [tuple(int(x) for x in pair.split(":")) for pair in a.index.split(",") if pair]
@@ -656,7 +671,7 @@ def main():
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_term)  # stop the cluster on kill too
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = ROOT / ".cache/search_bench" / f"results-{stamp}.json"
+    out = a.out_dir / f"results-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     results = {"started": stamp, "argv": sys.argv[1:], "nproc": os.cpu_count(), "limit": LIMIT,
                "sizes": []}

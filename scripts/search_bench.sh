@@ -3,6 +3,9 @@
 # Creates .cache/benchvenv with hash-pinned packages on first use, then runs
 # the benchmark with every argument passed through, e.g.
 #   bash scripts/search_bench.sh --sizes 100000,1000000 --ef 40,100,200
+# With --in-memory it builds the search_probe example in release mode, unless
+# FACEREC_BIN_DIR names binaries built already (scripts/smoke_commands.sh
+# passes target/debug, which `make test` built).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.cache/benchvenv"
@@ -16,7 +19,7 @@ if [[ ! -f "$VENV/.installed" ]] || [[ "$(cat "$VENV/.installed")" != "$REQS" ]]
         --require-hashes -r /dev/stdin <<<"$REQS"
     printf '%s' "$REQS" >"$VENV/.installed"
 fi
-if [[ " $* " == *" --in-memory "* ]]; then
+if [[ " $* " == *" --in-memory "* ]] && [[ -z "${FACEREC_BIN_DIR:-}" ]]; then
     # recognize's in-memory search is measured through the store's own code.
     (cd "$ROOT" && source scripts/env.sh && cargo build --quiet --release -p facerec-store --example search_probe)
 fi
