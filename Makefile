@@ -42,9 +42,10 @@ setup: ## Install or start PostgreSQL+pgvector and Redis, fetch runtime and mode
 build: ## Build the release binaries (PROFILE=dev: the debug ones)
 	@$(ENV) $(CARGO_BUILD) --workspace --bins
 
-lint: ## rustfmt and clippy, warnings as errors, then `make smoke`
+lint: ## rustfmt and clippy, warnings as errors; no module circles or unused dependencies (scripts/check_house.py); then `make smoke`
 	@cargo fmt --all --check
 	@$(ENV) cargo clippy --workspace --all-targets -- -D warnings
+	@python3 scripts/check_house.py
 	@bash scripts/smoke_commands.sh
 
 smoke: ## Every command the README and docs/ name, once, at a tiny size, on the debug build (after `make test`)

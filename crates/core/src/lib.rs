@@ -41,14 +41,14 @@ pub use params::{
     SubjectName, Threshold, TopK, VerifyParams, VerifyTarget,
 };
 pub use quality::{FaceQuality, QualityGates, QualityIssue, RECOGNIZE_MIN_INTER_EYE_DISTANCE};
-pub use record::JobRecord;
+pub use record::{JobError, JobRecord, WebhookView};
 pub use result::{
     BBox, BestMatch, EmbedResult, EmbeddedFace, FaceInfo, FaceMatch, RecognizeResult, RecognizedFace, RegisterResult,
     SkipReason, SkippedFace, VerifiedAgainst, VerifyResult,
 };
 pub use secret_url::SecretUrl;
 pub use similarity::cosine;
-pub use view::{Durations, JobError, JobView, RetryView, WebhookView};
+pub use view::{Durations, JobView, RetryView};
 
 /// Length of every face embedding we store and compare (SFace).
 pub const EMBEDDING_DIM: usize = 128;

@@ -5,7 +5,9 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{JobError, JobId, JobKind, JobParams, JobRef, JobStatus, WebhookView};
+use serde::{Deserialize, Serialize};
+
+use crate::{JobErrorCode, JobId, JobKind, JobParams, JobRef, JobStatus, WebhookStatus};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRecord {
@@ -41,4 +43,22 @@ impl JobRecord {
     pub fn job_ref(&self) -> JobRef {
         JobRef { job_id: self.id, kind: self.kind, traceparent: self.traceparent.clone() }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobError {
+    /// Why the job failed; stable.
+    pub code: JobErrorCode,
+    pub message: String,
+}
+
+/// `pending` until delivered (a 2xx answer) or given up (`failed`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WebhookView {
+    /// `pending`, `delivered` or `failed`.
+    pub status: WebhookStatus,
+    pub attempts: i32,
+    /// HTTP status of the last attempt, if the receiver answered.
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
 }

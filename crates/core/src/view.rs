@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{JobErrorCode, JobId, JobKind, JobRecord, JobStatus, WebhookStatus};
+use crate::{JobError, JobId, JobKind, JobRecord, JobStatus, WebhookView};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobView {
@@ -36,13 +36,6 @@ pub struct RetryView {
     pub last_error: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct JobError {
-    /// Why the job failed; stable.
-    pub code: JobErrorCode,
-    pub message: String,
-}
-
 /// How long the job waited and ran so far, in milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Durations {
@@ -68,17 +61,6 @@ impl Durations {
         let processing_ms = started.map(|started| ms(started, finished.unwrap_or(now)));
         Self { queued_ms, processing_ms }
     }
-}
-
-/// `pending` until delivered (a 2xx answer) or given up (`failed`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct WebhookView {
-    /// `pending`, `delivered` or `failed`.
-    pub status: WebhookStatus,
-    pub attempts: i32,
-    /// HTTP status of the last attempt, if the receiver answered.
-    pub last_status: Option<i32>,
-    pub last_error: Option<String>,
 }
 
 impl JobView {
@@ -120,6 +102,7 @@ impl From<JobRecord> for JobView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::JobErrorCode;
 
     #[test]
     fn durations_follow_the_timestamps() {
