@@ -293,3 +293,12 @@ async fn misspelt_query_parameters_are_refused_on_every_route_that_reads_a_query
     app.live("collection=people&threshold=0.9", &[], &[]).await.unwrap();
     app.stop().await.unwrap();
 }
+
+/// The example of docs/development.md: an api test needs no worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_deployment_lists_no_collections() {
+    let app = TestApp::api_only().await.unwrap();
+    let (status, body) = app.get_json("/v1/collections").await;
+    assert_eq!((status, body["collections"].as_array().map(Vec::len)), (200, Some(0)), "{body}");
+    app.stop().await.unwrap();
+}
