@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use facerec_testkit::reqwest::{self, RequestBuilder};
 use facerec_testkit::serde_json::Value;
-use facerec_testkit::{TestApp, jpeg, photo};
+use facerec_testkit::{TestApp, form, jpeg, photo};
 use image::{DynamicImage, ImageFormat, RgbImage};
 
 fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
@@ -70,17 +70,6 @@ fn webp_bomb(width: u32, height: u32) -> Vec<u8> {
     let bits = (old & !0x0FFF_FFFF) | (width - 1) | ((height - 1) << 14);
     webp[21..25].copy_from_slice(&bits.to_le_bytes());
     webp
-}
-
-fn form(image: Option<Vec<u8>>, fields: &[(&str, &str)]) -> reqwest::multipart::Form {
-    let mut form = reqwest::multipart::Form::new();
-    if let Some(bytes) = image {
-        form = form.part("image", reqwest::multipart::Part::bytes(bytes).file_name("upload"));
-    }
-    for (k, v) in fields {
-        form = form.text(k.to_string(), v.to_string());
-    }
-    form
 }
 
 struct Case {
