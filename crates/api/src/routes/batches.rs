@@ -18,7 +18,9 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::callback_url::callback_url_field;
 use crate::intake::{self, Spooled};
-use crate::routes::gallery::{collection_field, consent_field, consent_rule, limit, request_id};
+use crate::routes::gallery::{
+    collection_field, consent_field, consent_rule, id_cursor, limit, next_id_cursor, request_id,
+};
 use crate::routes::query::{known_params, parse};
 use crate::upload::known_field;
 use crate::{ApiError, AppState, ErrorCode};
@@ -147,13 +149,13 @@ pub async fn list_batches(
     known_params(&query, &["status", "cursor", "limit"])?;
     let filter = BatchFilter {
         status: parse(&query, "status", ErrorCode::InvalidStatus, BatchStatus::parse)?,
-        before: parse(&query, "cursor", ErrorCode::InvalidCursor, |v| v.parse::<Uuid>().ok())?,
+        before: id_cursor(&query)?,
         visible: caller.visibility(),
     };
     let limit = limit(&query)?;
     let batches = state.store.list_batches(&filter, limit).await?;
-    let next_cursor = (batches.len() == limit as usize).then(|| batches.last().map(|b| b.batch_id.to_string()));
-    Ok(Json(BatchPage { batches, next_cursor: next_cursor.flatten() }))
+    let next_cursor = next_id_cursor(&batches, limit, |b| b.batch_id);
+    Ok(Json(BatchPage { batches, next_cursor }))
 }
 
 /// The batch with its counts.

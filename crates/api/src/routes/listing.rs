@@ -9,11 +9,9 @@ use facerec_core::{CollectionName, JobId, JobView};
 use serde::Serialize;
 
 use crate::auth::Caller;
-use crate::routes::gallery::collection_not_found;
+use crate::routes::gallery::{collection_not_found, limit, next_id_cursor};
 use crate::routes::query::{known_params, parse};
 use crate::{ApiError, AppState, ErrorCode};
-
-const DEFAULT_LIMIT: u32 = 20;
 
 /// A page of jobs.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -80,8 +78,7 @@ pub async fn list_jobs(
         before: parse(&query, "cursor", ErrorCode::InvalidCursor, |v| v.parse::<JobId>().ok())?,
         visible: caller.visibility(),
     };
-    let limit = parse(&query, "limit", ErrorCode::InvalidLimit, |v| v.parse().ok().filter(|n| (1..=100).contains(n)))?
-        .unwrap_or(DEFAULT_LIMIT);
+    let limit = limit(&query)?;
     let jobs = state.store.list_jobs(&filter, limit).await?;
     // A misspelt collection must not read as "no jobs there": a first page
     // that is empty for a collection that does not exist (or that the key may
@@ -93,7 +90,7 @@ pub async fn list_jobs(
     {
         return Err(collection_not_found(name));
     }
-    let next_cursor = (jobs.len() == limit as usize).then(|| jobs.last().map(|j| j.id.to_string())).flatten();
+    let next_cursor = next_id_cursor(&jobs, limit, |j| j.id.0);
     Ok(Json(JobPage { jobs: jobs.into_iter().map(JobView::from).collect(), next_cursor }))
 }
 
