@@ -74,37 +74,17 @@ async fn one_trace_id_runs_from_the_client_through_the_api_into_the_worker_and_i
     let db = TestDatabase::create().await.unwrap();
     let (spans, endpoint) = start_receiver().await;
     let queue = format!("facerec-test-{}", uuid::Uuid::new_v4().simple());
-    let env = |extra: (&'static str, &str)| {
-        vec![
-            ("DATABASE_URL", db.database_url.clone()),
-            ("FACEREC_QUEUE", queue.clone()),
-            ("RUST_LOG", "info".to_owned()),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()),
-            // Nothing is sent on a timer during the test: only the flush at shutdown.
-            ("OTEL_BSP_SCHEDULE_DELAY", "600000".to_owned()),
-            // Nor when a batch fills up (each poll of the job is a span of the api's).
-            ("OTEL_BSP_MAX_QUEUE_SIZE", "100000".to_owned()),
-            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100000".to_owned()),
-            ("FACEREC_WORKER_CONCURRENCY", "1".to_owned()),
-            ("FACEREC_INTRA_THREADS", "1".to_owned()),
-            (extra.0, extra.1.to_owned()),
-        ]
-    };
-    let mut api = Process::start(&built_binary("facerec-api"), &[], &env(("FACEREC_API_ADDR", "127.0.0.1:0")));
-    let api_addr = api.address_after("api listening", Duration::from_secs(60)).await;
+    let env = traced_env(&db, &queue, &endpoint);
+    let (api, base) = start_api(&env).await;
     // The worker logs little (warnings, and the line saying it is ready): quiet logs do not empty the traces.
-    let mut worker_env = env(("FACEREC_POLL_INTERVAL_MS", "20"));
-    worker_env.retain(|(k, _)| *k != "RUST_LOG");
-    worker_env.push(("RUST_LOG", "warn,facerec_worker::app=info".to_owned()));
-    let mut worker = Process::start(&built_binary("facerec-worker"), &[], &worker_env);
-    worker.line_with("worker ready", Duration::from_secs(120)).await;
+    let worker = start_worker(&env, &[]).await;
 
     // The client's own trace context, as a traced client sends it.
     let client_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let client_span = "00f067aa0ba902b7";
     let client = reqwest::Client::new();
     let response = client
-        .post(format!("http://{api_addr}/v1/register"))
+        .post(format!("{base}/v1/register"))
         .header("traceparent", format!("00-{client_trace}-{client_span}-01"))
         .multipart(form(Some(photo("obama.jpg")), &[("subject", "traced"), ("collection", "traces")]))
         .send()
@@ -112,17 +92,12 @@ async fn one_trace_id_runs_from_the_client_through_the_api_into_the_worker_and_i
         .unwrap();
     assert_eq!(response.status(), 202);
     let id = response.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_owned();
-    let job = wait_for_job_at(&client, &format!("http://{api_addr}"), &id, Duration::from_secs(60)).await;
+    let job = wait_for_job_at(&client, &base, &id, Duration::from_secs(60)).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     assert!(spans.lock().unwrap().is_empty(), "spans arrived before shutdown: the schedule delay was not applied");
 
     // SIGTERM: each process drains, flushes its spans, and exits cleanly.
-    api.signal("TERM");
-    worker.signal("TERM");
-    assert!(api.exit_within(Duration::from_secs(40)).await.success(), "{}", api.output());
-    assert!(worker.exit_within(Duration::from_secs(60)).await.success(), "{}", worker.output());
-
-    let spans = spans.lock().unwrap().clone();
+    let spans = stop_and_collect(api, worker, &spans).await;
     let traced: Vec<_> = spans.iter().filter(|s| s.trace_id == client_trace).collect();
     let of = |service: &str, name: &str| traced.iter().find(|s| s.service == service && s.name == name).copied();
     let request = of("facerec-api", "request").unwrap_or_else(|| panic!("no api request span in {spans:#?}"));
@@ -139,14 +114,16 @@ async fn one_trace_id_runs_from_the_client_through_the_api_into_the_worker_and_i
     db.drop().await.unwrap();
 }
 
-/// What both binaries of the tests below run with: the test's database and
+/// What both binaries of every test here run with: the test's database and
 /// queue, the receiver, and nothing exported before the flush at shutdown.
 fn traced_env(db: &TestDatabase, queue: &str, endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
         ("DATABASE_URL", db.database_url.clone()),
         ("FACEREC_QUEUE", queue.to_owned()),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.to_owned()),
+        // Nothing is sent on a timer during a test: only the flush at shutdown.
         ("OTEL_BSP_SCHEDULE_DELAY", "600000".to_owned()),
+        // Nor when a batch fills up (each poll of a job is a span of the api's).
         ("OTEL_BSP_MAX_QUEUE_SIZE", "100000".to_owned()),
         ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100000".to_owned()),
         ("FACEREC_WORKER_CONCURRENCY", "1".to_owned()),
